@@ -318,3 +318,23 @@ pub fn field_index(fields: &[FieldDef], name: &str) -> Option<usize> {
         .unwrap_or(name);
     fields.iter().position(|f| f.relation == Some(relation))
 }
+
+macro_rules! value_from {
+    ($($t:ty => |$v:ident| $e:expr),* $(,)?) => {
+        $(impl From<$t> for Value {
+            fn from($v: $t) -> Value {
+                $e
+            }
+        })*
+    };
+}
+
+value_from! {
+    bool => |v| Value::Bool(v),
+    i16 => |v| Value::Int(v.into()),
+    i32 => |v| Value::Int(v.into()),
+    i64 => |v| Value::Int(v),
+    f64 => |v| Value::Float(v),
+    String => |v| Value::Text(v),
+    &str => |v| Value::Text(v.to_owned()),
+}

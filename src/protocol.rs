@@ -1,0 +1,169 @@
+//! The wire protocol: request frames in, reply and event frames out, close
+//! codes. `docs/protocol.md` describes the same shapes for client authors.
+
+use serde::Deserialize;
+
+use crate::change::Action;
+use crate::error::Error;
+
+/// A request frame: `{"id": .., "route": "..", "verb": "..", "args": {..}}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// Echoed in the reply so the client can correlate (string or number).
+    pub id: serde_json::Value,
+    /// The route addressed.
+    pub route: String,
+    /// The verb to run.
+    pub verb: String,
+    /// The verb's arguments (an object; `{}` when absent).
+    pub args: serde_json::Value,
+}
+
+impl Request {
+    /// Parses a text frame. The error carries whatever request id could be
+    /// recovered, so even a bad request gets a correlated reply.
+    pub fn parse(text: &str) -> Result<Request, (serde_json::Value, Error)> {
+        let value: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| (serde_json::Value::Null, Error::MalformedFrame(format!("invalid JSON: {e}"))))?;
+        let serde_json::Value::Object(mut object) = value else {
+            return Err((serde_json::Value::Null, Error::MalformedFrame("a request must be a JSON object".into())));
+        };
+        let id = object.remove("id").unwrap_or(serde_json::Value::Null);
+        let mut problems = crate::error::FieldErrors::new();
+        if !(id.is_string() || id.is_number()) {
+            problems.add("id", "must be a string or a number");
+        }
+        let mut text_field = |name: &str| match object.remove(name) {
+            Some(serde_json::Value::String(s)) if !s.is_empty() => s,
+            _ => {
+                problems.add(name, "must be a non-empty string");
+                String::new()
+            }
+        };
+        let route = text_field("route");
+        let verb = text_field("verb");
+        let args = match object.remove("args") {
+            None | Some(serde_json::Value::Null) => serde_json::Value::Object(Default::default()),
+            Some(args @ serde_json::Value::Object(_)) => args,
+            Some(_) => {
+                problems.add("args", "must be an object");
+                serde_json::Value::Null
+            }
+        };
+        for key in object.keys() {
+            problems.add(key, "is not a request field (expected id, route, verb, args)");
+        }
+        if !problems.is_empty() {
+            return Err((id, Error::BadArgs(problems)));
+        }
+        Ok(Request { id, route, verb, args })
+    }
+
+    /// Recovers just the id of a frame too large to handle, without
+    /// building the rest of it.
+    pub fn peek_id(text: &str) -> serde_json::Value {
+        #[derive(Deserialize)]
+        struct IdOnly {
+            #[serde(default)]
+            id: serde_json::Value,
+        }
+        serde_json::from_str::<IdOnly>(text).map(|r| r.id).unwrap_or_default()
+    }
+}
+
+/// `{"type":"reply","id":..,"ok":true,"data":..}`
+pub fn ok_reply(id: &serde_json::Value, data: serde_json::Value) -> String {
+    serde_json::json!({ "type": "reply", "id": id, "ok": true, "data": data }).to_string()
+}
+
+/// `{"type":"reply","id":..,"ok":false,"error":{"code":..,"message":..,"fields":..}}`
+pub fn error_reply(id: &serde_json::Value, error: &Error) -> String {
+    serde_json::json!({ "type": "reply", "id": id, "ok": false, "error": error.to_json() }).to_string()
+}
+
+/// `{"type":"event","sub":..,"seq":..,"pos":..,"route":..,"action":..,"data":..}`.
+/// `data` is already-serialized JSON shared between subscribers; only this
+/// small header is written per subscriber.
+pub fn event_frame(sub: u64, seq: u64, pos: u64, route: &str, action: Action, data: &str) -> String {
+    use std::fmt::Write;
+    let mut frame = String::with_capacity(96 + route.len() + data.len());
+    let _ = write!(
+        frame,
+        r#"{{"type":"event","sub":{sub},"seq":{seq},"pos":{pos},"route":{},"action":"{}","data":{data}}}"#,
+        serde_json::Value::from(route),
+        action.as_str()
+    );
+    frame
+}
+
+/// Why the server closed a connection, sent as the WebSocket close code and reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseReason {
+    /// The close code.
+    pub code: u16,
+    /// A human-readable reason (at most 123 bytes, as WebSocket requires).
+    pub reason: String,
+}
+
+impl CloseReason {
+    /// 1000: the server is shutting down or the client asked to close.
+    pub const NORMAL: u16 = 1000;
+    /// 1009: a frame over the hard size limit (the soft limit gets an error reply instead).
+    pub const TOO_BIG: u16 = 1009;
+    /// 4001: no frame or pong from the client within the heartbeat timeout.
+    pub const HEARTBEAT_TIMEOUT: u16 = 4001;
+    /// 4008: the client read too slowly and its outbound queue filled up.
+    pub const SLOW_CONSUMER: u16 = 4008;
+
+    /// The outbound queue of `capacity` frames overflowed.
+    pub fn slow_consumer(capacity: usize) -> Self {
+        CloseReason { code: Self::SLOW_CONSUMER, reason: format!("slow consumer: outbound queue of {capacity} frames is full") }
+    }
+
+    /// Nothing heard from the client for `secs` seconds.
+    pub fn heartbeat_timeout(secs: f64) -> Self {
+        CloseReason { code: Self::HEARTBEAT_TIMEOUT, reason: format!("heartbeat timeout: nothing received for {secs:.1}s") }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_request() {
+        let r = Request::parse(r#"{"id":1,"route":"item","verb":"get_list","args":{"filter":{}}}"#).unwrap();
+        assert_eq!(r.id, 1);
+        assert_eq!(r.verb, "get_list");
+        let r = Request::parse(r#"{"id":"a","route":"item","verb":"get_list"}"#).unwrap();
+        assert_eq!(r.args, serde_json::json!({}));
+    }
+
+    #[test]
+    fn bad_requests_keep_their_id() {
+        let (id, e) = Request::parse(r#"{"id":7,"route":5,"args":[]}"#).unwrap_err();
+        assert_eq!(id, 7);
+        assert_eq!(e.code(), "bad_args");
+        let fields = e.fields().unwrap();
+        assert!(fields.0.contains_key("route") && fields.0.contains_key("verb") && fields.0.contains_key("args"));
+        let (id, e) = Request::parse("[1,2]").unwrap_err();
+        assert_eq!((id, e.code()), (serde_json::Value::Null, "malformed_frame"));
+        let (_, e) = Request::parse("{nope").unwrap_err();
+        assert_eq!(e.code(), "malformed_frame");
+    }
+
+    #[test]
+    fn event_frame_is_valid_json() {
+        let frame = event_frame(3, 9, 120, "todo-item", Action::Updated, r#"{"id":1,"done":true}"#);
+        let v: serde_json::Value = serde_json::from_str(&frame).unwrap();
+        assert_eq!(v["seq"], 9);
+        assert_eq!(v["data"]["done"], true);
+        assert_eq!(v["action"], "updated");
+    }
+
+    #[test]
+    fn peek_id_of_a_huge_frame() {
+        assert_eq!(Request::peek_id(r#"{"route":"x","id":42,"args":{"data":"....."}}"#), 42);
+        assert_eq!(Request::peek_id("not json"), serde_json::Value::Null);
+    }
+}

@@ -1,0 +1,276 @@
+//! The subscription registry and its equality index.
+//!
+//! Subscriptions with the same effective filter (the client's filter ANDed
+//! with the identity's scope) share one [`Group`], so a filter is evaluated
+//! once per change however many clients hold it. Each group is indexed under
+//! one of its equality predicates (`list_id = 7`): a change looks up only the
+//! groups keyed on its old and new values of the indexed fields, plus the few
+//! groups with no equality predicate, so matching cost per change stays flat
+//! as subscriptions grow.
+//!
+//! Each [`Subscription`] also owns the gapless-start buffer and its sequence
+//! counter, so that the subscribe reply, buffered changes and later changes
+//! reach its connection in order.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use parking_lot::{Mutex, RwLock};
+
+use crate::change::{Action, Change};
+use crate::connection::{Outbound, Outbox};
+use crate::filter::Filter;
+use crate::model::Value;
+
+/// Every live subscription of this process, by route.
+#[derive(Default)]
+pub struct Registry {
+    routes: DashMap<&'static str, Arc<RwLock<RouteSubscriptions>>>,
+    next_id: AtomicU64,
+    hasher: RandomState,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").field("routes", &self.routes.len()).finish()
+    }
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a subscription. It starts buffering changes at once; call
+    /// [`Subscription::start`] with the snapshot's position to go live.
+    pub fn subscribe(&self, route: &'static str, filter: Filter, outbox: Arc<Outbox>) -> Arc<Subscription> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let subs = self.routes.entry(route).or_default().clone();
+        let mut subs = subs.write();
+        let key = filter.canonical_key();
+        let group = match subs.by_filter.get(&key) {
+            Some(&g) => g,
+            None => subs.add_group(key, filter, &self.hasher),
+        };
+        let sub = Arc::new(Subscription { id, route, group, outbox, state: Mutex::new(SubState::Starting(Vec::new())) });
+        subs.groups.get_mut(&group).expect("group just found").members.push(sub.clone());
+        sub
+    }
+
+    /// Removes a subscription; it receives nothing more.
+    pub fn unsubscribe(&self, sub: &Subscription) {
+        *sub.state.lock() = SubState::Closed;
+        let Some(subs) = self.routes.get(sub.route).map(|s| s.clone()) else { return };
+        let mut subs = subs.write();
+        let Some(group) = subs.groups.get_mut(&sub.group) else { return };
+        group.members.retain(|m| m.id != sub.id);
+        if group.members.is_empty() {
+            subs.remove_group(sub.group);
+        }
+    }
+
+    /// Calls `deliver` for each group of `change.route` that the change
+    /// concerns, with the action its members are told. Only candidate groups
+    /// from the index are evaluated.
+    pub fn for_each_match(&self, change: &Change, mut deliver: impl FnMut(&Group, Action)) {
+        let Some(subs) = self.routes.get(change.route).map(|s| s.clone()) else { return };
+        let subs = subs.read();
+        let mut visit = |id: &u64| {
+            let group = &subs.groups[id];
+            let before = change.old.as_deref().is_some_and(|row| group.filter.matches(row));
+            let after = change.new.as_deref().is_some_and(|row| group.filter.matches(row));
+            if let Some(action) = Action::for_transition(before, after) {
+                deliver(group, action);
+            }
+        };
+        for &(field, _) in &subs.indexed_fields {
+            let old = change.old.as_deref().and_then(|row| key_hash(&self.hasher, &row[field]));
+            let new = change.new.as_deref().and_then(|row| key_hash(&self.hasher, &row[field]));
+            for hash in [old, new.filter(|h| Some(*h) != old)].into_iter().flatten() {
+                subs.index.get(&(field, hash)).into_iter().flatten().for_each(&mut visit);
+            }
+        }
+        subs.unindexed.iter().for_each(visit);
+    }
+
+    /// Delivers a change to every matching subscription. Payloads are
+    /// serialized once per change and shared.
+    pub fn fan_out(&self, change: &Change) {
+        self.for_each_match(change, |group, action| {
+            let Some(data) = change.payload(action) else { return };
+            for member in &group.members {
+                member.deliver(change.pos, action, &data);
+            }
+        });
+    }
+
+    /// The number of subscriptions and groups of a route.
+    pub fn stats(&self, route: &str) -> (usize, usize) {
+        self.routes.get(route).map_or((0, 0), |s| {
+            let s = s.read();
+            (s.groups.values().map(|g| g.members.len()).sum(), s.groups.len())
+        })
+    }
+}
+
+/// Hash of an indexable value. Floats and nulls are never index keys.
+fn key_hash(hasher: &RandomState, value: &Value) -> Option<u64> {
+    let mut h = hasher.build_hasher();
+    match value {
+        Value::Int(i) => (0u8, i).hash(&mut h),
+        Value::Bool(b) => (1u8, b).hash(&mut h),
+        Value::Text(s) => (2u8, s).hash(&mut h),
+        Value::Null | Value::Float(_) => return None,
+    }
+    Some(h.finish())
+}
+
+/// The subscriptions of one route.
+#[derive(Default)]
+struct RouteSubscriptions {
+    groups: HashMap<u64, Group>,
+    by_filter: HashMap<String, u64>,
+    /// (field, value hash) → groups keyed on that value. Hash collisions only
+    /// add candidates; each candidate's filter is still evaluated.
+    index: HashMap<(usize, u64), Vec<u64>>,
+    /// Fields some group is keyed on, with how many groups.
+    indexed_fields: Vec<(usize, usize)>,
+    unindexed: Vec<u64>,
+    next_group: u64,
+}
+
+impl RouteSubscriptions {
+    fn add_group(&mut self, canonical: String, filter: Filter, hasher: &RandomState) -> u64 {
+        self.next_group += 1;
+        let id = self.next_group;
+        // Prefer a field other groups are keyed on, so a change looks up few fields.
+        let key = filter
+            .equalities()
+            .filter_map(|(field, value)| Some((field, key_hash(hasher, value)?)))
+            .max_by_key(|(field, _)| self.indexed_fields.iter().find(|(f, _)| f == field).map_or(0, |(_, n)| *n));
+        match key {
+            Some((field, hash)) => {
+                self.index.entry((field, hash)).or_default().push(id);
+                match self.indexed_fields.iter_mut().find(|(f, _)| *f == field) {
+                    Some((_, n)) => *n += 1,
+                    None => self.indexed_fields.push((field, 1)),
+                }
+            }
+            None => self.unindexed.push(id),
+        }
+        self.by_filter.insert(canonical.clone(), id);
+        self.groups.insert(id, Group { filter, canonical, key, members: Vec::new() });
+        id
+    }
+
+    fn remove_group(&mut self, id: u64) {
+        let Some(group) = self.groups.remove(&id) else { return };
+        self.by_filter.remove(&group.canonical);
+        match group.key {
+            Some(key) => {
+                if let Some(ids) = self.index.get_mut(&key) {
+                    ids.retain(|g| *g != id);
+                    if ids.is_empty() {
+                        self.index.remove(&key);
+                    }
+                }
+                if let Some(at) = self.indexed_fields.iter().position(|(f, _)| *f == key.0) {
+                    self.indexed_fields[at].1 -= 1;
+                    if self.indexed_fields[at].1 == 0 {
+                        self.indexed_fields.swap_remove(at);
+                    }
+                }
+            }
+            None => self.unindexed.retain(|g| *g != id),
+        }
+    }
+}
+
+/// Subscriptions that share one effective filter.
+pub struct Group {
+    filter: Filter,
+    canonical: String,
+    key: Option<(usize, u64)>,
+    members: Vec<Arc<Subscription>>,
+}
+
+impl Group {
+    /// The subscriptions in the group.
+    pub fn members(&self) -> &[Arc<Subscription>] {
+        &self.members
+    }
+}
+
+/// One client subscription.
+pub struct Subscription {
+    /// Unique in this process; the client names it in `unsubscribe`.
+    pub id: u64,
+    route: &'static str,
+    group: u64,
+    outbox: Arc<Outbox>,
+    state: Mutex<SubState>,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription").field("id", &self.id).field("route", &self.route).finish()
+    }
+}
+
+enum SubState {
+    /// Registered, snapshot not yet read: changes wait here.
+    Starting(Vec<(u64, Action, Arc<str>)>),
+    /// Changes go straight to the connection, numbered by `seq`.
+    Live { seq: u64 },
+    /// Unsubscribed or disconnected.
+    Closed,
+}
+
+impl Subscription {
+    /// The route subscribed to.
+    pub fn route(&self) -> &'static str {
+        self.route
+    }
+
+    /// Goes live after the snapshot at position `snapshot_pos` was read:
+    /// queues `reply`, then every buffered change the snapshot does not
+    /// already hold, in order. Returns false if the subscription was closed.
+    pub fn start(&self, snapshot_pos: u64, reply: String) -> bool {
+        let mut state = self.state.lock();
+        let SubState::Starting(buffer) = &mut *state else { return false };
+        let buffer = std::mem::take(buffer);
+        if !self.outbox.push(Outbound::Frame(reply)) {
+            *state = SubState::Closed;
+            return false;
+        }
+        let mut seq = 0;
+        for (pos, action, data) in buffer.into_iter().filter(|(pos, ..)| *pos > snapshot_pos) {
+            seq += 1;
+            if !self.outbox.push(Outbound::Event { sub: self.id, seq, pos, route: self.route, action, data }) {
+                *state = SubState::Closed;
+                return false;
+            }
+        }
+        *state = SubState::Live { seq };
+        true
+    }
+
+    fn deliver(&self, pos: u64, action: Action, data: &Arc<str>) {
+        let mut state = self.state.lock();
+        match &mut *state {
+            SubState::Starting(buffer) => buffer.push((pos, action, data.clone())),
+            SubState::Live { seq } => {
+                *seq += 1;
+                let event = Outbound::Event { sub: self.id, seq: *seq, pos, route: self.route, action, data: data.clone() };
+                if !self.outbox.push(event) {
+                    *state = SubState::Closed;
+                }
+            }
+            SubState::Closed => {}
+        }
+    }
+}
