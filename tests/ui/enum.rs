@@ -1,0 +1,9 @@
+use wyrmhole::Model;
+
+#[derive(Model)]
+enum Status {
+    Open,
+    Done,
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use wyrmhole::Model;
+
+#[derive(Model)]
+struct TodoItem(i32, String);
+
+fn main() {}
