@@ -64,7 +64,13 @@ pub struct Change {
 
 impl Change {
     /// A change not yet given its position.
-    pub fn new(route: &'static str, fields: &'static [FieldDef], pk: usize, old: Option<Row>, new: Option<Row>) -> Self {
+    pub fn new(
+        route: &'static str,
+        fields: &'static [FieldDef],
+        pk: usize,
+        old: Option<Row>,
+        new: Option<Row>,
+    ) -> Self {
         Change { route, fields, pk, pos: 0, old, new, payloads: Default::default() }
     }
 

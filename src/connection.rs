@@ -204,7 +204,10 @@ pub(crate) async fn serve(socket: WebSocket, router: Arc<RouterCore>, identity: 
             Ok(Some(Err(e))) => {
                 tracing::debug!(error = %e, "websocket read failed");
                 if e.to_string().contains("Space limit exceeded") || e.to_string().contains("too long") {
-                    outbox.close(CloseReason { code: CloseReason::TOO_BIG, reason: "frame over the hard size limit".into() });
+                    outbox.close(CloseReason {
+                        code: CloseReason::TOO_BIG,
+                        reason: "frame over the hard size limit".into(),
+                    });
                 }
                 break;
             }

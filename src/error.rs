@@ -45,11 +45,7 @@ impl FieldErrors {
 
     /// A one-line summary, for messages and logs.
     pub fn summary(&self) -> String {
-        self.0
-            .iter()
-            .map(|(k, v)| format!("{k}: {}", v.join("; ")))
-            .collect::<Vec<_>>()
-            .join(", ")
+        self.0.iter().map(|(k, v)| format!("{k}: {}", v.join("; "))).collect::<Vec<_>>().join(", ")
     }
 }
 
@@ -190,9 +186,10 @@ impl From<diesel::result::Error> for Error {
     fn from(e: diesel::result::Error) -> Self {
         use diesel::result::{DatabaseErrorKind as K, Error as D};
         match &e {
-            D::DatabaseError(K::UniqueViolation | K::ForeignKeyViolation | K::NotNullViolation | K::CheckViolation, info) => {
-                Error::Conflict(info.message().to_owned())
-            }
+            D::DatabaseError(
+                K::UniqueViolation | K::ForeignKeyViolation | K::NotNullViolation | K::CheckViolation,
+                info,
+            ) => Error::Conflict(info.message().to_owned()),
             D::NotFound => Error::Internal("row vanished during the request".into()),
             _ => Error::Internal(e.to_string()),
         }

@@ -56,11 +56,9 @@ impl FieldType {
             (_, J::Null) => Err("may not be null".into()),
             (FieldType::Bool, J::Bool(b)) => Ok(Value::Bool(*b)),
             (FieldType::Text, J::String(s)) => Ok(Value::Text(s.clone())),
-            (FieldType::F64, J::Number(n)) => n
-                .as_f64()
-                .filter(|f| f.is_finite())
-                .map(Value::Float)
-                .ok_or_else(|| "must be a finite number".into()),
+            (FieldType::F64, J::Number(n)) => {
+                n.as_f64().filter(|f| f.is_finite()).map(Value::Float).ok_or_else(|| "must be a finite number".into())
+            }
             (ty, J::Number(n)) if ty.is_integer() => {
                 let (min, max) = ty.integer_range();
                 match n.as_i64() {
@@ -195,9 +193,9 @@ impl ValueRef<'_> {
             ValueRef::Null => serde_json::Value::Null,
             ValueRef::Bool(b) => b.into(),
             ValueRef::Int(i) => i.into(),
-            ValueRef::Float(f) => serde_json::Number::from_f64(f)
-                .map(serde_json::Value::Number)
-                .unwrap_or(serde_json::Value::Null),
+            ValueRef::Float(f) => {
+                serde_json::Number::from_f64(f).map(serde_json::Value::Number).unwrap_or(serde_json::Value::Null)
+            }
             ValueRef::Text(s) => s.into(),
         }
     }
@@ -312,10 +310,7 @@ pub fn field_index(fields: &[FieldDef], name: &str) -> Option<usize> {
     if let Some(i) = fields.iter().position(|f| f.name == name) {
         return Some(i);
     }
-    let relation = name
-        .strip_suffix("__id")
-        .or_else(|| name.strip_suffix("__pk"))
-        .unwrap_or(name);
+    let relation = name.strip_suffix("__id").or_else(|| name.strip_suffix("__pk")).unwrap_or(name);
     fields.iter().position(|f| f.relation == Some(relation))
 }
 

@@ -117,12 +117,18 @@ impl CloseReason {
 
     /// The outbound queue of `capacity` frames overflowed.
     pub fn slow_consumer(capacity: usize) -> Self {
-        CloseReason { code: Self::SLOW_CONSUMER, reason: format!("slow consumer: outbound queue of {capacity} frames is full") }
+        CloseReason {
+            code: Self::SLOW_CONSUMER,
+            reason: format!("slow consumer: outbound queue of {capacity} frames is full"),
+        }
     }
 
     /// Nothing heard from the client for `secs` seconds.
     pub fn heartbeat_timeout(secs: f64) -> Self {
-        CloseReason { code: Self::HEARTBEAT_TIMEOUT, reason: format!("heartbeat timeout: nothing received for {secs:.1}s") }
+        CloseReason {
+            code: Self::HEARTBEAT_TIMEOUT,
+            reason: format!("heartbeat timeout: nothing received for {secs:.1}s"),
+        }
     }
 }
 

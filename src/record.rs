@@ -106,12 +106,8 @@ impl Patch {
 
     /// All fields of a row but the primary key: what `save` writes.
     pub fn from_row(fields: &[FieldDef], row: &[Value]) -> Patch {
-        let values = row
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !fields[*i].primary_key)
-            .map(|(i, v)| (i, v.clone()))
-            .collect();
+        let values =
+            row.iter().enumerate().filter(|(i, _)| !fields[*i].primary_key).map(|(i, v)| (i, v.clone())).collect();
         Patch { values }
     }
 
@@ -164,11 +160,56 @@ mod tests {
     use crate::model::FieldType;
 
     const FIELDS: &[FieldDef] = &[
-        FieldDef { name: "id", column: "id", ty: FieldType::I32, nullable: false, published: true, updatable: false, primary_key: true, relation: None },
-        FieldDef { name: "text", column: "text", ty: FieldType::Text, nullable: false, published: true, updatable: true, primary_key: false, relation: None },
-        FieldDef { name: "rank", column: "rank", ty: FieldType::I16, nullable: true, published: true, updatable: true, primary_key: false, relation: None },
-        FieldDef { name: "owner", column: "owner", ty: FieldType::I64, nullable: false, published: false, updatable: false, primary_key: false, relation: None },
-        FieldDef { name: "list_id", column: "list_id", ty: FieldType::I32, nullable: false, published: true, updatable: false, primary_key: false, relation: Some("list") },
+        FieldDef {
+            name: "id",
+            column: "id",
+            ty: FieldType::I32,
+            nullable: false,
+            published: true,
+            updatable: false,
+            primary_key: true,
+            relation: None,
+        },
+        FieldDef {
+            name: "text",
+            column: "text",
+            ty: FieldType::Text,
+            nullable: false,
+            published: true,
+            updatable: true,
+            primary_key: false,
+            relation: None,
+        },
+        FieldDef {
+            name: "rank",
+            column: "rank",
+            ty: FieldType::I16,
+            nullable: true,
+            published: true,
+            updatable: true,
+            primary_key: false,
+            relation: None,
+        },
+        FieldDef {
+            name: "owner",
+            column: "owner",
+            ty: FieldType::I64,
+            nullable: false,
+            published: false,
+            updatable: false,
+            primary_key: false,
+            relation: None,
+        },
+        FieldDef {
+            name: "list_id",
+            column: "list_id",
+            ty: FieldType::I32,
+            nullable: false,
+            published: true,
+            updatable: false,
+            primary_key: false,
+            relation: Some("list"),
+        },
     ];
 
     #[test]

@@ -56,7 +56,8 @@ impl Registry {
             Some(&g) => g,
             None => subs.add_group(key, filter, &self.hasher),
         };
-        let sub = Arc::new(Subscription { id, route, group, outbox, state: Mutex::new(SubState::Starting(Vec::new())) });
+        let sub =
+            Arc::new(Subscription { id, route, group, outbox, state: Mutex::new(SubState::Starting(Vec::new())) });
         subs.groups.get_mut(&group).expect("group just found").members.push(sub.clone());
         sub
     }
@@ -265,7 +266,8 @@ impl Subscription {
             SubState::Starting(buffer) => buffer.push((pos, action, data.clone())),
             SubState::Live { seq } => {
                 *seq += 1;
-                let event = Outbound::Event { sub: self.id, seq: *seq, pos, route: self.route, action, data: data.clone() };
+                let event =
+                    Outbound::Event { sub: self.id, seq: *seq, pos, route: self.route, action, data: data.clone() };
                 if !self.outbox.push(event) {
                     *state = SubState::Closed;
                 }

@@ -14,21 +14,23 @@ use futures_util::future::BoxFuture;
 use crate::auth::Identity;
 use crate::connection::Session;
 use crate::error::{Error, FieldErrors};
+use crate::filter::sql::{quote_ident, Bind};
 use crate::filter::{FieldAccess, Filter};
 use crate::model::{json_kind, Model, Value};
 use crate::protocol::{self, Request};
 use crate::record::{self, Patch, WriteAccess};
 use crate::store::{columns, get_by_id, load, Db, Persist};
-use crate::filter::sql::{quote_ident, Bind};
 
 type ScopeFn = Arc<dyn Fn(&Identity) -> Option<serde_json::Value> + Send + Sync>;
 type InitialFn = Arc<dyn Fn(&Identity) -> serde_json::Value + Send + Sync>;
 type ValidateFn<M> = Arc<dyn Fn(&Validation<'_, M>) -> Result<(), FieldErrors> + Send + Sync>;
 type PermissionFn = Arc<dyn Fn(&Identity, &str) -> Result<(), Error> + Send + Sync>;
-type VerbFn = Arc<dyn Fn(VerbContext, serde_json::Value) -> BoxFuture<'static, Result<serde_json::Value, Error>> + Send + Sync>;
+type VerbFn =
+    Arc<dyn Fn(VerbContext, serde_json::Value) -> BoxFuture<'static, Result<serde_json::Value, Error>> + Send + Sync>;
 
 /// The standard verbs.
-pub const STANDARD_VERBS: &[&str] = &["get_single", "get_list", "create", "update", "delete", "subscribe", "unsubscribe"];
+pub const STANDARD_VERBS: &[&str] =
+    &["get_single", "get_list", "create", "update", "delete", "subscribe", "unsubscribe"];
 
 /// What a validation hook sees: the row as it would be committed, and the
 /// row before (for an update). Returning errors rolls the write back.
@@ -121,7 +123,10 @@ impl<M: Persist> Route<M> {
 
     /// Checks a create or update before it commits; errors roll it back and
     /// reach the client as `validation_failed` with per-field messages.
-    pub fn validate(mut self, f: impl Fn(&Validation<'_, M>) -> Result<(), FieldErrors> + Send + Sync + 'static) -> Self {
+    pub fn validate(
+        mut self,
+        f: impl Fn(&Validation<'_, M>) -> Result<(), FieldErrors> + Send + Sync + 'static,
+    ) -> Self {
         self.validate = Some(Arc::new(f));
         self
     }
@@ -227,7 +232,13 @@ impl<M: Persist> Route<M> {
         Ok(reply)
     }
 
-    async fn create(&self, db: &Db, identity: &Identity, scope: Filter, args: &Args<'_>) -> Result<serde_json::Value, Error> {
+    async fn create(
+        &self,
+        db: &Db,
+        identity: &Identity,
+        scope: Filter,
+        args: &Args<'_>,
+    ) -> Result<serde_json::Value, Error> {
         args.reject_others(&["data"])?;
         let mut patch = Patch::parse(M::FIELDS, args.raw("data"), WriteAccess::Client)?;
         patch.check_required(M::FIELDS)?;
@@ -247,7 +258,13 @@ impl<M: Persist> Route<M> {
         .await
     }
 
-    async fn update(&self, db: &Db, identity: &Identity, scope: Filter, args: &Args<'_>) -> Result<serde_json::Value, Error> {
+    async fn update(
+        &self,
+        db: &Db,
+        identity: &Identity,
+        scope: Filter,
+        args: &Args<'_>,
+    ) -> Result<serde_json::Value, Error> {
         args.reject_others(&["id", "data"])?;
         let id = args.id::<M>()?;
         let patch = Patch::parse(M::FIELDS, args.raw("data"), WriteAccess::Client)?;
@@ -393,7 +410,9 @@ impl Args<'_> {
                 .iter()
                 .map(|i| i.as_str().ok_or_else(|| Error::bad_arg("order_by", "must be field names")))
                 .collect::<Result<_, _>>()?,
-            Some(other) => return Err(Error::bad_arg("order_by", format!("must be a string or a list, not {}", json_kind(other)))),
+            Some(other) => {
+                return Err(Error::bad_arg("order_by", format!("must be a string or a list, not {}", json_kind(other))))
+            }
         };
         let mut terms = Vec::with_capacity(keys.len() + 1);
         for key in keys {
@@ -435,11 +454,21 @@ impl Args<'_> {
 
 /// A route with its model type erased, as the router holds it.
 pub(crate) trait RouteHandler: Send + Sync {
-    fn handle<'a>(&'a self, db: &'a Db, session: &'a Session, request: Request) -> BoxFuture<'a, Result<Option<serde_json::Value>, Error>>;
+    fn handle<'a>(
+        &'a self,
+        db: &'a Db,
+        session: &'a Session,
+        request: Request,
+    ) -> BoxFuture<'a, Result<Option<serde_json::Value>, Error>>;
 }
 
 impl<M: Persist> RouteHandler for Route<M> {
-    fn handle<'a>(&'a self, db: &'a Db, session: &'a Session, request: Request) -> BoxFuture<'a, Result<Option<serde_json::Value>, Error>> {
+    fn handle<'a>(
+        &'a self,
+        db: &'a Db,
+        session: &'a Session,
+        request: Request,
+    ) -> BoxFuture<'a, Result<Option<serde_json::Value>, Error>> {
         Box::pin(async move {
             let identity = &session.identity;
             let verb = request.verb.as_str();

@@ -58,7 +58,10 @@ impl Router {
     /// Decides who connects, from the upgrade request. An `Err` answers the
     /// upgrade with HTTP 401. An anonymous identity is accepted only after
     /// [`Router::allow_anonymous`].
-    pub fn authenticate(mut self, f: impl Fn(&UpgradeRequest) -> Result<Identity, AuthError> + Send + Sync + 'static) -> Self {
+    pub fn authenticate(
+        mut self,
+        f: impl Fn(&UpgradeRequest) -> Result<Identity, AuthError> + Send + Sync + 'static,
+    ) -> Self {
         self.auth = Some(Arc::new(f));
         self
     }
@@ -115,7 +118,8 @@ impl RouterCore {
 
     /// Runs one request. `Ok(None)` means the handler queued its reply itself.
     pub(crate) async fn handle(&self, session: &Session, request: Request) -> Result<Option<serde_json::Value>, Error> {
-        let route = self.routes.get(request.route.as_str()).ok_or_else(|| Error::UnknownRoute(request.route.clone()))?;
+        let route =
+            self.routes.get(request.route.as_str()).ok_or_else(|| Error::UnknownRoute(request.route.clone()))?;
         route.handle(&self.db, session, request).await
     }
 }

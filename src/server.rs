@@ -26,8 +26,7 @@ pub fn filter(router: Router) -> BoxedFilter<(Response,)> {
         .and(query)
         .and(core)
         .map(|ws: warp::ws::Ws, headers, query: String, core: Arc<RouterCore>| {
-            let query: HashMap<String, String> =
-                url_decode_pairs(&query).into_iter().collect();
+            let query: HashMap<String, String> = url_decode_pairs(&query).into_iter().collect();
             match core.authenticate(&UpgradeRequest::new(headers, query)) {
                 Err(e) => warp::reply::with_status(e.to_string(), StatusCode::UNAUTHORIZED).into_response(),
                 Ok(identity) => {
@@ -145,6 +144,9 @@ mod tests {
     #[test]
     fn decodes_query_pairs() {
         let pairs = super::url_decode_pairs("token=a%2Bb+c&x&bad=%zz%4");
-        assert_eq!(pairs, [("token".into(), "a+b c".into()), ("x".into(), String::new()), ("bad".into(), "%zz%4".into())]);
+        assert_eq!(
+            pairs,
+            [("token".into(), "a+b c".into()), ("x".into(), String::new()), ("bad".into(), "%zz%4".into())]
+        );
     }
 }

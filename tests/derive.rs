@@ -89,41 +89,15 @@ fn todo_item_description() {
     assert_eq!(TodoItem::TABLE, "todo_items");
     assert_eq!(TodoItem::PRIMARY_KEY, 0);
     let expected = [
-        FieldDef {
-            primary_key: true,
-            ..def("id", FieldType::I32)
-        },
-        FieldDef {
-            updatable: true,
-            relation: Some("list"),
-            ..def("list_id", FieldType::I32)
-        },
-        FieldDef {
-            updatable: true,
-            ..def("text", FieldType::Text)
-        },
-        FieldDef {
-            updatable: true,
-            ..def("done", FieldType::Bool)
-        },
-        FieldDef {
-            updatable: true,
-            nullable: true,
-            ..def("priority", FieldType::I16)
-        },
-        FieldDef {
-            relation: Some("user"),
-            ..def("owner", FieldType::I64)
-        },
+        FieldDef { primary_key: true, ..def("id", FieldType::I32) },
+        FieldDef { updatable: true, relation: Some("list"), ..def("list_id", FieldType::I32) },
+        FieldDef { updatable: true, ..def("text", FieldType::Text) },
+        FieldDef { updatable: true, ..def("done", FieldType::Bool) },
+        FieldDef { updatable: true, nullable: true, ..def("priority", FieldType::I16) },
+        FieldDef { relation: Some("user"), ..def("owner", FieldType::I64) },
         def("score", FieldType::F64),
-        FieldDef {
-            published: false,
-            ..def("created_by", FieldType::I32)
-        },
-        FieldDef {
-            column: "kind",
-            ..def("type", FieldType::Text)
-        },
+        FieldDef { published: false, ..def("created_by", FieldType::I32) },
+        FieldDef { column: "kind", ..def("type", FieldType::Text) },
     ];
     assert_eq!(TodoItem::FIELDS, expected);
 }
@@ -134,21 +108,10 @@ fn todo_list_description() {
     assert_eq!(TodoList::TABLE, "todo_lists");
     assert_eq!(TodoList::PRIMARY_KEY, 0);
     let expected = [
-        FieldDef {
-            primary_key: true,
-            ..def("slug", FieldType::Text)
-        },
-        FieldDef {
-            updatable: true,
-            ..def("title", FieldType::Text)
-        },
+        FieldDef { primary_key: true, ..def("slug", FieldType::Text) },
+        FieldDef { updatable: true, ..def("title", FieldType::Text) },
         def("id", FieldType::I32),
-        FieldDef {
-            updatable: true,
-            nullable: true,
-            relation: Some("parent"),
-            ..def("parent_ref", FieldType::Text)
-        },
+        FieldDef { updatable: true, nullable: true, relation: Some("parent"), ..def("parent_ref", FieldType::Text) },
     ];
     assert_eq!(TodoList::FIELDS, expected);
 }
@@ -193,22 +156,11 @@ fn field_values() {
             ValueRef::Text("chore"),
         ]
     );
-    let with_priority = TodoItem {
-        priority: Some(-3),
-        ..item
-    };
+    let with_priority = TodoItem { priority: Some(-3), ..item };
     assert_eq!(with_priority.field(4), ValueRef::Int(-3));
 
-    let list = TodoList {
-        slug: "groceries".into(),
-        title: "Groceries".into(),
-        id: 5,
-        parent_ref: Some("home".into()),
-    };
-    assert_eq!(
-        list.field(TodoList::PRIMARY_KEY),
-        ValueRef::Text("groceries")
-    );
+    let list = TodoList { slug: "groceries".into(), title: "Groceries".into(), id: 5, parent_ref: Some("home".into()) };
+    assert_eq!(list.field(TodoList::PRIMARY_KEY), ValueRef::Text("groceries"));
     assert_eq!(list.field(3), ValueRef::Text("home"));
 }
 

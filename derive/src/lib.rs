@@ -26,9 +26,7 @@ use syn::{Attribute, Data, DeriveInput, Fields, Ident, LitStr, Path, Token, Type
 #[proc_macro_derive(Model, attributes(wyrm))]
 pub fn derive_model(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as DeriveInput);
-    expand(&input)
-        .unwrap_or_else(syn::Error::into_compile_error)
-        .into()
+    expand(&input).unwrap_or_else(syn::Error::into_compile_error).into()
 }
 
 const FIELD_KEYS: &str = "update, skip, primary_key, relation";
@@ -119,10 +117,7 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
             "`#[derive(Model)]` does not support generic parameters: a model describes one concrete table",
         ));
     } else if let Some(where_clause) = &input.generics.where_clause {
-        errors.push(syn::Error::new_spanned(
-            where_clause,
-            "`#[derive(Model)]` does not support where clauses",
-        ));
+        errors.push(syn::Error::new_spanned(where_clause, "`#[derive(Model)]` does not support where clauses"));
     }
 
     let route = parse_struct_attrs(&input.attrs, &mut errors);
@@ -142,10 +137,8 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
                     None => String::new(),
                 },
                 Err(_) => {
-                    errors.push(syn::Error::new_spanned(
-                        value,
-                        "expected a table path, like `table_name = todo_items`",
-                    ));
+                    errors
+                        .push(syn::Error::new_spanned(value, "expected a table path, like `table_name = todo_items`"));
                     String::new()
                 }
             }
@@ -154,9 +147,10 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
     let route = route.unwrap_or_else(|| table.clone());
 
     let Some(named) = named else {
-        return Err(errors.finish().err().unwrap_or_else(|| {
-            syn::Error::new(Span::call_site(), "`#[derive(Model)]`: unsupported input")
-        }));
+        return Err(errors
+            .finish()
+            .err()
+            .unwrap_or_else(|| syn::Error::new(Span::call_site(), "`#[derive(Model)]`: unsupported input")));
     };
 
     let mut fields: Vec<FieldInfo> = Vec::with_capacity(named.named.len());
@@ -171,22 +165,13 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
             Some((_, value)) => match parse_sql_identifier(value) {
                 Some(column) => column,
                 None => {
-                    errors.push(syn::Error::new_spanned(
-                        value,
-                        "expected a column name, like `column_name = list_id`",
-                    ));
+                    errors.push(syn::Error::new_spanned(value, "expected a column name, like `column_name = list_id`"));
                     name.clone()
                 }
             },
         };
         let attrs = parse_field_attrs(&field.attrs, &mut errors);
-        fields.push(FieldInfo {
-            ident: field_ident,
-            ty: &field.ty,
-            name,
-            column,
-            attrs,
-        });
+        fields.push(FieldInfo { ident: field_ident, ty: &field.ty, name, column, attrs });
     }
 
     let primary_key = find_primary_key(ident, &fields, &mut errors);
@@ -206,10 +191,7 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
             if let Some(update) = &field.attrs.update {
                 errors.push(syn::Error::new_spanned(
                     update,
-                    format!(
-                        "the primary key `{}` cannot be `update`: clients may not change a row's key",
-                        field.name
-                    ),
+                    format!("the primary key `{}` cannot be `update`: clients may not change a row's key", field.name),
                 ));
             }
         }
@@ -221,21 +203,14 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
         .map(|(index, field)| match &field.attrs.relation {
             Some(lit) => Some(lit.value()),
             None if Some(index) == primary_key => None,
-            None => field
-                .name
-                .strip_suffix("_id")
-                .filter(|prefix| !prefix.is_empty())
-                .map(str::to_owned),
+            None => field.name.strip_suffix("_id").filter(|prefix| !prefix.is_empty()).map(str::to_owned),
         })
         .collect();
     // `Model::field_index` resolves `<relation>__id` to the first match, so a
     // repeated relation would silently hide the second field.
     for (index, relation) in relations.iter().enumerate() {
         let Some(relation) = relation else { continue };
-        if let Some(first) = relations[..index]
-            .iter()
-            .position(|r| r.as_deref() == Some(relation))
-        {
+        if let Some(first) = relations[..index].iter().position(|r| r.as_deref() == Some(relation)) {
             let field = &fields[index];
             let message = format!(
                 "relation `{relation}` is already used by field `{}`; give `{}` a distinct \
@@ -255,38 +230,34 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
         return Err(syn::Error::new_spanned(ident, "no primary key"));
     };
 
-    let defs = fields
-        .iter()
-        .zip(&relations)
-        .enumerate()
-        .map(|(index, (field, relation))| {
-            let ty = field.ty;
-            let span = ty.span();
-            let name = &field.name;
-            let column = &field.column;
-            let published = field.attrs.skip.is_none();
-            let updatable = field.attrs.update.is_some();
-            let is_primary_key = index == primary_key;
-            let relation = match relation {
-                Some(relation) => quote!(::core::option::Option::Some(#relation)),
-                None => quote!(::core::option::Option::None),
-            };
-            // Spanned at the field's type so an unsupported type is reported there.
-            let field_type = quote_spanned!(span=> <#ty as ::wyrmhole::FieldValue>::TYPE);
-            let nullable = quote_spanned!(span=> <#ty as ::wyrmhole::FieldValue>::NULLABLE);
-            quote! {
-                ::wyrmhole::FieldDef {
-                    name: #name,
-                    column: #column,
-                    ty: #field_type,
-                    nullable: #nullable,
-                    published: #published,
-                    updatable: #updatable,
-                    primary_key: #is_primary_key,
-                    relation: #relation,
-                }
+    let defs = fields.iter().zip(&relations).enumerate().map(|(index, (field, relation))| {
+        let ty = field.ty;
+        let span = ty.span();
+        let name = &field.name;
+        let column = &field.column;
+        let published = field.attrs.skip.is_none();
+        let updatable = field.attrs.update.is_some();
+        let is_primary_key = index == primary_key;
+        let relation = match relation {
+            Some(relation) => quote!(::core::option::Option::Some(#relation)),
+            None => quote!(::core::option::Option::None),
+        };
+        // Spanned at the field's type so an unsupported type is reported there.
+        let field_type = quote_spanned!(span=> <#ty as ::wyrmhole::FieldValue>::TYPE);
+        let nullable = quote_spanned!(span=> <#ty as ::wyrmhole::FieldValue>::NULLABLE);
+        quote! {
+            ::wyrmhole::FieldDef {
+                name: #name,
+                column: #column,
+                ty: #field_type,
+                nullable: #nullable,
+                published: #published,
+                updatable: #updatable,
+                primary_key: #is_primary_key,
+                relation: #relation,
             }
-        });
+        }
+    });
     let arms = fields.iter().enumerate().map(|(index, field)| {
         let index = Literal::usize_unsuffixed(index);
         let ty = field.ty;
@@ -401,18 +372,10 @@ fn parse_field_attrs(attrs: &[Attribute], errors: &mut Errors) -> FieldAttrs {
 
 /// Parses `key = "non-empty string"`. A bad value is reported and yields
 /// `None`; only malformed syntax is returned as an error.
-fn string_value(
-    meta: &ParseNestedMeta,
-    key: &str,
-    example: &str,
-    errors: &mut Errors,
-) -> syn::Result<Option<LitStr>> {
+fn string_value(meta: &ParseNestedMeta, key: &str, example: &str, errors: &mut Errors) -> syn::Result<Option<LitStr>> {
     let expr: syn::Expr = meta.value()?.parse()?;
     match &expr {
-        syn::Expr::Lit(syn::ExprLit {
-            lit: syn::Lit::Str(lit),
-            ..
-        }) => {
+        syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(lit), .. }) => {
             if lit.value().is_empty() {
                 errors.push(syn::Error::new_spanned(
                     lit,
@@ -469,14 +432,8 @@ fn unknown_key(path: &Path, expected: &str, other_level: &str) -> syn::Error {
     let name = path_name(path);
     let mut message = format!("unknown wyrm attribute `{name}`; expected one of: {expected}");
     if other_level.split(", ").any(|key| key == name) {
-        let (here, there) = if expected == FIELD_KEYS {
-            ("field", "struct")
-        } else {
-            ("struct", "field")
-        };
-        message = format!(
-            "`{name}` is a {there} attribute, not a {here} attribute; expected one of: {expected}"
-        );
+        let (here, there) = if expected == FIELD_KEYS { ("field", "struct") } else { ("struct", "field") };
+        message = format!("`{name}` is a {there} attribute, not a {here} attribute; expected one of: {expected}");
     }
     if name == "table" && expected == STRUCT_KEYS {
         message.push_str(" (the table comes from Diesel's `#[diesel(table_name = ...)]`)");
@@ -485,10 +442,7 @@ fn unknown_key(path: &Path, expected: &str, other_level: &str) -> syn::Error {
 }
 
 fn duplicate(path: &Path) -> syn::Error {
-    syn::Error::new_spanned(
-        path,
-        format!("duplicate wyrm attribute `{}`", path_name(path)),
-    )
+    syn::Error::new_spanned(path, format!("duplicate wyrm attribute `{}`", path_name(path)))
 }
 
 fn path_name(path: &Path) -> String {
@@ -548,9 +502,7 @@ fn split_top_level_commas(tokens: TokenStream2) -> Vec<Vec<TokenTree>> {
                 }
                 '<' => angle_depth += 1,
                 // `->` and `=>` are not closing brackets.
-                '>' if !matches!(previous_joint, Some('-' | '=')) => {
-                    angle_depth = angle_depth.saturating_sub(1)
-                }
+                '>' if !matches!(previous_joint, Some('-' | '=')) => angle_depth = angle_depth.saturating_sub(1),
                 _ => {}
             }
             previous_joint = (p.spacing() == Spacing::Joint).then_some(p.as_char());
@@ -614,9 +566,6 @@ mod tests {
         );
         let found = diesel_values(&[attr], "table_name");
         assert_eq!(found.len(), 1);
-        assert_eq!(
-            found[0].1.to_string().replace(' ', ""),
-            "crate::schema::todo_items"
-        );
+        assert_eq!(found[0].1.to_string().replace(' ', ""), "crate::schema::todo_items");
     }
 }
