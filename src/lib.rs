@@ -45,3 +45,8 @@ pub use router::Router;
 pub use server::{serve, serve_with, Server};
 pub use store::{Db, Persist, WriteTx};
 pub use wyrmhole_derive::Model;
+
+/// Compiles the README's example as a doctest, so it cannot rot.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -26,6 +26,7 @@ use crate::broker::{Broker, LocalBroker};
 use crate::change::Change;
 use crate::error::Error;
 use crate::filter::fold::register_sqlite_functions;
+use crate::filter::{FieldAccess, Filter};
 use crate::filter::sql::{bind_all, quote_ident, Bind, Dialect, SqlFragment};
 use crate::model::{Model, Value};
 use crate::record::{Patch, WriteAccess};
@@ -207,15 +208,17 @@ impl Db {
         }
     }
 
-    /// Loads rows of `M` matching `filter`, for reads outside the verbs.
-    pub async fn load<M: Persist>(&self, filter: crate::filter::Filter) -> Result<Vec<M>, Error> {
+    /// Loads the rows of `M` matching `filter`, ordered by primary key, for
+    /// reads outside the verbs.
+    pub async fn load<M: Persist>(&self, filter: Filter) -> Result<Vec<M>, Error> {
         let dialect = self.dialect();
-        self.read(move |conn| {
-            let fragment = filter.to_sql(dialect);
-            let sql = format!("SELECT {} FROM {} WHERE {}", columns::<M>(), quote_ident(M::TABLE), fragment.sql);
-            load::<M>(conn, &sql, &fragment.binds)
-        })
-        .await
+        self.read(move |conn| select::<M>(conn, &filter, dialect)).await
+    }
+
+    /// Like [`Db::load`], with the filter in the client filter syntax (free
+    /// to name unpublished fields).
+    pub async fn select<M: Persist>(&self, filter: &serde_json::Value) -> Result<Vec<M>, Error> {
+        self.load(server_filter::<M>(filter)?).await
     }
 }
 
@@ -302,6 +305,13 @@ impl WriteTx<'_> {
     /// about. Changes made this way are not published.
     pub fn connection(&mut self) -> &mut Conn {
         self.conn
+    }
+
+    /// Reads the rows matching a filter (in the client filter syntax, free
+    /// to name unpublished fields), ordered by primary key.
+    pub fn select<M: Persist>(&mut self, filter: &serde_json::Value) -> Result<Vec<M>, Error> {
+        let filter = server_filter::<M>(filter)?;
+        select::<M>(self.conn, &filter, Dialect::Sqlite)
     }
 
     /// Reads one row by primary key.
@@ -406,6 +416,23 @@ fn bind_patch<M: Model>(patch: &Patch) -> (Vec<String>, Vec<Bind>) {
         .unzip()
 }
 
+/// A filter written by server code: any field may be named.
+pub fn server_filter<M: Model>(json: &serde_json::Value) -> Result<Filter, Error> {
+    Filter::parse(M::FIELDS, json, FieldAccess::All).map_err(Error::BadFilter)
+}
+
+fn select<M: Persist>(conn: &mut Conn, filter: &Filter, dialect: Dialect) -> Result<Vec<M>, Error> {
+    let fragment = filter.to_sql(dialect);
+    let sql = format!(
+        "SELECT {} FROM {} WHERE {} ORDER BY {}",
+        columns::<M>(),
+        quote_ident(M::TABLE),
+        fragment.sql,
+        quote_ident(M::FIELDS[M::PRIMARY_KEY].column)
+    );
+    load::<M>(conn, &sql, &fragment.binds)
+}
+
 /// `"id", "list_id", ...`: every column of a model, in field order.
 pub(crate) fn columns<M: Model>() -> String {
     M::FIELDS.iter().map(|f| quote_ident(f.column)).collect::<Vec<_>>().join(", ")
@@ -421,7 +448,7 @@ pub(crate) fn load<M: Persist>(conn: &mut Conn, sql: &str, binds: &[Bind]) -> Re
 pub(crate) fn get_by_id<M: Persist>(
     conn: &mut Conn,
     id: &Value,
-    within: Option<&crate::filter::Filter>,
+    within: Option<&Filter>,
     dialect: Dialect,
 ) -> Result<Option<M>, Error> {
     let pk = &M::FIELDS[M::PRIMARY_KEY];

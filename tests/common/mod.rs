@@ -1,0 +1,334 @@
+//! A real server on an ephemeral port and a real WebSocket client, shared by
+//! the integration tests.
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use wyrmhole::{ConnectionConfig, Db, Error, FieldErrors, Identity, Route, Router, Server};
+
+diesel::table! {
+    todo_lists (id) {
+        id -> Integer,
+        name -> Text,
+        owner_id -> Integer,
+    }
+}
+
+diesel::table! {
+    todo_items (id) {
+        id -> Integer,
+        list_id -> Integer,
+        text -> Text,
+        done -> Bool,
+        priority -> SmallInt,
+        score -> Nullable<Double>,
+        note -> Nullable<Text>,
+        created_by -> Integer,
+        secret -> Text,
+    }
+}
+
+diesel::table! {
+    pings (id) {
+        id -> Integer,
+        n -> Integer,
+    }
+}
+
+/// Rows written only to prove that the fan-out has caught up (see [`Client::settle`]).
+#[derive(Debug, Clone, diesel::QueryableByName, wyrmhole::Model)]
+#[diesel(table_name = pings)]
+#[wyrm(route = "ping")]
+pub struct Ping {
+    pub id: i32,
+    pub n: i32,
+}
+
+#[derive(Debug, Clone, diesel::QueryableByName, wyrmhole::Model)]
+#[diesel(table_name = todo_lists)]
+#[wyrm(route = "todo-list")]
+pub struct TodoList {
+    pub id: i32,
+    #[wyrm(update)]
+    pub name: String,
+    #[wyrm(skip)]
+    pub owner_id: i32,
+}
+
+#[derive(Debug, Clone, diesel::QueryableByName, wyrmhole::Model)]
+#[diesel(table_name = todo_items)]
+#[wyrm(route = "todo-item")]
+pub struct TodoItem {
+    pub id: i32,
+    #[wyrm(update)]
+    pub list_id: i32,
+    #[wyrm(update)]
+    pub text: String,
+    #[wyrm(update)]
+    pub done: bool,
+    #[wyrm(update)]
+    pub priority: i16,
+    #[wyrm(update)]
+    pub score: Option<f64>,
+    #[wyrm(update)]
+    pub note: Option<String>,
+    pub created_by: i32,
+    #[wyrm(skip)]
+    pub secret: String,
+}
+
+pub const SCHEMA: &str = "
+    CREATE TABLE pings (id INTEGER PRIMARY KEY AUTOINCREMENT, n INTEGER NOT NULL);
+    CREATE TABLE todo_lists (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, owner_id INTEGER NOT NULL DEFAULT 0);
+    CREATE TABLE todo_items (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        list_id INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        done BOOLEAN NOT NULL DEFAULT 0,
+        priority SMALLINT NOT NULL DEFAULT 0,
+        score DOUBLE,
+        note TEXT,
+        created_by INTEGER NOT NULL DEFAULT 0,
+        secret TEXT NOT NULL DEFAULT ''
+    );
+";
+
+/// A running server with the test routes, on a temp SQLite file.
+pub struct TestServer {
+    pub server: Server,
+    pub db: Db,
+    _dir: tempfile::TempDir,
+}
+
+/// Connection settings small enough to exercise limits quickly.
+pub fn test_config() -> ConnectionConfig {
+    ConnectionConfig { max_frame_bytes: 64 * 1024, ..ConnectionConfig::default() }
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(test_config()).await
+    }
+
+    pub async fn start_with(config: ConnectionConfig) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("test.db");
+        let db = Db::open_sqlite(path.to_str().unwrap()).unwrap();
+        db.execute_batch(SCHEMA).await.unwrap();
+        let router = Router::new(db.clone())
+            .route(Route::<Ping>::new())
+            .route(
+                // Lists are private: each user sees only their own.
+                Route::<TodoList>::new()
+                    .scope(|id: &Identity| id.user_id().map(|u| json!({ "owner_id": u })))
+                    .initial(|id: &Identity| json!({ "owner_id": id.user_id().unwrap_or(0) }))
+                    .login_required(&["create", "update", "delete"]),
+            )
+            .route(
+                Route::<TodoItem>::new()
+                    .initial(|id: &Identity| json!({ "created_by": id.user_id().unwrap_or(0) }))
+                    .validate(|v| {
+                        let mut errors = FieldErrors::new();
+                        if v.new.text.trim().is_empty() {
+                            errors.add("text", "may not be blank");
+                        }
+                        if v.new.priority > 5 {
+                            errors.add("priority", "must be at most 5");
+                        }
+                        errors.into_result()
+                    })
+                    .verb("clear_done", |cx, args| async move {
+                        let list_id = args["list_id"].as_i64().ok_or_else(|| Error::bad_arg("list_id", "is required"))?;
+                        cx.db
+                            .write(move |tx| {
+                                let ids: Vec<i32> = tx
+                                    .select::<TodoItem>(&json!({"list_id": list_id, "done": true}))?
+                                    .into_iter()
+                                    .map(|i| i.id)
+                                    .collect();
+                                for id in &ids {
+                                    tx.delete::<TodoItem>(*id)?;
+                                }
+                                Ok::<_, Error>(json!({ "deleted": ids.len() }))
+                            })
+                            .await
+                    })
+                    .verb("boom", |_cx, _args| async move {
+                        if true {
+                            panic!("handler exploded");
+                        }
+                        Ok(json!(null))
+                    }),
+            )
+            .authenticate(|req| match req.token() {
+                Some("reject") => Err(wyrmhole::AuthError::new("bad token")),
+                Some(t) => Ok(t.parse::<i64>().map(Identity::user).unwrap_or_default()),
+                None => Ok(Identity::anonymous()),
+            })
+            .allow_anonymous()
+            .config(config);
+        let server = wyrmhole::serve(router, ([127, 0, 0, 1], 0)).await.unwrap();
+        TestServer { server, db, _dir: dir }
+    }
+
+    pub fn url(&self) -> String {
+        self.server.ws_url()
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(&self.url()).await
+    }
+
+    pub async fn client_as(&self, user: i64) -> Client {
+        Client::connect(&format!("{}?token={user}", self.url())).await
+    }
+
+    /// Inserts an item through the save API (as server code would).
+    pub async fn insert_item(&self, data: Value) -> TodoItem {
+        self.db.write(move |tx| tx.insert::<TodoItem>(&data)).await.unwrap()
+    }
+
+    /// All items, straight from the database.
+    pub async fn all_items(&self) -> Vec<TodoItem> {
+        self.db.load::<TodoItem>(wyrmhole::Filter::all()).await.unwrap()
+    }
+}
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A test client: requests wait for their reply; events are kept in order.
+pub struct Client {
+    pub ws: Ws,
+    next_id: u64,
+    pub events: VecDeque<Value>,
+    pub replies: VecDeque<Value>,
+    ping_sub: Option<Value>,
+}
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+impl Client {
+    pub async fn connect(url: &str) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
+        Client { ws, next_id: 0, events: VecDeque::new(), replies: VecDeque::new(), ping_sub: None }
+    }
+
+    pub async fn send_text(&mut self, text: String) {
+        self.ws.send(Message::text(text)).await.unwrap();
+    }
+
+    /// Reads one frame into `events`/`replies`; returns false on close.
+    async fn read_one(&mut self) -> Option<Value> {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.ws.next()).await.expect("timed out waiting for a frame")?;
+            match msg.ok()? {
+                Message::Text(t) => return Some(serde_json::from_str(t.as_str()).expect("server sent invalid JSON")),
+                Message::Close(_) => return None,
+                _ => continue,
+            }
+        }
+    }
+
+    /// The next reply frame, whatever its id.
+    pub async fn next_reply(&mut self) -> Value {
+        loop {
+            if let Some(r) = self.replies.pop_front() {
+                return r;
+            }
+            let frame = self.read_one().await.expect("connection closed");
+            self.file(frame);
+        }
+    }
+
+    fn file(&mut self, frame: Value) {
+        match frame["type"].as_str() {
+            Some("event") => self.events.push_back(frame),
+            Some("reply") => self.replies.push_back(frame),
+            other => panic!("unexpected frame type {other:?}: {frame}"),
+        }
+    }
+
+    /// Sends a request and returns the whole reply frame.
+    pub async fn call(&mut self, route: &str, verb: &str, args: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        self.send_text(json!({"id": id, "route": route, "verb": verb, "args": args}).to_string()).await;
+        loop {
+            if let Some(at) = self.replies.iter().position(|r| r["id"] == id) {
+                return self.replies.remove(at).unwrap();
+            }
+            let frame = self.read_one().await.expect("connection closed");
+            self.file(frame);
+        }
+    }
+
+    /// A request that must succeed; returns its `data`.
+    pub async fn ok(&mut self, route: &str, verb: &str, args: Value) -> Value {
+        let reply = self.call(route, verb, args.clone()).await;
+        assert_eq!(reply["ok"], true, "{route}.{verb}({args}) failed: {reply}");
+        reply["data"].clone()
+    }
+
+    /// A request that must fail; returns its `error`.
+    pub async fn err(&mut self, route: &str, verb: &str, args: Value) -> Value {
+        let reply = self.call(route, verb, args.clone()).await;
+        assert_eq!(reply["ok"], false, "{route}.{verb}({args}) should fail: {reply}");
+        reply["error"].clone()
+    }
+
+    /// The next event.
+    pub async fn next_event(&mut self) -> Value {
+        loop {
+            if let Some(e) = self.events.pop_front() {
+                return e;
+            }
+            let frame = self.read_one().await.expect("connection closed");
+            self.file(frame);
+        }
+    }
+
+    /// Waits until the fan-out has delivered every change committed so far:
+    /// changes fan out in commit order, so once a fresh ping row's event
+    /// arrives, every earlier change's events have arrived too.
+    pub async fn settle(&mut self, server: &TestServer) {
+        if self.ping_sub.is_none() {
+            let data = self.ok("ping", "subscribe", json!({})).await;
+            self.ping_sub = Some(data["sub"].clone());
+        }
+        let ping = server.db.write(|tx| tx.insert::<Ping>(&json!({"n": 0}))).await.unwrap();
+        loop {
+            let frame = self.read_one().await.expect("connection closed");
+            if frame["type"] == "event" && Some(&frame["sub"]) == self.ping_sub.as_ref() {
+                if frame["data"]["id"] == ping.id {
+                    return;
+                }
+                continue;
+            }
+            self.file(frame);
+        }
+    }
+
+    /// Asserts that no event is pending or on its way.
+    pub async fn assert_no_event(&mut self, server: &TestServer) {
+        self.settle(server).await;
+        assert!(self.events.is_empty(), "unexpected events: {:?}", self.events);
+    }
+
+    /// Reads until the server closes; returns the close code and reason.
+    pub async fn closed(&mut self) -> Option<(u16, String)> {
+        loop {
+            let msg = tokio::time::timeout(Duration::from_secs(30), self.ws.next()).await.expect("no close")?;
+            match msg {
+                Ok(Message::Close(frame)) => return frame.map(|f| (u16::from(f.code), f.reason.to_string())),
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+    }
+}
