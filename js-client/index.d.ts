@@ -1,0 +1,170 @@
+// Type declarations for wyrmhole-client. The wire protocol these methods
+// speak is described in docs/protocol.md of the wyrmhole repository.
+
+/** A row as the server publishes it: the model's published fields, primary key included. */
+export type Row = Record<string, unknown>;
+
+/** A Django-style filter: `{"list__id": 1, "done": false, "text__icontains": "milk"}`. */
+export type Filter = Record<string, unknown>;
+
+/** Connection states. "connecting" is the first attempt only; after a drop the
+ * client stays "reconnecting" through every retry until it is "open" again.
+ * "closed" is final, after `close()`. */
+export type ConnectionState = "connecting" | "open" | "reconnecting" | "closed";
+
+/** Error codes: the server's (docs/protocol.md) and the client's own. */
+export type ErrorCode =
+  | "malformed_frame"
+  | "frame_too_large"
+  | "bad_args"
+  | "unknown_route"
+  | "unknown_verb"
+  | "bad_filter"
+  | "unknown_field"
+  | "read_only_field"
+  | "invalid_data"
+  | "validation_failed"
+  | "not_found"
+  | "forbidden"
+  | "login_required"
+  | "conflict"
+  | "unknown_subscription"
+  | "too_many_rows"
+  | "internal"
+  /** No reply within `requestTimeout` (counted from when the request was made, queued or not). */
+  | "timeout"
+  /** The connection dropped after the request was sent: it may or may not have run. */
+  | "disconnected"
+  /** `client.close()` was called, or the request was made after it. */
+  | "closed";
+
+/** Every failed request rejects with one of these. */
+export class WyrmholeError extends Error {
+  readonly name: "WyrmholeError";
+  readonly code: ErrorCode | (string & {});
+  /** Messages per offending field or argument, for the codes that have them. */
+  readonly fields?: Record<string, string[]>;
+  constructor(code: string, message?: string, fields?: Record<string, string[]>);
+}
+
+/** What the client needs of a WebSocket class: the browser's, or the `ws` package's. */
+export interface WebSocketLike {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((event: any) => void) | null;
+  onmessage: ((event: { data: any }) => void) | null;
+  onclose: ((event: { code: number; reason: string }) => void) | null;
+  onerror: ((event: any) => void) | null;
+}
+export type WebSocketConstructor = new (url: string) => WebSocketLike;
+
+export interface ConnectOptions {
+  /** Sent as `?token=` (browsers cannot set headers on a WebSocket). */
+  token?: string;
+  /** The WebSocket implementation. Default: `globalThis.WebSocket` (Node 20 has none: pass `ws`). */
+  WebSocket?: WebSocketConstructor;
+  /** Milliseconds before a request fails with code "timeout". Default 10000. */
+  requestTimeout?: number;
+  /** Reconnect delays in ms: doubling from `min` up to `max`, with jitter. Default 250 / 10000. */
+  backoff?: { min?: number; max?: number };
+}
+
+/**
+ * Opens a client and starts connecting. It reconnects by itself after any
+ * drop until `close()`.
+ *
+ * Requests made while the client is not connected are queued and sent, in
+ * order, as soon as it (re)connects; each still fails with "timeout" if no
+ * reply comes within `requestTimeout` of the call. A request that was sent
+ * but not answered when the connection dropped fails with "disconnected"
+ * (it is not resent, since it may already have run).
+ */
+export function connect(url: string, options?: ConnectOptions): Client;
+
+export class Client {
+  private constructor();
+  readonly state: ConnectionState;
+  /** Requests waiting for a reply, queued or sent. */
+  readonly pendingRequests: number;
+  route<T extends Row = Row>(name: string): Route<T>;
+  on(event: "state", listener: (state: ConnectionState) => void): () => void;
+  /** Diagnostics, e.g. why a live collection re-subscribed. */
+  on(event: "debug", listener: (message: string) => void): () => void;
+  off(event: string, listener: (...args: any[]) => void): void;
+  /** Closes for good: no reconnect; pending requests fail with "closed". */
+  close(): void;
+}
+
+export interface ListOptions {
+  filter?: Filter;
+  /** A field name or several; "-field" for descending. The primary key always ends the order. */
+  orderBy?: string | string[];
+  limit?: number;
+  offset?: number;
+  /** Also count every matching row. */
+  total?: boolean;
+}
+
+export interface Page<T> {
+  rows: T[];
+  hasMore: boolean;
+  limit: number;
+  offset: number;
+  /** Present when `total: true` was asked for. */
+  total?: number;
+}
+
+export interface SubscribeOptions<T> {
+  /** The order of `items`; ties (and the default) go by primary key. */
+  order?: (a: T, b: T) => number;
+  /** The primary key field. Default "id". */
+  key?: keyof T & string;
+}
+
+export class Route<T extends Row = Row> {
+  private constructor();
+  readonly name: string;
+  getSingle(id: unknown): Promise<T>;
+  getList(options?: ListOptions): Promise<Page<T>>;
+  create(data: Partial<T>): Promise<T>;
+  /** A partial update: only the fields given change. */
+  update(id: unknown, data: Partial<T>): Promise<T>;
+  delete(id: unknown): Promise<{ id: unknown }>;
+  /** Any verb of the route, custom ones included. */
+  call<R = unknown>(verb: string, args?: Record<string, unknown>): Promise<R>;
+  /** Starts a live collection at once; its `ready` resolves after the first snapshot. */
+  subscribe(filter?: Filter, options?: SubscribeOptions<T>): LiveCollection<T>;
+}
+
+export type ChangeEvent<T> =
+  | { action: "created"; id: unknown; item: T }
+  | { action: "updated"; id: unknown; item: T; previous: T }
+  | { action: "deleted"; id: unknown; item: T };
+
+/**
+ * The rows matching a subscription, kept equal to the server's: events are
+ * applied in order, a lost event triggers a fresh snapshot, and after every
+ * reconnect the collection re-subscribes and reconciles, emitting "change"
+ * for each difference and then "reset". The first snapshot emits only "reset".
+ */
+export class LiveCollection<T extends Row = Row> implements Iterable<T> {
+  private constructor();
+  readonly route: string;
+  readonly filter: Filter;
+  /** Resolves once the first snapshot is in; rejects if the server refuses the subscription. */
+  readonly ready: Promise<LiveCollection<T>>;
+  /** The rows in order. Do not mutate: it is the collection's own array. */
+  readonly items: readonly T[];
+  readonly size: number;
+  readonly state: "subscribing" | "live" | "stopped";
+  get(id: unknown): T | undefined;
+  [Symbol.iterator](): Iterator<T>;
+  on(event: "change", listener: (change: ChangeEvent<T>) => void): () => void;
+  on(event: "reset", listener: (info: { items: readonly T[] }) => void): () => void;
+  /** The server refused the subscription (e.g. bad_filter); it is stopped. */
+  on(event: "error", listener: (error: WyrmholeError) => void): () => void;
+  off(event: string, listener: (...args: any[]) => void): void;
+  /** Stops receiving changes; the rows stay as they are. */
+  unsubscribe(): void;
+}

@@ -1,0 +1,123 @@
+// One subscription on the server, kept alive across reconnects.
+//
+// The server numbers each subscription's events 1, 2, 3, ... (`seq`). A gap
+// means an event was lost, so the only safe move is a fresh snapshot: we
+// subscribe again and let the collection reconcile. A dropped connection
+// loses its subscriptions on the server, so after every reopen we subscribe
+// again too.
+//
+// Today "again" always means a new `subscribe` with a full snapshot. When the
+// server gains a `resume` verb ({sub, pos} -> the events after pos), it slots
+// into #attach(): try resume from #pos first, fall back to subscribe.
+
+const RETRY_MS = 1_000; // after a subscribe timed out on a live connection
+
+export class Subscription {
+  #client;
+  #route;
+  #filter;
+  #sink; // {snapshot(rows), event(action, data), error(err)}
+  #sub = null; // the server's id, while live
+  #seq = 0; // the last seq applied
+  #pos = 0; // the commit position we are up to (for a future resume)
+  #attempt = 0; // increases on each (re)subscribe; stale replies are dropped
+  #inFlight = false;
+  #stopped = false;
+  #retryTimer = null;
+
+  constructor(client, route, filter, sink) {
+    this.#client = client;
+    this.#route = route;
+    this.#filter = filter;
+    this.#sink = sink;
+    client._track(this);
+    this.#attach();
+  }
+
+  get state() {
+    if (this.#stopped) return "stopped";
+    return this.#sub == null ? "subscribing" : "live";
+  }
+
+  /** An event frame for our server id (routed here by the client). */
+  event(frame) {
+    if (frame.sub !== this.#sub) return; // from a subscription we replaced
+    if (frame.seq !== this.#seq + 1) {
+      return this.resync(`seq gap: expected ${this.#seq + 1}, got ${frame.seq}`);
+    }
+    this.#seq = frame.seq;
+    this.#pos = frame.pos;
+    this.#sink.event(frame.action, frame.data);
+  }
+
+  /** Our view can no longer be trusted: drop the server subscription and take a fresh snapshot. */
+  resync(why) {
+    if (this.#stopped) return;
+    this.#client._debug(`resubscribing ${this.#route}: ${why}`);
+    this.#release();
+    this.#attach();
+  }
+
+  /** The connection dropped: the server forgot our subscription. */
+  connectionLost() {
+    this.#forget();
+    this.#attempt += 1; // whatever was in flight will never be answered usefully
+    this.#inFlight = false;
+  }
+
+  /** The connection (re)opened: subscribe unless a queued subscribe is about to go out. */
+  reopened() {
+    if (!this.#stopped && this.#sub == null && !this.#inFlight) this.#attach();
+  }
+
+  stop() {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#attempt += 1;
+    clearTimeout(this.#retryTimer);
+    this.#release();
+    this.#client._untrack(this);
+  }
+
+  #attach() {
+    clearTimeout(this.#retryTimer);
+    const attempt = ++this.#attempt;
+    this.#inFlight = true;
+    const onReply = (data) => {
+      // Runs synchronously with the reply, before the events that follow it.
+      if (attempt !== this.#attempt) return this.#client._unsubscribe(this.#route, data.sub);
+      this.#inFlight = false;
+      this.#sub = data.sub;
+      this.#seq = 0;
+      this.#pos = data.pos;
+      this.#client._route(data.sub, this);
+      this.#sink.snapshot(data.rows);
+    };
+    this.#client._request(this.#route, "subscribe", { filter: this.#filter }, { onReply }).catch((err) => {
+      if (attempt !== this.#attempt) return;
+      this.#inFlight = false;
+      if (err.code === "disconnected" || err.code === "closed") return; // reopened() takes over
+      if (err.code === "timeout") {
+        // Queued while offline: the next open re-attaches. Sent but slow: try again.
+        if (this.#client._isOpen()) this.#retryTimer = setTimeout(() => this.#attach(), RETRY_MS);
+        return;
+      }
+      // Refused (bad_filter, forbidden, too_many_rows, ...): retrying cannot help.
+      this.#stopped = true;
+      this.#client._untrack(this);
+      this.#sink.error(err);
+    });
+  }
+
+  /** Forgets the server id and tells the server (best effort) to drop it. */
+  #release() {
+    const sub = this.#sub;
+    this.#forget();
+    if (sub != null) this.#client._unsubscribe(this.#route, sub);
+  }
+
+  #forget() {
+    if (this.#sub != null) this.#client._unroute(this.#sub, this);
+    this.#sub = null;
+  }
+}

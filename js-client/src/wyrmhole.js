@@ -1,0 +1,115 @@
+// wyrmhole's JavaScript client.
+//
+//   import { connect } from "./wyrmhole.js";
+//   const client = connect("ws://localhost:8000/ws", { token });
+//   const items = client.route("todo-item").subscribe({ list_id: 1 });
+//   items.on("change", ({ action, item }) => render());
+//
+// The Client ties the pieces together: the Socket (connection lifecycle),
+// Requests (replies by id), and the Subscriptions behind LiveCollections.
+
+import { Emitter, Socket } from "./socket.js";
+import { Requests, WyrmholeError } from "./request.js";
+import { Route } from "./route.js";
+
+export { WyrmholeError } from "./request.js";
+export { LiveCollection } from "./live-collection.js";
+export { Route } from "./route.js";
+
+/**
+ * Opens a client. Options: token (sent as ?token=), WebSocket (the
+ * implementation; default globalThis.WebSocket), requestTimeout (ms, default
+ * 10000), backoff {min, max} (reconnect delays in ms, default 250 / 10000).
+ */
+export function connect(url, opts = {}) {
+  return new Client(url, opts);
+}
+
+export class Client extends Emitter {
+  #socket;
+  #requests;
+  #routes = new Map(); // name -> Route
+  #byServerId = new Map(); // server subscription id -> Subscription
+  #subscriptions = new Set(); // every live Subscription, for reconnects
+
+  constructor(url, { token, WebSocket, requestTimeout = 10_000, backoff } = {}) {
+    super();
+    this.#socket = new Socket(url, { token, WebSocket, backoff });
+    this.#requests = new Requests(this.#socket, { timeout: requestTimeout });
+    this.#socket.on("state", (state) => this.emit("state", state));
+    this.#socket.on("open", () => {
+      this.#requests.flush();
+      for (const sub of [...this.#subscriptions]) sub.reopened();
+    });
+    this.#socket.on("close", () => {
+      this.#requests.disconnected();
+      for (const sub of [...this.#subscriptions]) sub.connectionLost();
+    });
+    this.#socket.on("message", (frame) => this.#dispatch(frame));
+  }
+
+  /** "connecting" | "open" | "reconnecting" | "closed" */
+  get state() {
+    return this.#socket.state;
+  }
+
+  route(name) {
+    if (!this.#routes.has(name)) this.#routes.set(name, new Route(this, name));
+    return this.#routes.get(name);
+  }
+
+  /** Closes the connection for good; pending requests fail with "closed". */
+  close() {
+    this.#socket.close();
+    this.#requests.closed();
+    for (const sub of [...this.#subscriptions]) sub.stop();
+  }
+
+  /** Requests waiting for a reply (queued or sent); for diagnostics and tests. */
+  get pendingRequests() {
+    return this.#requests.size;
+  }
+
+  #dispatch(frame) {
+    if (frame.type === "reply") this.#requests.reply(frame);
+    else if (frame.type === "event") this.#byServerId.get(frame.sub)?.event(frame);
+  }
+
+  // Plumbing for Route, LiveCollection and Subscription (not public API).
+
+  _request(route, verb, args, opts) {
+    if (this.#socket.state === "closed") {
+      return Promise.reject(new WyrmholeError("closed", "the client was closed"));
+    }
+    return this.#requests.request(route, verb, args, opts);
+  }
+
+  _debug(message) {
+    this.emit("debug", message);
+  }
+
+  _isOpen() {
+    return this.#socket.isOpen;
+  }
+
+  _track(sub) {
+    this.#subscriptions.add(sub);
+  }
+
+  _untrack(sub) {
+    this.#subscriptions.delete(sub);
+  }
+
+  _route(serverId, sub) {
+    this.#byServerId.set(serverId, sub);
+  }
+
+  _unroute(serverId, sub) {
+    if (this.#byServerId.get(serverId) === sub) this.#byServerId.delete(serverId);
+  }
+
+  /** Best effort: if it fails the connection is gone, and the subscription with it. */
+  _unsubscribe(route, serverId) {
+    if (this.#socket.isOpen) this._request(route, "unsubscribe", { sub: serverId }).catch(() => {});
+  }
+}
