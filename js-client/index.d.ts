@@ -52,9 +52,11 @@ export interface WebSocketLike {
   readonly readyState: number;
   send(data: string): void;
   close(code?: number, reason?: string): void;
+  // Event parameters are `any` so that both the DOM's handler types and the
+  // `ws` package's fit; the client reads only `data`, `code` and `reason`.
   onopen: ((event: any) => void) | null;
-  onmessage: ((event: { data: any }) => void) | null;
-  onclose: ((event: { code: number; reason: string }) => void) | null;
+  onmessage: ((event: any) => void) | null;
+  onclose: ((event: any) => void) | null;
   onerror: ((event: any) => void) | null;
 }
 export type WebSocketConstructor = new (url: string) => WebSocketLike;

@@ -15,3 +15,19 @@ export async function waitFor(check, { timeout = 10_000, every = 20, what = "con
 export function waitForState(client, state, timeout = 10_000) {
   return waitFor(() => client.state === state, { timeout, what: `client state ${state} (is ${client.state})` });
 }
+
+/** Resolves on the client's next transition into `state` (not the current one). */
+export function nextState(client, state, timeout = 10_000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      off();
+      reject(new Error(`timed out after ${timeout} ms waiting for state ${state}`));
+    }, timeout);
+    const off = client.on("state", (s) => {
+      if (s !== state) return;
+      clearTimeout(timer);
+      off();
+      resolve();
+    });
+  });
+}
