@@ -69,11 +69,12 @@ $("new-list").addEventListener("submit", async (e) => {
   const input = e.target.elements.name;
   const name = input.value.trim();
   if (!name) return;
+  input.value = "";
   try {
     const list = await lists.create({ name });
-    input.value = "";
     location.hash = `list=${list.id}`;
   } catch (err) {
+    giveBack(input, name);
     showError(err);
   }
 });
@@ -181,14 +182,22 @@ $("new-item").addEventListener("submit", async (e) => {
   const text = input.value.trim();
   const listId = selectedListId();
   if (!text || listId == null) return;
+  input.value = "";
   try {
     // Every writable non-nullable field must be given on create, `done` included.
     await items.create({ list_id: listId, text, done: false });
-    input.value = "";
   } catch (err) {
+    giveBack(input, text);
     showError(err);
   }
 });
+
+// Inputs are cleared at once (not after the reply) so that the next entry,
+// typed while the create is in flight, is never wiped. A refused entry comes
+// back, unless the user has typed something else since.
+function giveBack(input, text) {
+  if (!input.value) input.value = text;
+}
 
 $("clear-done").addEventListener("click", () => {
   const listId = selectedListId();
