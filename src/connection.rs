@@ -149,30 +149,39 @@ pub struct Session {
     pub identity: Identity,
     /// The connection's outbound queue.
     pub outbox: Arc<Outbox>,
-    subs: Mutex<HashMap<u64, Arc<Subscription>>>,
+    /// `None` once the connection has ended: a subscribe still in flight
+    /// then must not leave a subscription behind.
+    subs: Mutex<Option<HashMap<u64, Arc<Subscription>>>>,
     registry: Arc<Registry>,
 }
 
 impl Session {
     /// A session for `identity` writing to `outbox`.
     pub fn new(identity: Identity, outbox: Arc<Outbox>, registry: Arc<Registry>) -> Self {
-        Session { identity, outbox, subs: Mutex::default(), registry }
+        Session { identity, outbox, subs: Mutex::new(Some(HashMap::new())), registry }
     }
 
-    /// Remembers a subscription of this connection.
+    /// Remembers a subscription of this connection; ends it at once if the
+    /// connection is already gone.
     pub fn add_subscription(&self, sub: Arc<Subscription>) {
-        self.subs.lock().insert(sub.id, sub);
+        match &mut *self.subs.lock() {
+            Some(subs) => {
+                subs.insert(sub.id, sub);
+            }
+            None => self.registry.unsubscribe(&sub),
+        }
     }
 
     /// Ends one of this connection's subscriptions.
     pub fn remove_subscription(&self, id: u64) -> Result<(), Error> {
-        let sub = self.subs.lock().remove(&id).ok_or(Error::UnknownSubscription(id))?;
+        let sub = self.subs.lock().as_mut().and_then(|s| s.remove(&id)).ok_or(Error::UnknownSubscription(id))?;
         self.registry.unsubscribe(&sub);
         Ok(())
     }
 
-    fn remove_all(&self) {
-        let subs = std::mem::take(&mut *self.subs.lock());
+    /// Ends every subscription, for good.
+    fn close(&self) {
+        let subs = self.subs.lock().take().unwrap_or_default();
         for sub in subs.values() {
             self.registry.unsubscribe(sub);
         }
@@ -260,7 +269,7 @@ pub(crate) async fn serve(socket: WebSocket, router: Arc<RouterCore>, identity: 
         });
     }
 
-    session.remove_all();
+    session.close();
     outbox.close(CloseReason { code: CloseReason::NORMAL, reason: String::new() });
     let _ = writer.await;
 }
