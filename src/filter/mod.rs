@@ -1,74 +1,423 @@
-//! TEMPORARY placeholder with the agreed API, replaced when the filter module lands.
-#![allow(missing_docs, unused_variables)]
+//! The filter language: Django-style lookups (`{"list__id": 1, "text__icontains": "milk"}`)
+//! parsed once and then evaluated in two places that must agree exactly.
+//!
+//! [`Filter::matches`] runs in memory on every committed change, to decide
+//! which subscriptions hear about it; [`Filter::to_sql`] becomes the `WHERE`
+//! clause of `get_list` reads and subscription snapshots. A row that one of
+//! them accepts and the other rejects would be a row a client sees in its
+//! snapshot but never hears change, or the reverse, so every lookup is
+//! defined once here in terms both sides can implement without guesswork:
+//! numbers compare as numbers, text by bytes, case folding through the single
+//! [`fold::fold_case`]. `tests/filter_parity.rs` checks the agreement on random
+//! rows and filters.
+//!
+//! - [`parse`](Filter::parse) (in `parse.rs`) checks keys and operand types;
+//! - `eval.rs` evaluates in memory;
+//! - [`sql`] renders SQL per [`Dialect`];
+//! - [`fold`] is the case folding shared by both.
+
+mod eval;
+pub mod fold;
+mod parse;
+pub mod sql;
+
+use crate::error::FieldErrors;
 use crate::model::{FieldDef, FieldType, Value};
-use crate::FieldErrors;
+
+pub use sql::{Dialect, SqlFragment};
+
+/// Which fields a filter may name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FieldAccess {
+    /// Client filters: only published fields. Naming another field is
+    /// reported exactly like naming one that does not exist.
     Published,
+    /// Server-side filters (a route's scope): any field.
     All,
 }
+
+/// A parsed filter: predicates that must all hold.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Filter {
+    /// Empty for [`Filter::all`] and [`Filter::nothing`], which fit any model.
     fields: &'static [FieldDef],
+    predicates: Vec<Predicate>,
+    /// Matches no row at all, whatever the predicates (which are then dropped).
+    never: bool,
 }
+
+/// A lookup, the part after the last `__` of a filter key (`exact` when absent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lookup {
+    /// `field` or `field__exact`: equal, or `IS NULL` for `null`.
+    Exact,
+    /// Equal after case folding (text).
+    IExact,
+    /// Contains the text, case-sensitively.
+    Contains,
+    /// Contains the text after case folding.
+    IContains,
+    /// Equal to one of a list of values.
+    In,
+    /// Greater than.
+    Gt,
+    /// Greater than or equal.
+    Gte,
+    /// Less than.
+    Lt,
+    /// Less than or equal.
+    Lte,
+    /// Starts with the text, case-sensitively.
+    StartsWith,
+    /// Starts with the text after case folding.
+    IStartsWith,
+    /// Ends with the text, case-sensitively.
+    EndsWith,
+    /// Ends with the text after case folding.
+    IEndsWith,
+    /// Between `[low, high]`, both inclusive.
+    Range,
+    /// `IS NULL` for `true`, `IS NOT NULL` for `false`.
+    IsNull,
+}
+
+impl Lookup {
+    /// Every lookup, in the order error messages list them.
+    pub const ALL: [Lookup; 15] = [
+        Lookup::Exact,
+        Lookup::IExact,
+        Lookup::Contains,
+        Lookup::IContains,
+        Lookup::In,
+        Lookup::Gt,
+        Lookup::Gte,
+        Lookup::Lt,
+        Lookup::Lte,
+        Lookup::StartsWith,
+        Lookup::IStartsWith,
+        Lookup::EndsWith,
+        Lookup::IEndsWith,
+        Lookup::Range,
+        Lookup::IsNull,
+    ];
+
+    /// The name clients write after `__`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Lookup::Exact => "exact",
+            Lookup::IExact => "iexact",
+            Lookup::Contains => "contains",
+            Lookup::IContains => "icontains",
+            Lookup::In => "in",
+            Lookup::Gt => "gt",
+            Lookup::Gte => "gte",
+            Lookup::Lt => "lt",
+            Lookup::Lte => "lte",
+            Lookup::StartsWith => "startswith",
+            Lookup::IStartsWith => "istartswith",
+            Lookup::EndsWith => "endswith",
+            Lookup::IEndsWith => "iendswith",
+            Lookup::Range => "range",
+            Lookup::IsNull => "isnull",
+        }
+    }
+
+    /// The lookup with this name.
+    pub fn from_name(name: &str) -> Option<Lookup> {
+        Lookup::ALL.into_iter().find(|l| l.name() == name)
+    }
+
+    /// Whether the lookup applies to fields of this type: text lookups to
+    /// text, ordering to numbers and text, and `exact`, `in`, `isnull` to all.
+    pub fn applies_to(self, ty: FieldType) -> bool {
+        match self {
+            Lookup::Exact | Lookup::In | Lookup::IsNull => true,
+            Lookup::Gt | Lookup::Gte | Lookup::Lt | Lookup::Lte | Lookup::Range => ty != FieldType::Bool,
+            Lookup::IExact
+            | Lookup::Contains
+            | Lookup::IContains
+            | Lookup::StartsWith
+            | Lookup::IStartsWith
+            | Lookup::EndsWith
+            | Lookup::IEndsWith => ty == FieldType::Text,
+        }
+    }
+}
+
+/// One condition on one field.
+#[derive(Debug, Clone, PartialEq)]
+struct Predicate {
+    /// Index into the filter's fields.
+    field: usize,
+    op: Op,
+}
+
+/// A predicate's test, normalized so that equivalent lookups look the same:
+/// `exact: null` and `isnull: true` are both `IsNull(true)`, a one-value `in`
+/// is `Eq`, `in` lists are sorted and deduplicated, `-0.0` is `0.0`.
+#[derive(Debug, Clone, PartialEq)]
+enum Op {
+    /// Equal to a non-null value.
+    Eq(Value),
+    /// `IS NULL` (true) or `IS NOT NULL` (false).
+    IsNull(bool),
+    /// Equal to one of at least two non-null values of one type, sorted.
+    In(Vec<Value>),
+    /// Ordered comparison with a non-null value.
+    Cmp(Cmp, Value),
+    /// `low <= v <= high`.
+    Range(Value, Value),
+    /// Text equal after folding; holds the folded operand.
+    IExact(String),
+    /// Substring tests; with `fold`, the needle is already folded and the
+    /// column is folded at evaluation.
+    Text { kind: TextKind, fold: bool, needle: String },
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    Sqlite,
+enum Cmp {
+    Gt,
+    Gte,
+    Lt,
+    Lte,
 }
-pub struct Bind {
-    pub value: Value,
-    pub ty: FieldType,
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TextKind {
+    Contains,
+    StartsWith,
+    EndsWith,
 }
-pub struct SqlFragment {
-    pub sql: String,
-    pub binds: Vec<Bind>,
-}
+
 impl Filter {
+    /// Matches every row.
     pub fn all() -> Filter {
-        todo!()
+        Filter { fields: &[], predicates: Vec::new(), never: false }
     }
+
+    /// Matches no row.
     pub fn nothing() -> Filter {
-        todo!()
+        Filter { fields: &[], predicates: Vec::new(), never: true }
     }
+
+    /// Parses a filter object against a model's fields. Errors are keyed by
+    /// the filter key as written (`"filter"` when the JSON is not an object),
+    /// and all of them are reported, not just the first.
     pub fn parse(
         fields: &'static [FieldDef],
         json: &serde_json::Value,
         access: FieldAccess,
     ) -> Result<Filter, FieldErrors> {
-        todo!()
+        parse::parse(fields, json, access)
     }
-    pub fn and(self, other: Filter) -> Filter {
-        todo!()
+
+    /// Both filters must hold.
+    ///
+    /// # Panics
+    ///
+    /// If the filters belong to different models (a bug in the caller).
+    pub fn and(mut self, other: Filter) -> Filter {
+        if self.fields.is_empty() {
+            self.fields = other.fields;
+        } else {
+            assert!(
+                other.fields.is_empty() || std::ptr::eq(other.fields, self.fields) || other.fields == self.fields,
+                "Filter::and on filters of different models"
+            );
+        }
+        if self.never || other.never {
+            return Filter { fields: self.fields, predicates: Vec::new(), never: true };
+        }
+        self.predicates.extend(other.predicates);
+        self
     }
+
+    /// Whether a row (values in field order) passes the filter.
     pub fn matches(&self, row: &[Value]) -> bool {
-        todo!()
+        !self.never && self.predicates.iter().all(|p| p.op.matches(&row[p.field]))
     }
+
+    /// The filter as the body of a `WHERE` clause: `1 = 1` when it matches
+    /// everything, `1 = 0` when it matches nothing.
     pub fn to_sql(&self, dialect: Dialect) -> SqlFragment {
-        todo!()
+        sql::render(self, dialect)
     }
+
+    /// A text that is the same for filters with the same predicates, in
+    /// whatever order their keys were written, so identical subscriptions can
+    /// share one evaluation.
     pub fn canonical_key(&self) -> String {
-        todo!()
+        if self.never {
+            return "!".into();
+        }
+        let mut parts: Vec<String> = self
+            .predicates
+            .iter()
+            .map(|p| {
+                let (lookup, operand) = p.op.key_parts();
+                format!("{}__{lookup}={operand}", self.fields[p.field].name)
+            })
+            .collect();
+        parts.sort_unstable();
+        parts.dedup();
+        parts.join("&")
     }
+
+    /// `(field index, value)` of every equality on a non-null value, except
+    /// on float fields (where `0.0` and `-0.0` are equal but hash apart):
+    /// what the subscription index keys groups on. Every row the filter
+    /// matches has exactly this value in that field.
     pub fn equalities(&self) -> impl Iterator<Item = (usize, &Value)> {
-        std::iter::empty()
+        self.predicates.iter().filter_map(|p| match &p.op {
+            Op::Eq(value) if self.fields[p.field].ty != FieldType::F64 => Some((p.field, value)),
+            _ => None,
+        })
     }
+
+    /// The model fields the filter refers to (empty for [`Filter::all`] and
+    /// [`Filter::nothing`] on their own).
     pub fn fields(&self) -> &'static [FieldDef] {
         self.fields
     }
 }
-pub mod sql {
-    pub use super::{Bind, Dialect, SqlFragment};
-    pub fn bind_all<'f>(
-        query: diesel::query_builder::BoxedSqlQuery<'f, diesel::sqlite::Sqlite, diesel::query_builder::SqlQuery>,
-        binds: &[Bind],
-    ) -> diesel::query_builder::BoxedSqlQuery<'f, diesel::sqlite::Sqlite, diesel::query_builder::SqlQuery> {
-        todo!()
-    }
-    pub fn quote_ident(name: &str) -> String {
-        todo!()
+
+impl Op {
+    /// The lookup name and operand JSON that identify the test in
+    /// [`Filter::canonical_key`]. Operands are normalized at parse time, so
+    /// equal tests give equal text.
+    fn key_parts(&self) -> (&'static str, serde_json::Value) {
+        let list = |values: &mut dyn Iterator<Item = &Value>| values.map(Value::to_json).collect();
+        match self {
+            Op::Eq(v) => ("exact", v.to_json()),
+            Op::IsNull(is) => ("isnull", (*is).into()),
+            Op::In(values) => ("in", list(&mut values.iter())),
+            Op::Cmp(cmp, v) => {
+                let name = match cmp {
+                    Cmp::Gt => "gt",
+                    Cmp::Gte => "gte",
+                    Cmp::Lt => "lt",
+                    Cmp::Lte => "lte",
+                };
+                (name, v.to_json())
+            }
+            Op::Range(low, high) => ("range", list(&mut [low, high].into_iter())),
+            Op::IExact(folded) => ("iexact", folded.as_str().into()),
+            Op::Text { kind, fold, needle } => {
+                let name = match (kind, fold) {
+                    (TextKind::Contains, false) => "contains",
+                    (TextKind::Contains, true) => "icontains",
+                    (TextKind::StartsWith, false) => "startswith",
+                    (TextKind::StartsWith, true) => "istartswith",
+                    (TextKind::EndsWith, false) => "endswith",
+                    (TextKind::EndsWith, true) => "iendswith",
+                };
+                (name, needle.as_str().into())
+            }
+        }
     }
 }
-pub mod fold {
-    pub fn register_sqlite_functions(conn: &mut diesel::SqliteConnection) -> diesel::QueryResult<()> {
-        todo!()
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    pub(super) static FIELDS: &[FieldDef] = &[
+        field("id", FieldType::I32, false, true),
+        FieldDef { relation: Some("list"), ..field("list_id", FieldType::I32, false, true) },
+        field("text", FieldType::Text, false, true),
+        field("done", FieldType::Bool, false, true),
+        field("score", FieldType::F64, false, true),
+        field("note", FieldType::Text, true, true),
+        field("created_by", FieldType::I64, false, false),
+    ];
+
+    const fn field(name: &'static str, ty: FieldType, nullable: bool, published: bool) -> FieldDef {
+        FieldDef { name, column: name, ty, nullable, published, updatable: false, primary_key: false, relation: None }
+    }
+
+    fn parse(json: serde_json::Value) -> Filter {
+        Filter::parse(FIELDS, &json, FieldAccess::All).unwrap()
+    }
+
+    #[test]
+    fn lookup_names_round_trip() {
+        for lookup in Lookup::ALL {
+            assert_eq!(Lookup::from_name(lookup.name()), Some(lookup));
+        }
+        assert_eq!(Lookup::from_name("icontanis"), None);
+    }
+
+    #[test]
+    fn all_and_nothing() {
+        let row = [Value::Int(1), Value::Int(2), "x".into(), false.into(), 0.5.into(), Value::Null, Value::Int(3)];
+        assert!(Filter::all().matches(&row));
+        assert!(!Filter::nothing().matches(&row));
+        assert!(!parse(json!({"id": 1})).and(Filter::nothing()).matches(&row));
+        assert!(!Filter::nothing().and(parse(json!({"id": 1}))).matches(&row));
+        assert!(Filter::all().and(parse(json!({"id": 1}))).matches(&row));
+        assert_eq!(Filter::all().and(parse(json!({"id": 1}))).fields(), FIELDS);
+        assert_eq!(Filter::all().canonical_key(), "");
+        assert_eq!(Filter::nothing().canonical_key(), parse(json!({"id__in": []})).canonical_key());
+        assert_ne!(Filter::nothing().canonical_key(), Filter::all().canonical_key());
+        assert_eq!(Filter::nothing().equalities().count(), 0);
+    }
+
+    #[test]
+    fn and_combines_predicates() {
+        let f = parse(json!({"list_id": 2})).and(parse(json!({"done": false})));
+        let row = |list: i64, done: bool| {
+            [Value::Int(1), Value::Int(list), "x".into(), done.into(), 0.5.into(), Value::Null, Value::Int(3)]
+        };
+        assert!(f.matches(&row(2, false)));
+        assert!(!f.matches(&row(2, true)));
+        assert!(!f.matches(&row(3, false)));
+        assert_eq!(f.canonical_key(), parse(json!({"done": false, "list_id": 2})).canonical_key());
+    }
+
+    #[test]
+    #[should_panic(expected = "different models")]
+    fn and_refuses_mixing_models() {
+        static OTHER: &[FieldDef] = &[field("id", FieldType::I64, false, true)];
+        let other = Filter::parse(OTHER, &json!({"id": 1}), FieldAccess::All).unwrap();
+        let _ = parse(json!({"id": 1})).and(other);
+    }
+
+    #[test]
+    fn canonical_key_ignores_order_and_normalizes() {
+        let a = parse(json!({"text__icontains": "milk", "list_id": 1, "score__in": [2.5, -0.0, 0.0]}));
+        let b = parse(json!({"list_id__in": [1], "score__in": [0.0, 2.5], "text__icontains": "MILK"}));
+        assert_eq!(a.canonical_key(), b.canonical_key());
+        assert_eq!(parse(json!({"note": null})).canonical_key(), parse(json!({"note__isnull": true})).canonical_key());
+        assert_ne!(parse(json!({"text": "a"})).canonical_key(), parse(json!({"text__iexact": "a"})).canonical_key());
+        assert_ne!(parse(json!({"list_id": 1})).canonical_key(), parse(json!({"list_id": 2})).canonical_key());
+        assert_ne!(parse(json!({"id__gt": 1})).canonical_key(), parse(json!({"id__gte": 1})).canonical_key());
+        let dup = parse(json!({"id": 1})).and(parse(json!({"id": 1})));
+        assert_eq!(dup.canonical_key(), parse(json!({"id": 1})).canonical_key());
+    }
+
+    #[test]
+    fn equalities_are_exact_non_null_non_float() {
+        let f = parse(json!({
+            "list_id": 7,
+            "text": "milk",
+            "done": true,
+            "score": 1.5,
+            "note": null,
+            "id__in": [4],
+            "created_by__in": [1, 2],
+            "text__iexact": "x",
+        }));
+        let mut eq: Vec<_> = f.equalities().map(|(i, v)| (FIELDS[i].name, v.clone())).collect();
+        eq.sort_by(|a, b| a.0.cmp(b.0));
+        assert_eq!(
+            eq,
+            vec![
+                ("done", Value::Bool(true)),
+                ("id", Value::Int(4)),
+                ("list_id", Value::Int(7)),
+                ("text", "milk".into())
+            ]
+        );
     }
 }
