@@ -88,6 +88,7 @@ export class Socket extends Emitter {
   close() {
     if (this.state === "closed") return;
     clearTimeout(this.#retryTimer);
+    const wasOpen = this.isOpen;
     const ws = this.#ws;
     this.#ws = null;
     this.#setState("closed");
@@ -95,13 +96,15 @@ export class Socket extends Emitter {
       detach(ws);
       ws.close(1000);
     }
-    this.emit("close", { code: 1000, reason: "closed by client" });
+    this.emit("close", { code: 1000, reason: "closed by client", wasOpen });
   }
 
   #open() {
     const ws = new this.#WebSocket(this.#url);
     this.#ws = ws;
+    let wasOpen = false;
     ws.onopen = () => {
+      wasOpen = true;
       this.#attempt = 0;
       this.#setState("open");
       this.emit("open");
@@ -123,8 +126,9 @@ export class Socket extends Emitter {
       detach(ws);
       // Every close that the client did not ask for is retried: server
       // restarts (1000/1001), dropped TCP (1006), heartbeat timeout (4001),
-      // slow consumer (4008) and oversized frames (1009) alike.
-      this.emit("close", { code: event.code, reason: event.reason });
+      // slow consumer (4008) and oversized frames (1009) alike. `wasOpen` is
+      // false for a failed attempt: nothing was sent, so nothing was lost.
+      this.emit("close", { code: event.code, reason: event.reason, wasOpen });
       this.#scheduleRetry();
     };
   }

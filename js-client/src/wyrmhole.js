@@ -41,7 +41,8 @@ export class Client extends Emitter {
       this.#requests.flush();
       for (const sub of [...this.#subscriptions]) sub.reopened();
     });
-    this.#socket.on("close", () => {
+    this.#socket.on("close", ({ wasOpen }) => {
+      if (!wasOpen) return; // a failed attempt: no request went out, no subscription existed
       this.#requests.disconnected();
       for (const sub of [...this.#subscriptions]) sub.connectionLost();
     });
