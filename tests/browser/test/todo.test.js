@@ -73,7 +73,7 @@ function shot(page, name) {
 /** [text, done] of every item row, in page order. */
 function rows(page) {
   return page.$$eval("#items .item", (lis) =>
-    lis.map((li) => [li.querySelector(".text, .edit").textContent || li.querySelector(".edit")?.value, li.classList.contains("done")]),
+    lis.map((li) => [li.querySelector(".text")?.textContent ?? li.querySelector(".edit")?.value, li.classList.contains("done")]),
   );
 }
 
