@@ -18,8 +18,8 @@
 use std::io::Write;
 
 use serde_json::json;
-use warp::hyper::body::Bytes;
 use warp::http::StatusCode;
+use warp::hyper::body::Bytes;
 use warp::reply::Response;
 use warp::{Filter, Reply};
 use wyrmhole::{Db, Error, FieldErrors, Identity, Model, Route, Router};
@@ -193,11 +193,8 @@ fn assets() -> warp::filters::BoxedFilter<(Response,)> {
 fn admin(db: Db) -> warp::filters::BoxedFilter<(Response,)> {
     let with_db = warp::any().map(move || db.clone());
     let body = warp::body::content_length_limit(64 * 1024).and(warp::body::bytes());
-    let create = warp::path!("admin" / "items")
-        .and(warp::post())
-        .and(body)
-        .and(with_db.clone())
-        .then(|body: Bytes, db: Db| async move {
+    let create = warp::path!("admin" / "items").and(warp::post()).and(body).and(with_db.clone()).then(
+        |body: Bytes, db: Db| async move {
             respond(parse(&body).map(|data| async move {
                 db.write(move |tx| {
                     let item = tx.insert::<TodoItem>(&data)?;
@@ -207,12 +204,10 @@ fn admin(db: Db) -> warp::filters::BoxedFilter<(Response,)> {
                 .await
             }))
             .await
-        });
-    let update = warp::path!("admin" / "items" / i32)
-        .and(warp::post())
-        .and(body)
-        .and(with_db)
-        .then(|id: i32, body: Bytes, db: Db| async move {
+        },
+    );
+    let update = warp::path!("admin" / "items" / i32).and(warp::post()).and(body).and(with_db).then(
+        |id: i32, body: Bytes, db: Db| async move {
             respond(parse(&body).map(|data| async move {
                 db.write(move |tx| {
                     let missing = Error::NotFound { route: TodoItem::ROUTE.into(), id: id.to_string() };
@@ -223,7 +218,8 @@ fn admin(db: Db) -> warp::filters::BoxedFilter<(Response,)> {
                 .await
             }))
             .await
-        });
+        },
+    );
     create.or(update).unify().boxed()
 }
 
