@@ -15,10 +15,46 @@ use wyrmhole::registry::Registry;
 use wyrmhole::{FieldDef, FieldType, Value};
 
 const FIELDS: &[FieldDef] = &[
-    FieldDef { name: "id", column: "id", ty: FieldType::I32, nullable: false, published: true, updatable: false, primary_key: true, relation: None },
-    FieldDef { name: "list_id", column: "list_id", ty: FieldType::I32, nullable: false, published: true, updatable: true, primary_key: false, relation: Some("list") },
-    FieldDef { name: "text", column: "text", ty: FieldType::Text, nullable: false, published: true, updatable: true, primary_key: false, relation: None },
-    FieldDef { name: "done", column: "done", ty: FieldType::Bool, nullable: false, published: true, updatable: true, primary_key: false, relation: None },
+    FieldDef {
+        name: "id",
+        column: "id",
+        ty: FieldType::I32,
+        nullable: false,
+        published: true,
+        updatable: false,
+        primary_key: true,
+        relation: None,
+    },
+    FieldDef {
+        name: "list_id",
+        column: "list_id",
+        ty: FieldType::I32,
+        nullable: false,
+        published: true,
+        updatable: true,
+        primary_key: false,
+        relation: Some("list"),
+    },
+    FieldDef {
+        name: "text",
+        column: "text",
+        ty: FieldType::Text,
+        nullable: false,
+        published: true,
+        updatable: true,
+        primary_key: false,
+        relation: None,
+    },
+    FieldDef {
+        name: "done",
+        column: "done",
+        ty: FieldType::Bool,
+        nullable: false,
+        published: true,
+        updatable: true,
+        primary_key: false,
+        relation: None,
+    },
 ];
 const DISTINCT_LISTS: i64 = 10_000;
 
@@ -91,4 +127,3 @@ fn matching(c: &mut Criterion) {
 
 criterion_group!(benches, matching);
 criterion_main!(benches);
-

@@ -270,7 +270,22 @@ pub(crate) async fn serve(socket: WebSocket, router: Arc<RouterCore>, identity: 
     }
 
     session.close();
+    let server_closed = outbox.is_closing();
     outbox.close(CloseReason { code: CloseReason::NORMAL, reason: String::new() });
+    if server_closed {
+        // Closing handshake: keep reading until the client answers our close
+        // frame, so the socket is not torn down before the client has read
+        // the close code (a client still answering pings would otherwise hit
+        // a broken pipe and never see why it was closed).
+        let drain = async {
+            while let Some(Ok(message)) = stream.next().await {
+                if message.is_close() {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
+    }
     let _ = writer.await;
 }
 

@@ -98,7 +98,9 @@ async fn a_silent_client_is_closed_by_the_heartbeat() {
     let (mut silent, _) = tokio_tungstenite::connect_async(server.url()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let mut close = None;
-    while let Ok(Some(msg)) = tokio::time::timeout(Duration::from_secs(5), futures_util::StreamExt::next(&mut silent)).await {
+    while let Ok(Some(msg)) =
+        tokio::time::timeout(Duration::from_secs(5), futures_util::StreamExt::next(&mut silent)).await
+    {
         if let Ok(Message::Close(Some(frame))) = msg {
             close = Some(u16::from(frame.code));
             break;

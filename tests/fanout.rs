@@ -15,7 +15,9 @@ async fn rows_enter_stay_and_leave_a_filter() {
     let sub_id = sub["sub"].clone();
 
     // Created inside the filter.
-    let item = writer.ok("todo-item", "create", json!({"data": {"list_id": 1, "text": "milk", "done": false, "priority": 1}})).await;
+    let item = writer
+        .ok("todo-item", "create", json!({"data": {"list_id": 1, "text": "milk", "done": false, "priority": 1}}))
+        .await;
     let id = item["id"].clone();
     let e = watcher.next_event().await;
     assert_eq!((e["sub"].clone(), e["seq"].as_u64(), e["action"].as_str()), (sub_id.clone(), Some(1), Some("created")));
@@ -30,7 +32,10 @@ async fn rows_enter_stay_and_leave_a_filter() {
     // Leaves: deleted, though the row still exists.
     writer.ok("todo-item", "update", json!({"id": id, "data": {"done": true}})).await;
     let e = watcher.next_event().await;
-    assert_eq!((e["seq"].as_u64(), e["action"].as_str(), e["data"].clone()), (Some(3), Some("deleted"), json!({"id": id})));
+    assert_eq!(
+        (e["seq"].as_u64(), e["action"].as_str(), e["data"].clone()),
+        (Some(3), Some("deleted"), json!({"id": id}))
+    );
 
     // Changes outside the filter are not told at all.
     writer.ok("todo-item", "update", json!({"id": id, "data": {"text": "still done"}})).await;
@@ -102,9 +107,41 @@ async fn scopes_hold_for_every_delivered_change() {
     let e = bob.next_event().await;
     assert_eq!((e["action"].as_str(), e["data"]["name"].as_str()), (Some("created"), Some("mine")));
     assert!(e["data"].get("owner_id").is_none());
-    // And a client cannot push a row out of its own scope.
+    // The scope field is hidden: writing it is writing an unknown field.
     let e = bob.err("todo-list", "update", json!({"id": id, "data": {"owner_id": 1}})).await;
-    assert_eq!(e["code"], "read_only_field");
+    assert_eq!(e["code"], "unknown_field");
+}
+
+#[tokio::test]
+async fn writes_cannot_leave_the_scope_and_events_outside_it_never_arrive() {
+    let server = TestServer::start().await;
+    let inside = server.insert_item(json!({"list_id": 1, "text": "visible", "done": false})).await;
+    let outside = server.insert_item(json!({"list_id": 2, "text": "hidden", "done": false})).await;
+    // User 666 is confined to list 1 (see the test router).
+    let mut confined = server.client_as(666).await;
+    let snapshot = confined.ok("todo-item", "subscribe", json!({})).await;
+    assert_eq!(snapshot["rows"].as_array().unwrap().len(), 1);
+    assert_eq!(snapshot["rows"][0]["text"], "visible");
+    assert_eq!(confined.err("todo-item", "get_single", json!({"id": outside.id})).await["code"], "not_found");
+    let e = confined.err("todo-item", "update", json!({"id": inside.id, "data": {"list_id": 2}})).await;
+    assert_eq!(e["code"], "forbidden");
+    let e = confined
+        .err("todo-item", "create", json!({"data": {"list_id": 2, "text": "x", "done": false, "priority": 0}}))
+        .await;
+    assert_eq!(e["code"], "forbidden");
+    let e = confined.err("todo-item", "update", json!({"id": outside.id, "data": {"list_id": 1}})).await;
+    assert_eq!(e["code"], "not_found");
+    // Even a filter naming list 2 sees nothing of it.
+    let list = confined.ok("todo-item", "get_list", json!({"filter": {"list_id": 2}})).await;
+    assert_eq!(list["rows"], json!([]));
+    confined.assert_no_event(&server).await;
+    // Changes to rows outside the scope are never delivered; rows entering it are.
+    server.db.write(move |tx| tx.update::<TodoItem>(outside.id, &json!({"text": "still hidden"}))).await.unwrap();
+    confined.assert_no_event(&server).await;
+    server.db.write(move |tx| tx.update::<TodoItem>(outside.id, &json!({"list_id": 1}))).await.unwrap();
+    let e = confined.next_event().await;
+    assert_eq!((e["action"].as_str(), e["data"]["text"].as_str()), (Some("created"), Some("still hidden")));
+    assert_eq!(server.all_items().await.iter().filter(|i| i.list_id == 1).count(), 2);
 }
 
 #[tokio::test]
@@ -145,7 +182,8 @@ async fn nothing_is_published_before_commit_or_after_rollback() {
         .await
         .unwrap();
     let events: Vec<_> = [c.next_event().await, c.next_event().await, c.next_event().await].into();
-    let seen: Vec<_> = events.iter().map(|e| (e["action"].as_str().unwrap(), e["data"]["id"].as_i64().unwrap())).collect();
+    let seen: Vec<_> =
+        events.iter().map(|e| (e["action"].as_str().unwrap(), e["data"]["id"].as_i64().unwrap())).collect();
     assert_eq!(seen, [("created", a as i64), ("created", b as i64), ("deleted", a as i64)]);
     let seqs: Vec<_> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, [1, 2, 3]);

@@ -60,7 +60,9 @@ async fn subscribing_during_concurrent_writes_is_gapless() {
                     .write(move |tx| {
                         match r % 4 {
                             0 => {
-                                tx.insert::<TodoItem>(&json!({"list_id": list, "text": format!("w{w} s{step}"), "done": false}))?;
+                                tx.insert::<TodoItem>(
+                                    &json!({"list_id": list, "text": format!("w{w} s{step}"), "done": false}),
+                                )?;
                             }
                             1 => {
                                 tx.update::<TodoItem>(id, &json!({"list_id": list}))?;
@@ -83,7 +85,8 @@ async fn subscribing_during_concurrent_writes_is_gapless() {
         }));
     }
     // Subscribers join while the writers run.
-    let filters = [json!({}), json!({"list_id": 1}), json!({"done": false}), json!({"list__id__in": [0, 2], "done": true})];
+    let filters =
+        [json!({}), json!({"list_id": 1}), json!({"done": false}), json!({"list__id__in": [0, 2], "done": true})];
     let mut clients = Vec::new();
     for round in 0..8 {
         let filter = filters[round % filters.len()].clone();

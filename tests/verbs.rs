@@ -5,9 +5,13 @@ use common::*;
 use serde_json::json;
 
 async fn seed(server: &TestServer) {
-    for (list, text, done, priority) in
-        [(1, "milk", false, 1), (1, "eggs", true, 2), (1, "bread", false, 3), (2, "paint", false, 1), (2, "nails", true, 0)]
-    {
+    for (list, text, done, priority) in [
+        (1, "milk", false, 1),
+        (1, "eggs", true, 2),
+        (1, "bread", false, 3),
+        (2, "paint", false, 1),
+        (2, "nails", true, 0),
+    ] {
         server
             .insert_item(json!({"list_id": list, "text": text, "done": done, "priority": priority, "secret": "s3cret"}))
             .await;
@@ -86,7 +90,9 @@ async fn bad_filters_name_the_offending_key() {
 async fn create_update_delete() {
     let server = TestServer::start().await;
     let mut c = server.client_as(7).await;
-    let item = c.ok("todo-item", "create", json!({"data": {"list_id": 1, "text": "milk", "done": false, "priority": 2}})).await;
+    let item = c
+        .ok("todo-item", "create", json!({"data": {"list_id": 1, "text": "milk", "done": false, "priority": 2}}))
+        .await;
     assert_eq!(item["created_by"], 7, "initial value from the identity");
     assert_eq!(item["note"], json!(null));
     let id = item["id"].clone();
@@ -108,14 +114,44 @@ async fn writes_that_fail_write_nothing() {
     let before = format!("{:?}", server.all_items().await);
     let mut c = server.client().await;
     let cases = [
-        ("create", json!({"data": {"list_id": 1, "text": "x", "done": false, "priority": 1, "created_by": 3}}), "read_only_field", "created_by"),
-        ("create", json!({"data": {"list_id": 1, "text": "x", "done": false, "priority": 1, "secret": "x"}}), "unknown_field", "secret"),
-        ("create", json!({"data": {"list_id": 1, "text": "x", "done": false, "priority": 1, "bogus": 1}}), "unknown_field", "bogus"),
+        (
+            "create",
+            json!({"data": {"list_id": 1, "text": "x", "done": false, "priority": 1, "created_by": 3}}),
+            "read_only_field",
+            "created_by",
+        ),
+        (
+            "create",
+            json!({"data": {"list_id": 1, "text": "x", "done": false, "priority": 1, "secret": "x"}}),
+            "unknown_field",
+            "secret",
+        ),
+        (
+            "create",
+            json!({"data": {"list_id": 1, "text": "x", "done": false, "priority": 1, "bogus": 1}}),
+            "unknown_field",
+            "bogus",
+        ),
         ("create", json!({"data": {"list_id": 1, "done": false, "priority": 1}}), "invalid_data", "text"),
         ("create", json!({"data": {"list_id": 1, "text": "x", "done": 1, "priority": 1}}), "invalid_data", "done"),
-        ("create", json!({"data": {"list_id": 1, "text": "x", "done": false, "priority": 70000}}), "invalid_data", "priority"),
-        ("create", json!({"data": {"list_id": 1, "text": "  ", "done": false, "priority": 1}}), "validation_failed", "text"),
-        ("create", json!({"data": {"list_id": 1, "text": "x", "done": false, "priority": 9}}), "validation_failed", "priority"),
+        (
+            "create",
+            json!({"data": {"list_id": 1, "text": "x", "done": false, "priority": 70000}}),
+            "invalid_data",
+            "priority",
+        ),
+        (
+            "create",
+            json!({"data": {"list_id": 1, "text": "  ", "done": false, "priority": 1}}),
+            "validation_failed",
+            "text",
+        ),
+        (
+            "create",
+            json!({"data": {"list_id": 1, "text": "x", "done": false, "priority": 9}}),
+            "validation_failed",
+            "priority",
+        ),
         ("create", json!({"data": [1]}), "bad_args", "data"),
         ("update", json!({"id": 1, "data": {"id": 5}}), "read_only_field", "id"),
         ("update", json!({"id": 1, "data": {"text": ""}}), "validation_failed", "text"),

@@ -132,6 +132,10 @@ impl TestServer {
             )
             .route(
                 Route::<TodoItem>::new()
+                    // User 666 is confined to list 1; everyone else sees everything.
+                    .scope(|id: &Identity| {
+                        Some(if id.user_id() == Some(666) { json!({"list_id": 1}) } else { json!({}) })
+                    })
                     .initial(|id: &Identity| json!({ "created_by": id.user_id().unwrap_or(0) }))
                     .validate(|v| {
                         let mut errors = FieldErrors::new();
@@ -144,7 +148,8 @@ impl TestServer {
                         errors.into_result()
                     })
                     .verb("clear_done", |cx, args| async move {
-                        let list_id = args["list_id"].as_i64().ok_or_else(|| Error::bad_arg("list_id", "is required"))?;
+                        let list_id =
+                            args["list_id"].as_i64().ok_or_else(|| Error::bad_arg("list_id", "is required"))?;
                         cx.db
                             .write(move |tx| {
                                 let ids: Vec<i32> = tx
