@@ -5,8 +5,8 @@
 //! WYRM_PORT=0 WYRM_DB=/tmp/t.db cargo run --example todo   # any free port
 //! ```
 //!
-//! It serves the page (`examples/todo/`), the JS client (`js-client/src/`) at
-//! `/wyrmhole/*.js`, the WebSocket at `/ws`, and a tiny "admin" HTTP API that
+//! It serves the page (`examples/todo/`), the JS client (served by wyrmhole at
+//! `/wyrmhole.js` and `/wyrmhole/*.js`), the WebSocket at `/ws`, and a tiny "admin" HTTP API that
 //! writes through [`Db::write`], so edits made by server code show up live in
 //! every browser, the way a Django-admin save does in SwampDragon:
 //!
@@ -157,13 +157,6 @@ fn assets() -> warp::filters::BoxedFilter<(Response,)> {
         ("", "text/html; charset=utf-8", include_str!("todo/index.html")),
         ("app.js", JS, include_str!("todo/app.js")),
         ("style.css", "text/css; charset=utf-8", include_str!("todo/style.css")),
-        // The JS client, until the library serves it itself.
-        ("wyrmhole/wyrmhole.js", JS, include_str!("../js-client/src/wyrmhole.js")),
-        ("wyrmhole/socket.js", JS, include_str!("../js-client/src/socket.js")),
-        ("wyrmhole/request.js", JS, include_str!("../js-client/src/request.js")),
-        ("wyrmhole/subscription.js", JS, include_str!("../js-client/src/subscription.js")),
-        ("wyrmhole/live-collection.js", JS, include_str!("../js-client/src/live-collection.js")),
-        ("wyrmhole/route.js", JS, include_str!("../js-client/src/route.js")),
     ];
     let files: std::collections::HashMap<String, (&str, &str)> =
         files.iter().map(|(path, ty, body)| (path.to_string(), (*ty, *body))).collect();

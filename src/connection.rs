@@ -190,6 +190,8 @@ impl Session {
 
 /// Serves one upgraded socket until either side closes it.
 pub(crate) async fn serve(socket: WebSocket, router: Arc<RouterCore>, identity: Identity) {
+    let _open = router.open();
+    let mut shutting_down = router.shutting_down();
     let config = router.config.clone();
     let (outbox, queue) = Outbox::new(config.queue_capacity);
     let session = Arc::new(Session::new(identity, outbox.clone(), router.db.registry().clone()));
@@ -202,6 +204,10 @@ pub(crate) async fn serve(socket: WebSocket, router: Arc<RouterCore>, identity: 
         let next = tokio::select! {
             biased;
             _ = closing.changed() => break,
+            _ = shutting_down.wait_for(|down| *down) => {
+                outbox.close(CloseReason { code: CloseReason::GOING_AWAY, reason: "server shutting down".into() });
+                break;
+            }
             next = tokio::time::timeout(config.idle_timeout, stream.next()) => next,
         };
         let message = match next {

@@ -106,8 +106,10 @@ pub struct CloseReason {
 }
 
 impl CloseReason {
-    /// 1000: the server is shutting down or the client asked to close.
+    /// 1000: the client asked to close.
     pub const NORMAL: u16 = 1000;
+    /// 1001: the server is shutting down; reconnect.
+    pub const GOING_AWAY: u16 = 1001;
     /// 1009: a frame over the hard size limit (the soft limit gets an error reply instead).
     pub const TOO_BIG: u16 = 1009;
     /// 4001: no frame or pong from the client within the heartbeat timeout.

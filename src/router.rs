@@ -2,6 +2,7 @@
 //! It dispatches each request to its route; [`crate::server`] puts it on warp.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::auth::{AuthError, Identity, UpgradeRequest};
@@ -90,6 +91,8 @@ impl Router {
             auth: self.auth,
             allow_anonymous: self.allow_anonymous,
             config: self.config,
+            shutdown: tokio::sync::watch::channel(false).0,
+            connections: AtomicUsize::new(0),
         })
     }
 }
@@ -101,9 +104,49 @@ pub(crate) struct RouterCore {
     auth: Option<AuthFn>,
     allow_anonymous: bool,
     pub(crate) config: ConnectionConfig,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    connections: AtomicUsize,
+}
+
+impl std::fmt::Debug for RouterCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut routes: Vec<_> = self.routes.keys().collect();
+        routes.sort();
+        f.debug_struct("RouterCore").field("routes", &routes).field("connections", &self.open_connections()).finish()
+    }
+}
+
+/// Counts a connection as open while it lives.
+pub(crate) struct OpenConnection(Arc<RouterCore>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl RouterCore {
+    /// Asks every connection to close (code 1001).
+    pub(crate) fn shut_down(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// A receiver that turns `true` when the server shuts down.
+    pub(crate) fn shutting_down(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// Registers an open connection until the guard drops.
+    pub(crate) fn open(self: &Arc<Self>) -> OpenConnection {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(self.clone())
+    }
+
+    /// How many connections are open.
+    pub(crate) fn open_connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
+
     /// Who may connect with this upgrade request.
     pub(crate) fn authenticate(&self, request: &UpgradeRequest) -> Result<Identity, AuthError> {
         let identity = match &self.auth {

@@ -1,5 +1,6 @@
-//! Putting a [`Router`] on warp: the WebSocket endpoint at `/ws`, and a
-//! small server handle for apps and tests.
+//! Putting a [`Router`] on warp: the WebSocket endpoint at `/ws`, the
+//! bundled JS client at `/wyrmhole.js` (so a plain HTML page needs no build
+//! step), and a small server handle for apps and tests.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -13,13 +14,18 @@ use warp::{Filter, Reply};
 use crate::auth::UpgradeRequest;
 use crate::router::{Router, RouterCore};
 
-/// The warp filter serving `GET /ws` (the WebSocket endpoint). Combine it
-/// with the app's own filters.
+/// The warp filter serving `GET /ws` (the WebSocket endpoint) and the JS
+/// client (`GET /wyrmhole.js` and `/wyrmhole/*.js`). Combine it with the
+/// app's own filters. Prefer [`serve`]/[`serve_with`], whose
+/// [`Server::shutdown`] also closes open sockets cleanly.
 pub fn filter(router: Router) -> BoxedFilter<(Response,)> {
-    let core = router.into_core();
+    core_filter(router.into_core())
+}
+
+fn core_filter(core: Arc<RouterCore>) -> BoxedFilter<(Response,)> {
     let core = warp::any().map(move || core.clone());
     let query = warp::query::raw().or(warp::any().map(String::new)).unify();
-    warp::path("ws")
+    let socket = warp::path("ws")
         .and(warp::path::end())
         .and(warp::ws())
         .and(warp::header::headers_cloned())
@@ -39,8 +45,37 @@ pub fn filter(router: Router) -> BoxedFilter<(Response,)> {
                         .into_response()
                 }
             }
-        })
-        .boxed()
+        });
+    socket.or(client_files()).unify().boxed()
+}
+
+/// The JS client's modules, embedded at build time.
+const CLIENT_FILES: &[(&str, &str)] = &[
+    ("wyrmhole.js", include_str!("../js-client/src/wyrmhole.js")),
+    ("socket.js", include_str!("../js-client/src/socket.js")),
+    ("request.js", include_str!("../js-client/src/request.js")),
+    ("subscription.js", include_str!("../js-client/src/subscription.js")),
+    ("live-collection.js", include_str!("../js-client/src/live-collection.js")),
+    ("route.js", include_str!("../js-client/src/route.js")),
+];
+
+/// `GET /wyrmhole/<module>.js`, and `GET /wyrmhole.js`, which re-exports the
+/// entry module so pages can `import { connect } from "/wyrmhole.js"`.
+fn client_files() -> BoxedFilter<(Response,)> {
+    fn javascript(body: &'static str) -> Response {
+        let reply = warp::reply::with_header(body, "content-type", "text/javascript; charset=utf-8");
+        warp::reply::with_header(reply, "cache-control", "no-cache").into_response()
+    }
+    let entry = warp::path("wyrmhole.js")
+        .and(warp::path::end())
+        .map(|| javascript("export * from \"./wyrmhole/wyrmhole.js\";\n"));
+    let module = warp::path!("wyrmhole" / String).and_then(|name: String| async move {
+        match CLIENT_FILES.iter().find(|(file, _)| *file == name) {
+            Some((_, body)) => Ok(javascript(body)),
+            None => Err(warp::reject::not_found()),
+        }
+    });
+    warp::get().and(entry.or(module).unify()).boxed()
 }
 
 /// `a=1&b=two%20words` → pairs, with `+` and `%XX` decoded.
@@ -79,6 +114,7 @@ fn url_decode_pairs(query: &str) -> Vec<(String, String)> {
 #[derive(Debug)]
 pub struct Server {
     addr: SocketAddr,
+    core: Arc<RouterCore>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -99,10 +135,17 @@ impl Server {
         let _ = self.task.await;
     }
 
-    /// Stops accepting and ends the server.
+    /// Stops accepting, closes every open socket with code 1001 ("server
+    /// shutting down", so clients reconnect elsewhere or later), waits a
+    /// moment for them to go, and ends the server.
     pub async fn shutdown(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
+        }
+        self.core.shut_down();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+        while self.core.open_connections() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         self.task.abort();
         let _ = self.task.await;
@@ -112,7 +155,8 @@ impl Server {
 /// Binds `addr` and serves `router` at `/ws`, plus any extra warp filter the
 /// app adds with [`serve_with`].
 pub async fn serve(router: Router, addr: impl Into<SocketAddr>) -> std::io::Result<Server> {
-    serve_filter(filter(router), addr).await
+    let core = router.into_core();
+    serve_filter(core.clone(), core_filter(core), addr).await
 }
 
 /// Like [`serve`], with the app's own routes tried after wyrmhole's.
@@ -121,10 +165,15 @@ pub async fn serve_with(
     extra: BoxedFilter<(Response,)>,
     addr: impl Into<SocketAddr>,
 ) -> std::io::Result<Server> {
-    serve_filter(filter(router).or(extra).unify().boxed(), addr).await
+    let core = router.into_core();
+    serve_filter(core.clone(), core_filter(core).or(extra).unify().boxed(), addr).await
 }
 
-async fn serve_filter(filter: BoxedFilter<(Response,)>, addr: impl Into<SocketAddr>) -> std::io::Result<Server> {
+async fn serve_filter(
+    core: Arc<RouterCore>,
+    filter: BoxedFilter<(Response,)>,
+    addr: impl Into<SocketAddr>,
+) -> std::io::Result<Server> {
     let listener = tokio::net::TcpListener::bind(addr.into()).await?;
     let addr = listener.local_addr()?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -136,7 +185,7 @@ async fn serve_filter(filter: BoxedFilter<(Response,)>, addr: impl Into<SocketAd
             })
             .run(),
     );
-    Ok(Server { addr, shutdown: Some(tx), task })
+    Ok(Server { addr, core, shutdown: Some(tx), task })
 }
 
 #[cfg(test)]

@@ -74,6 +74,7 @@ struct Inner {
     broker: Arc<dyn Broker>,
     registry: Arc<Registry>,
     dialect: Dialect,
+    epoch: u64,
 }
 
 /// Per-connection setup: WAL for concurrent readers, a busy timeout instead
@@ -123,6 +124,7 @@ impl Db {
             broker,
             registry,
             dialect: Dialect::Sqlite,
+            epoch: new_epoch(),
         };
         Ok(Db { inner: Arc::new(inner) })
     }
@@ -130,6 +132,12 @@ impl Db {
     /// The subscription registry changes are fanned out to.
     pub fn registry(&self) -> &Arc<Registry> {
         &self.inner.registry
+    }
+
+    /// Names this numbering of commit positions: positions restart when the
+    /// process does, so a position is meaningful only with its epoch.
+    pub fn epoch(&self) -> u64 {
+        self.inner.epoch
     }
 
     /// The SQL dialect of the database.
@@ -262,6 +270,15 @@ impl Inner {
         }
         Ok(value)
     }
+}
+
+/// A random epoch (std's per-process random hasher keys are the entropy),
+/// kept within JavaScript's safe integers so clients can compare it exactly.
+fn new_epoch() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.finish() & ((1 << 53) - 1)
 }
 
 fn rollback(conn: &mut Conn) {

@@ -114,3 +114,38 @@ async fn a_silent_client_is_closed_by_the_heartbeat() {
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
 }
+
+#[tokio::test]
+async fn shutdown_closes_sockets_with_going_away() {
+    let TestServer { server, db: _db, _dir } = TestServer::start().await;
+    let mut c = Client::connect(&server.ws_url()).await;
+    let reply = c.ok("todo-item", "subscribe", json!({})).await;
+    assert!(reply["epoch"].as_u64().is_some_and(|e| e > 0 && e < 1 << 53), "{reply}");
+    let closing = tokio::spawn(async move { c.closed().await });
+    server.shutdown().await;
+    let (code, reason) = closing.await.unwrap().expect("a close frame");
+    assert_eq!((code, reason.as_str()), (1001, "server shutting down"));
+}
+
+#[tokio::test]
+async fn the_js_client_is_served() {
+    let server = TestServer::start().await;
+    let get = |path: &str| {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let addr = server.server.addr();
+        async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+            tcp.write_all(request.as_bytes()).await.unwrap();
+            let mut response = String::new();
+            tcp.read_to_string(&mut response).await.unwrap();
+            response
+        }
+    };
+    let entry = get("/wyrmhole.js").await;
+    assert!(entry.starts_with("HTTP/1.1 200"), "{entry}");
+    assert!(entry.contains("text/javascript") && entry.contains("./wyrmhole/wyrmhole.js"));
+    let module = get("/wyrmhole/socket.js").await;
+    assert!(module.starts_with("HTTP/1.1 200") && module.contains("export"), "{module}");
+    assert!(get("/wyrmhole/nope.js").await.starts_with("HTTP/1.1 404"));
+}

@@ -103,7 +103,7 @@ pub const SCHEMA: &str = "
 pub struct TestServer {
     pub server: Server,
     pub db: Db,
-    _dir: tempfile::TempDir,
+    pub _dir: tempfile::TempDir,
 }
 
 /// Connection settings small enough to exercise limits quickly.
