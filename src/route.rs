@@ -336,7 +336,10 @@ impl<M: Persist> Route<M> {
             }
         };
         let rows: Vec<_> = rows.iter().map(|r| record::published(M::FIELDS, &r.to_row())).collect();
-        let reply = protocol::ok_reply(&request.id, serde_json::json!({ "sub": sub.id, "epoch": db.epoch(), "pos": pos, "rows": rows }));
+        let reply = protocol::ok_reply(
+            &request.id,
+            serde_json::json!({ "sub": sub.id, "epoch": db.epoch(), "pos": pos, "rows": rows }),
+        );
         sub.start(pos, reply);
         Ok(())
     }
