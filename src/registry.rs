@@ -276,3 +276,129 @@ impl Subscription {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::FieldAccess;
+    use crate::model::{FieldDef, FieldType};
+
+    const FIELDS: &[FieldDef] = &[
+        FieldDef {
+            name: "id",
+            column: "id",
+            ty: FieldType::I32,
+            nullable: false,
+            published: true,
+            updatable: false,
+            primary_key: true,
+            relation: None,
+        },
+        FieldDef {
+            name: "list_id",
+            column: "list_id",
+            ty: FieldType::I32,
+            nullable: false,
+            published: true,
+            updatable: true,
+            primary_key: false,
+            relation: Some("list"),
+        },
+        FieldDef {
+            name: "text",
+            column: "text",
+            ty: FieldType::Text,
+            nullable: false,
+            published: true,
+            updatable: true,
+            primary_key: false,
+            relation: None,
+        },
+    ];
+
+    fn filter(json: serde_json::Value) -> Filter {
+        Filter::parse(FIELDS, &json, FieldAccess::Published).unwrap()
+    }
+
+    fn row(list: i64, text: &str) -> crate::model::Row {
+        vec![Value::Int(1), Value::Int(list), Value::Text(text.into())].into()
+    }
+
+    /// (group filter key, action) for each group a change concerns.
+    fn matches(
+        registry: &Registry,
+        old: Option<crate::model::Row>,
+        new: Option<crate::model::Row>,
+    ) -> Vec<(String, Action)> {
+        let change = Change::new("item", FIELDS, 0, old, new);
+        let mut seen = Vec::new();
+        registry.for_each_match(&change, |group, action| seen.push((group.canonical.clone(), action)));
+        seen.sort_by(|a, b| a.0.cmp(&b.0));
+        seen
+    }
+
+    #[test]
+    fn index_finds_old_and_new_keys_and_unindexed_groups() {
+        let registry = Registry::new();
+        let (outbox, _rx) = Outbox::new(16);
+        let on_1 = filter(serde_json::json!({"list_id": 1}));
+        let on_2 = filter(serde_json::json!({"list__id": 2, "text__startswith": "a"}));
+        let milk = filter(serde_json::json!({"text__icontains": "MILK"}));
+        for f in [&on_1, &on_2, &milk, &on_1] {
+            registry.subscribe("item", f.clone(), outbox.clone());
+        }
+        assert_eq!(registry.stats("item"), (4, 3), "identical filters share a group");
+
+        // Created in list 1: the list-1 group and the unindexed text group.
+        let seen = matches(&registry, None, Some(row(1, "milk")));
+        let mut want = vec![(on_1.canonical_key(), Action::Created), (milk.canonical_key(), Action::Created)];
+        want.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(seen, want);
+
+        // Moved from list 1 to 2: left one group, entered another.
+        let seen = matches(&registry, Some(row(1, "apples")), Some(row(2, "apples")));
+        let mut want = vec![(on_1.canonical_key(), Action::Deleted), (on_2.canonical_key(), Action::Created)];
+        want.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(seen, want);
+
+        // A change in an unwatched list concerns nobody.
+        assert!(matches(&registry, Some(row(9, "x")), Some(row(9, "y"))).is_empty());
+    }
+
+    #[test]
+    fn unsubscribing_the_last_member_removes_the_group_and_its_index_entry() {
+        let registry = Registry::new();
+        let (outbox, _rx) = Outbox::new(16);
+        let a = registry.subscribe("item", filter(serde_json::json!({"list_id": 1})), outbox.clone());
+        let b = registry.subscribe("item", filter(serde_json::json!({"list_id": 1})), outbox.clone());
+        registry.unsubscribe(&a);
+        assert_eq!(registry.stats("item"), (1, 1));
+        registry.unsubscribe(&b);
+        assert_eq!(registry.stats("item"), (0, 0));
+        assert!(matches(&registry, None, Some(row(1, "x"))).is_empty());
+        let subs = registry.routes.get("item").unwrap().clone();
+        let subs = subs.read();
+        assert!(subs.index.is_empty() && subs.indexed_fields.is_empty() && subs.by_filter.is_empty());
+    }
+
+    #[test]
+    fn buffered_changes_at_or_before_the_snapshot_are_dropped() {
+        let registry = Registry::new();
+        let (outbox, mut rx) = Outbox::new(16);
+        let sub = registry.subscribe("item", Filter::all(), outbox);
+        let data: Arc<str> = Arc::from("{}");
+        for pos in [4, 5, 6] {
+            sub.deliver(pos, Action::Created, &data);
+        }
+        assert!(sub.start(5, "reply".into()));
+        sub.deliver(7, Action::Updated, &data);
+        let mut got = Vec::new();
+        while let Ok(frame) = rx.try_recv() {
+            got.push(match frame {
+                Outbound::Frame(text) => format!("frame {text}"),
+                Outbound::Event { seq, pos, .. } => format!("seq {seq} pos {pos}"),
+            });
+        }
+        assert_eq!(got, ["frame reply", "seq 1 pos 6", "seq 2 pos 7"]);
+    }
+}
