@@ -12,50 +12,19 @@ use wyrmhole::change::Change;
 use wyrmhole::connection::Outbox;
 use wyrmhole::filter::{FieldAccess, Filter};
 use wyrmhole::registry::Registry;
-use wyrmhole::{FieldDef, FieldType, Value};
+use wyrmhole::{FieldDef, Value};
 
-const FIELDS: &[FieldDef] = &[
-    FieldDef {
-        name: "id",
-        column: "id",
-        ty: FieldType::I32,
-        nullable: false,
-        published: true,
-        updatable: false,
-        primary_key: true,
-        relation: None,
-    },
-    FieldDef {
-        name: "list_id",
-        column: "list_id",
-        ty: FieldType::I32,
-        nullable: false,
-        published: true,
-        updatable: true,
-        primary_key: false,
-        relation: Some("list"),
-    },
-    FieldDef {
-        name: "text",
-        column: "text",
-        ty: FieldType::Text,
-        nullable: false,
-        published: true,
-        updatable: true,
-        primary_key: false,
-        relation: None,
-    },
-    FieldDef {
-        name: "done",
-        column: "done",
-        ty: FieldType::Bool,
-        nullable: false,
-        published: true,
-        updatable: true,
-        primary_key: false,
-        relation: None,
-    },
-];
+/// The benchmark's model; only its field table is used.
+#[allow(dead_code)]
+#[derive(wyrmhole::Model)]
+#[wyrm(route = "item")]
+struct Item {
+    id: i32,
+    list_id: i32,
+    text: String,
+    done: bool,
+}
+const FIELDS: &[FieldDef] = <Item as wyrmhole::Model>::FIELDS;
 const DISTINCT_LISTS: i64 = 10_000;
 
 fn filter(list: i64) -> Filter {

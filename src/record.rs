@@ -157,60 +157,21 @@ impl Patch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::FieldType;
 
-    const FIELDS: &[FieldDef] = &[
-        FieldDef {
-            name: "id",
-            column: "id",
-            ty: FieldType::I32,
-            nullable: false,
-            published: true,
-            updatable: false,
-            primary_key: true,
-            relation: None,
-        },
-        FieldDef {
-            name: "text",
-            column: "text",
-            ty: FieldType::Text,
-            nullable: false,
-            published: true,
-            updatable: true,
-            primary_key: false,
-            relation: None,
-        },
-        FieldDef {
-            name: "rank",
-            column: "rank",
-            ty: FieldType::I16,
-            nullable: true,
-            published: true,
-            updatable: true,
-            primary_key: false,
-            relation: None,
-        },
-        FieldDef {
-            name: "owner",
-            column: "owner",
-            ty: FieldType::I64,
-            nullable: false,
-            published: false,
-            updatable: false,
-            primary_key: false,
-            relation: None,
-        },
-        FieldDef {
-            name: "list_id",
-            column: "list_id",
-            ty: FieldType::I32,
-            nullable: false,
-            published: true,
-            updatable: false,
-            primary_key: false,
-            relation: Some("list"),
-        },
-    ];
+    /// A model with one field of each kind the tests need.
+    #[allow(dead_code)]
+    #[derive(crate::Model)]
+    struct Item {
+        id: i32,
+        #[wyrm(update)]
+        text: String,
+        #[wyrm(update)]
+        rank: Option<i16>,
+        #[wyrm(skip)]
+        owner: i64,
+        list_id: i32,
+    }
+    const FIELDS: &[FieldDef] = <Item as crate::Model>::FIELDS;
 
     #[test]
     fn published_hides_skipped_fields() {

@@ -281,40 +281,18 @@ impl Subscription {
 mod tests {
     use super::*;
     use crate::filter::FieldAccess;
-    use crate::model::{FieldDef, FieldType};
+    use crate::model::FieldDef;
 
-    const FIELDS: &[FieldDef] = &[
-        FieldDef {
-            name: "id",
-            column: "id",
-            ty: FieldType::I32,
-            nullable: false,
-            published: true,
-            updatable: false,
-            primary_key: true,
-            relation: None,
-        },
-        FieldDef {
-            name: "list_id",
-            column: "list_id",
-            ty: FieldType::I32,
-            nullable: false,
-            published: true,
-            updatable: true,
-            primary_key: false,
-            relation: Some("list"),
-        },
-        FieldDef {
-            name: "text",
-            column: "text",
-            ty: FieldType::Text,
-            nullable: false,
-            published: true,
-            updatable: true,
-            primary_key: false,
-            relation: None,
-        },
-    ];
+    #[allow(dead_code)]
+    #[derive(crate::Model)]
+    struct Item {
+        id: i32,
+        #[wyrm(update)]
+        list_id: i32,
+        #[wyrm(update)]
+        text: String,
+    }
+    const FIELDS: &[FieldDef] = <Item as crate::Model>::FIELDS;
 
     fn filter(json: serde_json::Value) -> Filter {
         Filter::parse(FIELDS, &json, FieldAccess::Published).unwrap()
