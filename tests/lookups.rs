@@ -5,8 +5,11 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 
-/// (text, note, priority, score, done) per seeded row; ids are 1..=7.
-const ROWS: &[(&str, Option<&str>, i16, Option<f64>, bool)] = &[
+/// (text, note, priority, score, done) of one seeded row.
+type Seed = (&'static str, Option<&'static str>, i16, Option<f64>, bool);
+
+/// The seeded rows; their ids are 1..=7.
+const ROWS: &[Seed] = &[
     ("Éclair au café", None, 1, Some(1.5), false),
     ("ÉCLAIR", Some(""), 2, None, true),
     ("100% a_b\\c", Some("x"), 3, Some(-2.0), false),
@@ -16,7 +19,7 @@ const ROWS: &[(&str, Option<&str>, i16, Option<f64>, bool)] = &[
     ("", Some("%"), -32768, None, true),
 ];
 
-fn row_json((text, note, priority, score, done): (&str, Option<&str>, i16, Option<f64>, bool)) -> Value {
+fn row_json((text, note, priority, score, done): Seed) -> Value {
     json!({"list_id": 1, "text": text, "note": note, "priority": priority, "score": score, "done": done})
 }
 
