@@ -24,6 +24,7 @@ use crate::change::{Action, Change};
 use crate::connection::{Outbound, Outbox};
 use crate::filter::Filter;
 use crate::model::Value;
+use crate::protocol;
 
 /// Every live subscription of this process, by route.
 #[derive(Default)]
@@ -107,6 +108,25 @@ impl Registry {
                 member.deliver(change.pos, action, &data);
             }
         });
+    }
+
+    /// Whether any subscription of `route` exists in this process.
+    pub fn has_subscriptions(&self, route: &str) -> bool {
+        self.routes.get(route).is_some_and(|s| !s.read().groups.is_empty())
+    }
+
+    /// Ends every subscription of `route` with a `gap` frame: changes were
+    /// lost, so each client must take a fresh snapshot.
+    pub fn gap(&self, route: &str, reason: &str) {
+        let Some(subs) = self.routes.get(route).map(|s| s.clone()) else { return };
+        let groups = std::mem::take(&mut *subs.write());
+        for member in groups.groups.values().flat_map(|g| &g.members) {
+            let mut state = member.state.lock();
+            if !matches!(*state, SubState::Closed) {
+                member.outbox.push(Outbound::Frame(protocol::gap_frame(member.id, reason)));
+                *state = SubState::Closed;
+            }
+        }
     }
 
     /// The number of subscriptions and groups of a route.
