@@ -218,6 +218,38 @@ fn status_kb(pid: u32, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Busy CPU seconds of the whole machine (all processes, user + system + irq), from /proc/stat.
+fn machine_busy_secs() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else { return f64::NAN };
+    let Some(cpu) = stat.lines().next() else { return f64::NAN };
+    let ticks: Vec<u64> = cpu.split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal ...
+    let busy: u64 = ticks.iter().take(8).enumerate().filter(|(i, _)| *i != 3 && *i != 4).map(|(_, t)| t).sum();
+    busy as f64 / clock_ticks()
+}
+
+/// CPU time of the server, of this process and of the whole machine, to tell
+/// how much CPU other processes took during a phase.
+#[derive(Clone, Copy)]
+struct CpuMark {
+    server: f64,
+    me: f64,
+    machine: f64,
+}
+
+impl CpuMark {
+    fn now(pid: u32) -> CpuMark {
+        CpuMark { server: cpu_secs(pid), me: cpu_secs(std::process::id()), machine: machine_busy_secs() }
+    }
+
+    /// (server, loadgen, everything else) CPU seconds since `self`.
+    fn since(self, pid: u32) -> (f64, f64, f64) {
+        let now = CpuMark::now(pid);
+        let (server, me) = (now.server - self.server, now.me - self.me);
+        (server, me, (now.machine - self.machine - server - me).max(0.0))
+    }
+}
+
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -580,6 +612,7 @@ struct Phase {
     wall: f64,
     server_cpu: f64,
     loadgen_cpu: f64,
+    other_cpu: f64,
     latency: Latencies,
     write_errors: usize,
     complete: bool,
@@ -619,7 +652,7 @@ async fn closed_loop(
     updates: std::ops::Range<usize>,
     pid: u32,
 ) -> Result<Phase, BoxError> {
-    let (cpu0, me0, t0) = (cpu_secs(pid), cpu_secs(std::process::id()), Instant::now());
+    let (cpu0, t0) = (CpuMark::now(pid), Instant::now());
     let deadline = Instant::now() + o.timeout;
     let mut phase = Phase { updates: updates.len(), complete: true, ..Phase::default() };
     for k in updates.clone() {
@@ -642,8 +675,7 @@ async fn closed_loop(
         }
     }
     phase.wall = t0.elapsed().as_secs_f64();
-    phase.server_cpu = cpu_secs(pid) - cpu0;
-    phase.loadgen_cpu = cpu_secs(std::process::id()) - me0;
+    (phase.server_cpu, phase.loadgen_cpu, phase.other_cpu) = cpu0.since(pid);
     phase.deliveries = updates.clone().map(|k| run.count[k].load(SeqCst) as u64).sum();
     phase.latency = latencies(run, updates);
     Ok(phase)
@@ -661,7 +693,7 @@ async fn open_loop(
     run.target.store(target, SeqCst);
     let (mut sink, mut stream) = ws.split();
     let driver = o.driver;
-    let (cpu0, me0) = (cpu_secs(pid), cpu_secs(std::process::id()));
+    let cpu0 = CpuMark::now(pid);
     let first_send = now_us();
     let t0 = Instant::now();
     let n = updates.len();
@@ -707,8 +739,7 @@ async fn open_loop(
     run.committed.fetch_add(ok as u64, SeqCst);
     let last_rx = updates.clone().map(|k| run.last_rx[k].load(SeqCst)).max().unwrap_or(first_send);
     let mut phase = Phase { updates: n, complete, ..Phase::default() };
-    phase.server_cpu = cpu_secs(pid) - cpu0;
-    phase.loadgen_cpu = cpu_secs(std::process::id()) - me0;
+    (phase.server_cpu, phase.loadgen_cpu, phase.other_cpu) = cpu0.since(pid);
     phase.deliveries = updates.clone().map(|k| run.count[k].load(SeqCst) as u64).sum();
     phase.wall = if complete { last_rx.saturating_sub(first_send) as f64 / 1e6 } else { wall_to_done.as_secs_f64() };
     phase.write_errors = failed + (n - ok - failed);
@@ -878,12 +909,12 @@ fn report(o: &Options, runs: &[(Outcome, String)], idle: &Option<(Idle, String)>
         println!(
             "Closed loop (next update only after the previous reached all S subscribers; latency = receipt − save):\n"
         );
-        println!("| S | updates | wall s | to-all p50 ms | to-all p99 ms | per-delivery p50 ms | per-delivery p99 ms | server CPU s | server µs CPU/delivery | loadgen CPU s |");
-        println!("|---|---|---|---|---|---|---|---|---|---|");
+        println!("| S | updates | wall s | to-all p50 ms | to-all p99 ms | per-delivery p50 ms | per-delivery p99 ms | server CPU s | server µs CPU/delivery | loadgen CPU s | other processes' CPU s |");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|");
         for (r, _) in runs {
             let c = &r.closed;
             println!(
-                "| {} | {}{} | {:.2} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} |",
+                "| {} | {}{} | {:.2} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} |",
                 r.subs,
                 c.updates,
                 if c.complete { "" } else { " (incomplete)" },
@@ -895,15 +926,16 @@ fn report(o: &Options, runs: &[(Outcome, String)], idle: &Option<(Idle, String)>
                 c.server_cpu,
                 c.server_us_per_delivery(),
                 c.loadgen_cpu,
+                c.other_cpu,
             );
         }
         println!("\nOpen loop (updates back to back; deliveries/s = events received by all subscribers / (last receipt − first send)):\n");
-        println!("| S | updates | deliveries | wall s | deliveries/s | updates/s | server CPU s | server µs CPU/delivery | loadgen CPU s | per-delivery p50 / p99 ms | server peak RSS MiB | lost | ended conns |");
-        println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        println!("| S | updates | deliveries | wall s | deliveries/s | updates/s | server CPU s | server µs CPU/delivery | loadgen CPU s | other processes' CPU s | per-delivery p50 / p99 ms | server peak RSS MiB | lost | ended conns |");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         for (r, _) in runs {
             let p = &r.open;
             println!(
-                "| {} | {}{} | {} | {:.3} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {} / {} | {:.1} | {} | {} |",
+                "| {} | {}{} | {} | {:.3} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} / {} | {:.1} | {} | {} |",
                 r.subs,
                 p.updates,
                 if p.complete { "" } else { " (incomplete)" },
@@ -914,6 +946,7 @@ fn report(o: &Options, runs: &[(Outcome, String)], idle: &Option<(Idle, String)>
                 p.server_cpu,
                 p.server_us_per_delivery(),
                 p.loadgen_cpu,
+                p.other_cpu,
                 ms(p.latency.delivery_p50),
                 ms(p.latency.delivery_p99),
                 r.peak_rss_kb as f64 / 1024.0,
