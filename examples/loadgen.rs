@@ -85,6 +85,8 @@ struct Options {
     driver: Driver,
     queue: usize,
     server_bin: PathBuf,
+    /// The server binary is the default one next to this binary (so it may be rebuilt).
+    default_server_bin: bool,
     server_workers: Option<usize>,
     url: Option<String>,
     pid: Option<u32>,
@@ -108,6 +110,7 @@ fn options() -> Result<Options, String> {
         driver: Driver::Bump,
         queue: 1 << 16,
         server_bin: exe.with_file_name("bench_server"),
+        default_server_bin: true,
         server_workers: None,
         url: None,
         pid: None,
@@ -138,7 +141,10 @@ fn options() -> Result<Options, String> {
                 }
             }
             "--queue" => o.queue = number(value()?)?,
-            "--server-bin" => o.server_bin = PathBuf::from(value()?),
+            "--server-bin" => {
+                o.server_bin = PathBuf::from(value()?);
+                o.default_server_bin = false;
+            }
             "--server-workers" => o.server_workers = Some(number(value()?)?),
             "--url" => o.url = Some(value()?),
             "--pid" => o.pid = Some(number(value()?)? as u32),
@@ -257,6 +263,28 @@ fn load_average() -> String {
 }
 
 // ---------------------------------------------------------------- the server process
+
+/// Under `cargo run`, builds `bench_server` with the same profile first, so a
+/// stale server binary is never measured (`cargo run --example loadgen` builds
+/// only the load generator).
+fn build_server(o: &Options) -> Result<(), BoxError> {
+    if o.url.is_some() || !o.default_server_bin {
+        return Ok(());
+    }
+    let (Ok(cargo), Ok(manifest_dir)) = (std::env::var("CARGO"), std::env::var("CARGO_MANIFEST_DIR")) else {
+        return Ok(());
+    };
+    let release = o.server_bin.parent().and_then(|d| d.parent()).is_some_and(|d| d.ends_with("release"));
+    let mut build = Command::new(cargo);
+    build.args(["build", "--example", "bench_server", "--manifest-path"]).arg(format!("{manifest_dir}/Cargo.toml"));
+    if release {
+        build.arg("--release");
+    }
+    if !build.status()?.success() {
+        return Err("building bench_server failed".into());
+    }
+    Ok(())
+}
 
 struct ServerProc {
     url: String,
@@ -996,6 +1024,7 @@ fn report(o: &Options, runs: &[(Outcome, String)], idle: &Option<(Idle, String)>
 // ---------------------------------------------------------------- main
 
 async fn main_async(o: Options) -> Result<bool, BoxError> {
+    build_server(&o)?;
     let mut runs = Vec::new();
     if o.fanout {
         for &s in &o.subs {
