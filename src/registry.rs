@@ -225,8 +225,11 @@ impl std::fmt::Debug for Subscription {
 enum SubState {
     /// Registered, snapshot not yet read: changes wait here.
     Starting(Vec<(u64, Action, Arc<str>)>),
-    /// Changes go straight to the connection, numbered by `seq`.
-    Live { seq: u64 },
+    /// Changes go straight to the connection, numbered by `seq`, except
+    /// those at or before `snapshot_pos`: the fan-out runs behind the
+    /// commits, so a change the snapshot already holds may reach a
+    /// subscription only after it went live.
+    Live { seq: u64, snapshot_pos: u64 },
     /// Unsubscribed or disconnected.
     Closed,
 }
@@ -256,7 +259,7 @@ impl Subscription {
                 return false;
             }
         }
-        *state = SubState::Live { seq };
+        *state = SubState::Live { seq, snapshot_pos };
         true
     }
 
@@ -264,7 +267,8 @@ impl Subscription {
         let mut state = self.state.lock();
         match &mut *state {
             SubState::Starting(buffer) => buffer.push((pos, action, data.clone())),
-            SubState::Live { seq } => {
+            SubState::Live { snapshot_pos, .. } if pos <= *snapshot_pos => {}
+            SubState::Live { seq, .. } => {
                 *seq += 1;
                 let event =
                     Outbound::Event { sub: self.id, seq: *seq, pos, route: self.route, action, data: data.clone() };
@@ -378,5 +382,27 @@ mod tests {
             });
         }
         assert_eq!(got, ["frame reply", "seq 1 pos 6", "seq 2 pos 7"]);
+    }
+
+    #[test]
+    fn changes_the_snapshot_holds_are_dropped_even_when_fanned_out_after_going_live() {
+        let registry = Registry::new();
+        let (outbox, mut rx) = Outbox::new(16);
+        let sub = registry.subscribe("item", Filter::all(), outbox);
+        let data: Arc<str> = Arc::from("{}");
+        // Positions up to 5 were committed before the snapshot was read, but
+        // the fan-out thread, running behind, reaches 4 and 5 only now.
+        assert!(sub.start(5, "reply".into()));
+        for pos in [4, 5, 6] {
+            sub.deliver(pos, Action::Created, &data);
+        }
+        let mut got = Vec::new();
+        while let Ok(frame) = rx.try_recv() {
+            got.push(match frame {
+                Outbound::Frame(text) => format!("frame {text}"),
+                Outbound::Event { seq, pos, .. } => format!("seq {seq} pos {pos}"),
+            });
+        }
+        assert_eq!(got, ["frame reply", "seq 1 pos 6"]);
     }
 }
