@@ -43,7 +43,7 @@ pub use model::{FieldDef, FieldType, FieldValue, Model, Row, Value, ValueRef};
 pub use route::{Limits, Route, Validation, VerbContext};
 pub use router::Router;
 pub use server::{serve, serve_with, Server};
-pub use store::{Db, Persist, WriteTx};
+pub use store::{Conn, Db, Persist, WriteTx};
 pub use wyrmhole_derive::Model;
 
 /// Compiles the README's example as a doctest, so it cannot rot.
