@@ -359,7 +359,13 @@ impl Db {
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(10))
             .build(manager())?;
-        let writer = Pool::builder().max_size(1).connection_timeout(Duration::from_secs(10)).build(manager())?;
+        // A SQLite file connection does not drop; a PostgreSQL one may (a
+        // server restart), and is then replaced at the next write.
+        let writer = Pool::builder()
+            .max_size(1)
+            .test_on_check_out(dialect == Dialect::Postgres)
+            .connection_timeout(Duration::from_secs(10))
+            .build(manager())?;
         let inner = Inner {
             readers,
             writer,

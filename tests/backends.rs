@@ -181,3 +181,30 @@ async fn open_errors_say_why() {
         }
     }
 }
+
+#[tokio::test]
+async fn connections_the_server_drops_are_replaced() {
+    let server = TestServer::start().await;
+    server.insert_item(json!({"list_id": 1, "text": "before", "done": false})).await;
+    if backend() == Backend::Postgres {
+        // From a reader: ends the writer and every other reader (a server
+        // restart or an idle timeout looks the same to the pools).
+        server
+            .db
+            .read(|conn| {
+                use diesel::connection::SimpleConnection;
+                Ok(conn.batch_execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                )?)
+            })
+            .await
+            .unwrap();
+    }
+    server.insert_item(json!({"list_id": 1, "text": "after", "done": false})).await;
+    let mut c = server.client().await;
+    for _ in 0..4 {
+        let page = c.ok("todo-item", "get_list", json!({})).await;
+        assert_eq!(texts(&page), ["before", "after"]);
+    }
+}
