@@ -14,6 +14,13 @@ root="$(cd "$here/.." && pwd)"
 need() {
   command -v "$1" >/dev/null || { echo "run-tests.sh: $1 is required but not installed" >&2; exit 1; }
 }
+# The machine image ships Node 20; a bare Debian gets its own packages.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "== installing Debian's nodejs and npm"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update
+  apt-get install -y nodejs npm
+fi
 need node
 need npm
 need cargo

@@ -92,9 +92,74 @@ impl Change {
     }
 }
 
+/// A change as it travels between processes:
+/// `{"route": .., "pos": .., "old": [..] | null, "new": [..] | null}`, rows as
+/// JSON arrays in field order. Everything a receiver needs to match it
+/// against its own subscriptions, with no database read.
+impl Change {
+    /// Encodes the change for other processes.
+    pub fn to_wire(&self) -> serde_json::Value {
+        let row = |r: &Option<Row>| match r {
+            Some(values) => serde_json::Value::Array(values.iter().map(|v| v.to_json()).collect()),
+            None => serde_json::Value::Null,
+        };
+        serde_json::json!({ "route": self.route, "pos": self.pos, "old": row(&self.old), "new": row(&self.new) })
+    }
+
+    /// Decodes a change of a route whose fields the receiver knows.
+    pub fn from_wire(
+        wire: &serde_json::Value,
+        route: &'static str,
+        fields: &'static [FieldDef],
+        pk: usize,
+    ) -> Result<Change, String> {
+        let row = |key: &str| -> Result<Option<Row>, String> {
+            match &wire[key] {
+                serde_json::Value::Null => Ok(None),
+                serde_json::Value::Array(values) if values.len() == fields.len() => values
+                    .iter()
+                    .zip(fields)
+                    .map(|(v, f)| f.ty.value_from_json(v, f.nullable).map_err(|e| format!("{}: {e}", f.name)))
+                    .collect::<Result<Row, _>>()
+                    .map(Some),
+                other => Err(format!("{key} is not a row of {} values: {other}", fields.len())),
+            }
+        };
+        let pos = wire["pos"].as_u64().ok_or("pos is not a position")?;
+        let mut change = Change::new(route, fields, pk, row("old")?, row("new")?);
+        change.pos = pos;
+        Ok(change)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[allow(dead_code)]
+    #[derive(crate::Model)]
+    struct Item {
+        id: i32,
+        text: Option<String>,
+        score: f64,
+        done: bool,
+    }
+
+    #[test]
+    fn wire_round_trip() {
+        use crate::model::{Model, Value};
+        let old: Row = vec![Value::Int(3), Value::Null, Value::Float(0.1 + 0.2), Value::Bool(true)].into();
+        let new: Row =
+            vec![Value::Int(3), Value::Text("é\u{0}".into()), Value::Float(-1e-300), Value::Bool(false)].into();
+        let mut change =
+            Change::new(Item::ROUTE, Item::FIELDS, Item::PRIMARY_KEY, Some(old.clone()), Some(new.clone()));
+        change.pos = 42;
+        let wire: serde_json::Value = serde_json::from_str(&change.to_wire().to_string()).unwrap();
+        let back = Change::from_wire(&wire, Item::ROUTE, Item::FIELDS, Item::PRIMARY_KEY).unwrap();
+        assert_eq!((back.pos, back.old, back.new), (42, Some(old), Some(new)));
+        let bad = serde_json::json!({"route": "items", "pos": 1, "old": null, "new": [1, 2]});
+        assert!(Change::from_wire(&bad, Item::ROUTE, Item::FIELDS, Item::PRIMARY_KEY).is_err());
+    }
 
     #[test]
     fn transitions() {

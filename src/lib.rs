@@ -27,6 +27,7 @@ pub mod change;
 pub mod connection;
 pub mod error;
 pub mod filter;
+pub mod hub;
 pub mod model;
 pub mod protocol;
 pub mod record;

@@ -96,6 +96,12 @@ pub fn event_frame(sub: u64, seq: u64, pos: u64, route: &str, action: Action, da
     frame
 }
 
+/// `{"type":"gap","sub":..,"reason":..}`: the subscription ended because
+/// changes were lost on their way to this server; subscribe again.
+pub fn gap_frame(sub: u64, reason: &str) -> String {
+    serde_json::json!({ "type": "gap", "sub": sub, "reason": reason }).to_string()
+}
+
 /// Why the server closed a connection, sent as the WebSocket close code and reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CloseReason {

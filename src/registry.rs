@@ -23,12 +23,16 @@ use parking_lot::{Mutex, RwLock};
 use crate::change::{Action, Change};
 use crate::connection::{Outbound, Outbox};
 use crate::filter::Filter;
-use crate::model::Value;
+use crate::model::{FieldDef, Model, Value};
+use crate::protocol;
 
 /// Every live subscription of this process, by route.
 #[derive(Default)]
 pub struct Registry {
     routes: DashMap<&'static str, Arc<RwLock<RouteSubscriptions>>>,
+    /// The models served here, by route: what a change from another process
+    /// is decoded with.
+    catalog: DashMap<&'static str, RouteInfo>,
     next_id: AtomicU64,
     hasher: RandomState,
 }
@@ -39,10 +43,31 @@ impl std::fmt::Debug for Registry {
     }
 }
 
+/// What the registry knows of a route's model.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteInfo {
+    /// The route name.
+    pub route: &'static str,
+    /// The model's fields.
+    pub fields: &'static [FieldDef],
+    /// The primary key's index.
+    pub pk: usize,
+}
+
 impl Registry {
     /// An empty registry.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Records a route's model, so changes to it can be decoded.
+    pub fn register_route<M: Model>(&self) {
+        self.catalog.insert(M::ROUTE, RouteInfo { route: M::ROUTE, fields: M::FIELDS, pk: M::PRIMARY_KEY });
+    }
+
+    /// A registered route by name.
+    pub fn route_info(&self, route: &str) -> Option<RouteInfo> {
+        self.catalog.get(route).map(|r| *r)
     }
 
     /// Registers a subscription. It starts buffering changes at once; call
@@ -107,6 +132,25 @@ impl Registry {
                 member.deliver(change.pos, action, &data);
             }
         });
+    }
+
+    /// Whether any subscription of `route` exists in this process.
+    pub fn has_subscriptions(&self, route: &str) -> bool {
+        self.routes.get(route).is_some_and(|s| !s.read().groups.is_empty())
+    }
+
+    /// Ends every subscription of `route` with a `gap` frame: changes were
+    /// lost, so each client must take a fresh snapshot.
+    pub fn gap(&self, route: &str, reason: &str) {
+        let Some(subs) = self.routes.get(route).map(|s| s.clone()) else { return };
+        let groups = std::mem::take(&mut *subs.write());
+        for member in groups.groups.values().flat_map(|g| &g.members) {
+            let mut state = member.state.lock();
+            if !matches!(*state, SubState::Closed) {
+                member.outbox.push(Outbound::Frame(protocol::gap_frame(member.id, reason)));
+                *state = SubState::Closed;
+            }
+        }
     }
 
     /// The number of subscriptions and groups of a route.

@@ -53,6 +53,7 @@ impl Router {
     pub fn route<M: Persist>(mut self, route: Route<M>) -> Self {
         let previous = self.routes.insert(M::ROUTE, Arc::new(route));
         assert!(previous.is_none(), "route {:?} added twice", M::ROUTE);
+        self.db.registry().register_route::<M>();
         self
     }
 

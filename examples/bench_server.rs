@@ -1,0 +1,205 @@
+//! The server side of the fan-out benchmark (`examples/loadgen.rs` starts it).
+//!
+//! ```text
+//! cargo build --release --example bench_server
+//! target/release/examples/bench_server --port 0 --queue 65536
+//! ```
+//!
+//! One model, `item` (id, list_id, text, done, sent_at_us), on a SQLite file in
+//! a temp dir, with the in-process broker. It prints
+//! `bench_server listening on ws://ADDR/ws pid PID` and serves until stdin
+//! closes, Ctrl-C, or `--max-secs` pass (so a forgotten server ends by itself).
+//!
+//! The write driver is a custom verb, `bump {"id": 1, "n": 17}`: it runs
+//! [`Db::write`] (the save API server code uses) to set `text` to `"bump 17"`
+//! and `sent_at_us` to the wall clock in microseconds, read inside the write
+//! transaction just before commit. Subscribers compute save→receipt latency
+//! from `sent_at_us`, so the figure covers commit, publish, fan-out, the
+//! outbound queue, the socket and the client, but not the writer's request
+//! getting to the server. The standard `update` verb also works
+//! (`sent_at_us` is client-writable); then the client stamps the time itself.
+//!
+//! Options: `--port N` (or `WYRM_PORT`; 0 = any free port), `--queue N`
+//! (outbound frames per connection before a slow-consumer close; the default
+//! is large so a benchmark never trips it), `--workers N` (tokio worker
+//! threads; default one per core), `--rows N` (extra rows in other lists),
+//! `--max-secs N` (default 1800).
+
+use std::io::{BufRead, Write};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+use wyrmhole::{ConnectionConfig, Db, Error, Route, Router};
+
+diesel::table! {
+    items (id) {
+        id -> Integer,
+        list_id -> Integer,
+        text -> Text,
+        done -> Bool,
+        sent_at_us -> BigInt,
+    }
+}
+
+#[derive(Debug, diesel::QueryableByName, wyrmhole::Model)]
+#[diesel(table_name = items)]
+#[wyrm(route = "item")]
+struct Item {
+    id: i32,
+    #[wyrm(update)]
+    list_id: i32,
+    #[wyrm(update)]
+    text: String,
+    #[wyrm(update)]
+    done: bool,
+    /// Wall-clock microseconds of the save, set by the writer.
+    #[wyrm(update)]
+    sent_at_us: i64,
+}
+
+const SCHEMA: &str = "
+    CREATE TABLE items (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        list_id INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        done BOOLEAN NOT NULL DEFAULT 0,
+        sent_at_us BIGINT NOT NULL DEFAULT 0
+    );
+    CREATE INDEX items_list ON items (list_id);
+";
+
+fn now_us() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
+}
+
+/// Raises the soft open-files limit to the hard limit: 10k sockets need it.
+fn raise_nofile_limit() -> u64 {
+    #[repr(C)]
+    struct Rlimit {
+        cur: u64,
+        max: u64,
+    }
+    extern "C" {
+        fn getrlimit(resource: i32, rlim: *mut Rlimit) -> i32;
+        fn setrlimit(resource: i32, rlim: *const Rlimit) -> i32;
+    }
+    const RLIMIT_NOFILE: i32 = 7;
+    let mut lim = Rlimit { cur: 0, max: 0 };
+    // SAFETY: plain libc calls on a properly sized, initialized struct.
+    unsafe {
+        if getrlimit(RLIMIT_NOFILE, &mut lim) == 0 && lim.cur < lim.max {
+            let want = Rlimit { cur: lim.max, max: lim.max };
+            if setrlimit(RLIMIT_NOFILE, &want) == 0 {
+                lim.cur = lim.max;
+            }
+        }
+    }
+    lim.cur
+}
+
+struct Options {
+    port: u16,
+    queue: usize,
+    workers: Option<usize>,
+    rows: usize,
+    max_secs: u64,
+}
+
+fn options() -> Result<Options, String> {
+    let mut o = Options {
+        port: std::env::var("WYRM_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(0),
+        queue: 1 << 16,
+        workers: None,
+        rows: 1000,
+        max_secs: 1800,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
+        let number = |v: String| v.parse::<u64>().map_err(|e| format!("{flag}: {e}"));
+        match flag.as_str() {
+            "--port" => o.port = number(value()?)? as u16,
+            "--queue" => o.queue = number(value()?)? as usize,
+            "--workers" => o.workers = Some(number(value()?)? as usize),
+            "--rows" => o.rows = number(value()?)? as usize,
+            "--max-secs" => o.max_secs = number(value()?)?,
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    Ok(o)
+}
+
+fn router(db: Db, queue: usize) -> Router {
+    let route = Route::<Item>::new().verb("bump", |cx, args| async move {
+        let id = args["id"].as_i64().ok_or_else(|| Error::bad_arg("id", "is required"))?;
+        let n = args["n"].as_i64().unwrap_or(0);
+        cx.db
+            .write(move |tx| {
+                let text = format!("bump {n}");
+                // Stamped inside the transaction, just before commit: "save time".
+                let sent_at_us = now_us();
+                let data = json!({ "text": text, "sent_at_us": sent_at_us });
+                tx.update::<Item>(id, &data)?.ok_or(Error::NotFound { route: "item".into(), id: id.to_string() })?;
+                Ok::<_, Error>(json!({ "sent_at_us": sent_at_us }))
+            })
+            .await
+    });
+    Router::new(db)
+        .route(route)
+        .allow_anonymous()
+        .config(ConnectionConfig { queue_capacity: queue, ..ConnectionConfig::default() })
+}
+
+async fn run(o: Options) -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("bench.db");
+    let db = Db::open_sqlite(path.to_str().ok_or("temp path is not UTF-8")?)?;
+    db.execute_batch(SCHEMA).await?;
+    // Row 1 (list 1) is the one the load generator updates; the rest sit in
+    // other lists so the table and the index are not trivially small.
+    let mut seed = String::from("BEGIN; INSERT INTO items (list_id, text) VALUES (1, 'the benchmark row');");
+    for i in 0..o.rows {
+        seed.push_str(&format!("INSERT INTO items (list_id, text) VALUES ({}, 'row {i}');", 2 + i % 100));
+    }
+    seed.push_str("COMMIT;");
+    db.execute_batch(&seed).await?;
+
+    let server = wyrmhole::serve(router(db, o.queue), ([127, 0, 0, 1], o.port)).await?;
+    println!("bench_server listening on {} pid {}", server.ws_url(), std::process::id());
+    std::io::stdout().flush()?;
+
+    // Ends when stdin closes (the load generator exited), on Ctrl-C, or after max_secs.
+    let (eof_tx, eof_rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let stdin = std::io::stdin();
+        let mut lock = stdin.lock();
+        while matches!(lock.read_line(&mut line), Ok(n) if n > 0) {
+            line.clear();
+        }
+        let _ = eof_tx.send(());
+    });
+    tokio::select! {
+        _ = eof_rx => {}
+        _ = tokio::signal::ctrl_c() => {}
+        _ = tokio::time::sleep(Duration::from_secs(o.max_secs)) => eprintln!("bench_server: --max-secs reached"),
+    }
+    server.shutdown().await;
+    Ok(())
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let o = options().map_err(|e| {
+        format!("{e}\nusage: bench_server [--port N] [--queue N] [--workers N] [--rows N] [--max-secs N]")
+    })?;
+    let nofile = raise_nofile_limit();
+    if nofile < 12_000 {
+        eprintln!("bench_server: open files limit is {nofile}; 10k connections will not fit");
+    }
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    rt.enable_all();
+    if let Some(w) = o.workers {
+        rt.worker_threads(w);
+    }
+    rt.build()?.block_on(run(o))
+}

@@ -1,0 +1,1068 @@
+//! Load generator for the fan-out hot path: S WebSocket subscribers on one
+//! filter, one writer saving a row they all watch, against a separate
+//! `bench_server` process.
+//!
+//! ```text
+//! cargo build --release --example bench_server --example loadgen
+//! cargo run --release --example loadgen -- --subs 10,100,1000,10000 --idle 10000
+//! ```
+//!
+//! For each S (a fresh server process each time, so its peak RSS is that run's):
+//!
+//! 1. S subscribers connect and subscribe to `{"list_id": 1}`.
+//! 2. Warm-up: a few updates, not counted in the latency figures.
+//! 3. Closed loop: `--closed` updates of row 1 (list 1), the next only once
+//!    the previous one reached every subscriber. Latency is the subscriber's
+//!    wall clock at receipt minus the row's `sent_at_us` (stamped by the
+//!    server inside the write transaction, see `bench_server.rs`): per update
+//!    the time until the last subscriber had it (p50/p99 over updates), and
+//!    per delivery (p50/p99 over every update × subscriber).
+//! 4. Open loop: `--open` updates sent back to back, as fast as the server
+//!    takes them (it runs up to `max_in_flight` requests of a connection at
+//!    once; TCP backpressure holds the rest). Deliveries/s = events received by
+//!    all subscribers / (last receipt − first send).
+//!
+//! Server CPU seconds are utime+stime from `/proc/<pid>/stat` around each
+//! phase; peak RSS is the server's `VmHWM`. Every subscriber checks that its
+//! `seq` runs 1, 2, 3, ... with nothing missing at the end: any loss is
+//! reported (and makes the exit status 1).
+//!
+//! `--idle N` opens N connections to a fresh server, measures its RSS
+//! (`VmRSS`) with none, with N connected, and with the N also subscribed,
+//! and reports the growth per connection.
+//!
+//! Options: `--subs LIST`, `--closed N` (default 200), `--warmup N` (10),
+//! `--open N` (default: about 4M deliveries, 200..20000 updates), `--idle N`,
+//! `--no-fanout` (idle mode only), `--driver bump|update` (the custom verb
+//! that stamps `sent_at_us` at save time, default; or the standard `update`
+//! verb, where the client stamps its send time), `--queue N` (the server's
+//! per-connection queue), `--server-bin PATH` (default: next to this binary),
+//! `--server-workers N`, `--url ws://.. --pid PID` (use a running server
+//! instead), `--concurrency N` (connects/subscribes in flight during setup),
+//! `--timeout SECS` (per phase; default 120).
+//!
+//! The two processes are separate on purpose: 10k client sockets plus 10k
+//! server sockets would not fit one process's 20k open-files limit. Both
+//! raise their soft limit to the hard one.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::{SinkExt, StreamExt};
+use parking_lot::Mutex;
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, Semaphore};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+type Ws = WebSocketStream<TcpStream>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+fn now_us() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
+}
+
+// ---------------------------------------------------------------- options
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Driver {
+    Bump,
+    Update,
+}
+
+#[derive(Clone, Debug)]
+struct Options {
+    subs: Vec<usize>,
+    closed: usize,
+    warmup: usize,
+    open: Option<usize>,
+    idle: Option<usize>,
+    fanout: bool,
+    driver: Driver,
+    queue: usize,
+    server_bin: PathBuf,
+    /// The server binary is the default one next to this binary (so it may be rebuilt).
+    default_server_bin: bool,
+    server_workers: Option<usize>,
+    url: Option<String>,
+    pid: Option<u32>,
+    concurrency: usize,
+    timeout: Duration,
+}
+
+const USAGE: &str = "usage: loadgen [--subs 10,100,1000,10000] [--closed N] [--warmup N] [--open N] \
+[--idle N] [--no-fanout] [--driver bump|update] [--queue N] [--server-bin PATH] [--server-workers N] \
+[--url ws://HOST:PORT/ws --pid PID] [--concurrency N] [--timeout SECS]";
+
+fn options() -> Result<Options, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut o = Options {
+        subs: vec![10, 100, 1000, 10_000],
+        closed: 200,
+        warmup: 10,
+        open: None,
+        idle: None,
+        fanout: true,
+        driver: Driver::Bump,
+        queue: 1 << 16,
+        server_bin: exe.with_file_name("bench_server"),
+        default_server_bin: true,
+        server_workers: None,
+        url: None,
+        pid: None,
+        concurrency: 128,
+        timeout: Duration::from_secs(120),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
+        let number = |v: String| v.parse::<usize>().map_err(|e| format!("{flag}: {e}"));
+        match flag.as_str() {
+            "--subs" => {
+                o.subs = value()?
+                    .split(',')
+                    .map(|s| s.trim().parse().map_err(|e| format!("--subs: {e}")))
+                    .collect::<Result<_, _>>()?
+            }
+            "--closed" => o.closed = number(value()?)?,
+            "--warmup" => o.warmup = number(value()?)?,
+            "--open" => o.open = Some(number(value()?)?),
+            "--idle" => o.idle = Some(number(value()?)?),
+            "--no-fanout" => o.fanout = false,
+            "--driver" => {
+                o.driver = match value()?.as_str() {
+                    "bump" => Driver::Bump,
+                    "update" => Driver::Update,
+                    other => return Err(format!("--driver: {other}? expected bump or update")),
+                }
+            }
+            "--queue" => o.queue = number(value()?)?,
+            "--server-bin" => {
+                o.server_bin = PathBuf::from(value()?);
+                o.default_server_bin = false;
+            }
+            "--server-workers" => o.server_workers = Some(number(value()?)?),
+            "--url" => o.url = Some(value()?),
+            "--pid" => o.pid = Some(number(value()?)? as u32),
+            "--concurrency" => o.concurrency = number(value()?)?.max(1),
+            "--timeout" => o.timeout = Duration::from_secs(number(value()?)? as u64),
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    if o.url.is_some() != o.pid.is_some() {
+        return Err("--url and --pid go together (the pid is needed for CPU and RSS)".into());
+    }
+    Ok(o)
+}
+
+fn open_updates(o: &Options, s: usize) -> usize {
+    o.open.unwrap_or_else(|| (4_000_000 / s.max(1)).clamp(200, 20_000))
+}
+
+// ---------------------------------------------------------------- the OS
+
+/// Raises the soft open-files limit to the hard limit; returns the limit.
+fn raise_nofile_limit() -> u64 {
+    #[repr(C)]
+    struct Rlimit {
+        cur: u64,
+        max: u64,
+    }
+    extern "C" {
+        fn getrlimit(resource: i32, rlim: *mut Rlimit) -> i32;
+        fn setrlimit(resource: i32, rlim: *const Rlimit) -> i32;
+    }
+    const RLIMIT_NOFILE: i32 = 7;
+    let mut lim = Rlimit { cur: 0, max: 0 };
+    // SAFETY: plain libc calls on a properly sized, initialized struct.
+    unsafe {
+        if getrlimit(RLIMIT_NOFILE, &mut lim) == 0 && lim.cur < lim.max {
+            let want = Rlimit { cur: lim.max, max: lim.max };
+            if setrlimit(RLIMIT_NOFILE, &want) == 0 {
+                lim.cur = lim.max;
+            }
+        }
+    }
+    lim.cur
+}
+
+fn clock_ticks() -> f64 {
+    extern "C" {
+        fn sysconf(name: i32) -> i64;
+    }
+    const SC_CLK_TCK: i32 = 2;
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { sysconf(SC_CLK_TCK) };
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
+}
+
+/// utime + stime of a process, in seconds.
+fn cpu_secs(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return f64::NAN };
+    // The command name is in parentheses and may hold spaces; fields follow the last ')'.
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else { return f64::NAN };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the name: state is field 3, so utime (14) and stime (15) are at 11 and 12.
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    (ticks(11) + ticks(12)) as f64 / clock_ticks()
+}
+
+/// A `Vm...:` line of /proc/<pid>/status, in KiB.
+fn status_kb(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// Busy CPU seconds of the whole machine (all processes, user + system + irq), from /proc/stat.
+fn machine_busy_secs() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else { return f64::NAN };
+    let Some(cpu) = stat.lines().next() else { return f64::NAN };
+    let ticks: Vec<u64> = cpu.split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal ...
+    let busy: u64 = ticks.iter().take(8).enumerate().filter(|(i, _)| *i != 3 && *i != 4).map(|(_, t)| t).sum();
+    busy as f64 / clock_ticks()
+}
+
+/// CPU time of the server, of this process and of the whole machine, to tell
+/// how much CPU other processes took during a phase.
+#[derive(Clone, Copy)]
+struct CpuMark {
+    server: f64,
+    me: f64,
+    machine: f64,
+}
+
+impl CpuMark {
+    fn now(pid: u32) -> CpuMark {
+        CpuMark { server: cpu_secs(pid), me: cpu_secs(std::process::id()), machine: machine_busy_secs() }
+    }
+
+    /// (server, loadgen, everything else) CPU seconds since `self`.
+    fn since(self, pid: u32) -> (f64, f64, f64) {
+        let now = CpuMark::now(pid);
+        let (server, me) = (now.server - self.server, now.me - self.me);
+        (server, me, (now.machine - self.machine - server - me).max(0.0))
+    }
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+// ---------------------------------------------------------------- the server process
+
+/// Under `cargo run`, builds `bench_server` with the same profile first, so a
+/// stale server binary is never measured (`cargo run --example loadgen` builds
+/// only the load generator).
+fn build_server(o: &Options) -> Result<(), BoxError> {
+    if o.url.is_some() || !o.default_server_bin {
+        return Ok(());
+    }
+    let (Ok(cargo), Ok(manifest_dir)) = (std::env::var("CARGO"), std::env::var("CARGO_MANIFEST_DIR")) else {
+        return Ok(());
+    };
+    let release = o.server_bin.parent().and_then(|d| d.parent()).is_some_and(|d| d.ends_with("release"));
+    let mut build = Command::new(cargo);
+    build.args(["build", "--example", "bench_server", "--manifest-path"]).arg(format!("{manifest_dir}/Cargo.toml"));
+    if release {
+        build.arg("--release");
+    }
+    if !build.status()?.success() {
+        return Err("building bench_server failed".into());
+    }
+    Ok(())
+}
+
+struct ServerProc {
+    url: String,
+    pid: u32,
+    command: String,
+    child: Option<(Child, ChildStdin, BufReader<ChildStdout>)>,
+}
+
+impl ServerProc {
+    fn start(o: &Options) -> Result<ServerProc, BoxError> {
+        if let (Some(url), Some(pid)) = (&o.url, o.pid) {
+            return Ok(ServerProc {
+                url: url.clone(),
+                pid,
+                command: format!("(running server pid {pid})"),
+                child: None,
+            });
+        }
+        if !o.server_bin.exists() {
+            return Err(format!(
+                "{} not found: build it first with `cargo build --release --example bench_server`",
+                o.server_bin.display()
+            )
+            .into());
+        }
+        let mut args = vec!["--port".to_string(), "0".into(), "--queue".into(), o.queue.to_string()];
+        if let Some(w) = o.server_workers {
+            args.extend(["--workers".to_string(), w.to_string()]);
+        }
+        let command = format!("{} {}", o.server_bin.display(), args.join(" "));
+        let mut child = Command::new(&o.server_bin)
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let stdin = child.stdin.take().expect("piped");
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+        let mut line = String::new();
+        stdout.read_line(&mut line)?;
+        // "bench_server listening on ws://127.0.0.1:PORT/ws pid PID"
+        let url =
+            line.split_whitespace().find(|w| w.starts_with("ws://")).ok_or_else(|| format!("server said {line:?}"))?;
+        Ok(ServerProc { url: url.to_string(), pid: child.id(), command, child: Some((child, stdin, stdout)) })
+    }
+
+    fn addr(&self) -> String {
+        self.url.trim_start_matches("ws://").split('/').next().unwrap_or_default().to_string()
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        if let Some((mut child, stdin, _out)) = self.child.take() {
+            drop(stdin); // the server exits when its stdin closes
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+// ---------------------------------------------------------------- clients
+
+async fn connect(url: &str, addr: &str) -> Result<Ws, BoxError> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (ws, _) = tokio_tungstenite::client_async(url, stream).await?;
+    Ok(ws)
+}
+
+/// Sends a request and reads frames until its reply; returns the reply.
+async fn call(ws: &mut Ws, request: String) -> Result<serde_json::Value, BoxError> {
+    ws.send(Message::text(request)).await?;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), ws.next()).await? {
+            Some(Ok(Message::Text(t))) => {
+                let v: serde_json::Value = serde_json::from_str(t.as_str())?;
+                if v["type"] == "reply" {
+                    if v["ok"] != true {
+                        return Err(format!("request failed: {v}").into());
+                    }
+                    return Ok(v);
+                }
+            }
+            Some(Ok(Message::Close(f))) => return Err(format!("closed: {f:?}").into()),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(e.into()),
+            None => return Err("connection ended".into()),
+        }
+    }
+}
+
+const SUBSCRIBE: &str = r#"{"id":"s","route":"item","verb":"subscribe","args":{"filter":{"list_id":1}}}"#;
+
+fn write_request(driver: Driver, k: usize) -> String {
+    match driver {
+        Driver::Bump => format!(r#"{{"id":{k},"route":"item","verb":"bump","args":{{"id":1,"n":{k}}}}}"#),
+        Driver::Update => format!(
+            r#"{{"id":{k},"route":"item","verb":"update","args":{{"id":1,"data":{{"text":"update {k}","sent_at_us":{}}}}}}}"#,
+            now_us()
+        ),
+    }
+}
+
+/// What a subscriber reads out of an event frame.
+struct Event {
+    sub: u64,
+    seq: u64,
+    sent_at_us: u64,
+}
+
+fn number_after(text: &str, key: &str) -> Option<u64> {
+    let rest = &text[text.find(key)? + key.len()..];
+    let end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+/// Reads an event frame with a scan for three keys (the frame is the
+/// server's fixed layout; anything else falls back to a full JSON parse),
+/// so the load generator spends its share of the CPU on reading sockets.
+fn parse_event(text: &str) -> Option<Event> {
+    if text.starts_with(r#"{"type":"event","#) {
+        if let (Some(sub), Some(seq), Some(sent_at_us)) =
+            (number_after(text, r#""sub":"#), number_after(text, r#""seq":"#), number_after(text, r#""sent_at_us":"#))
+        {
+            return Some(Event { sub, seq, sent_at_us });
+        }
+    }
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    if v["type"] != "event" {
+        return None;
+    }
+    Some(Event { sub: v["sub"].as_u64()?, seq: v["seq"].as_u64()?, sent_at_us: v["data"]["sent_at_us"].as_u64()? })
+}
+
+/// State shared by the subscribers and the writer of one run. Update k
+/// reaches each subscriber as its event `seq` k+1: nothing else changes
+/// list 1 once everyone has subscribed.
+struct Run {
+    subs: usize,
+    /// Per update: subscribers that got it, the latest receipt, the save time.
+    count: Vec<AtomicU32>,
+    last_rx: Vec<AtomicU64>,
+    sent_at: Vec<AtomicU64>,
+    /// Per subscriber and update: save→receipt in µs (u32::MAX: not received).
+    latency: Vec<Box<[AtomicU32]>>,
+    /// Per subscriber: the last seq seen.
+    last_seq: Vec<AtomicU64>,
+    delivered: AtomicU64,
+    /// Updates the server confirmed (a successful write reply).
+    committed: AtomicU64,
+    target: AtomicU64,
+    notify: Notify,
+    gaps: AtomicU64,
+    out_of_order: AtomicU64,
+    unexpected: AtomicU64,
+    ended: AtomicU64,
+    end_reasons: Mutex<Vec<String>>,
+}
+
+impl Run {
+    fn new(subs: usize, updates: usize) -> Run {
+        let atomics32 = |n: usize, v: u32| (0..n).map(|_| AtomicU32::new(v)).collect::<Vec<_>>();
+        let atomics64 = |n: usize| (0..n).map(|_| AtomicU64::new(0)).collect::<Vec<_>>();
+        Run {
+            subs,
+            count: atomics32(updates, 0),
+            last_rx: atomics64(updates),
+            sent_at: atomics64(updates),
+            latency: (0..subs).map(|_| atomics32(updates, u32::MAX).into_boxed_slice()).collect(),
+            last_seq: atomics64(subs),
+            delivered: AtomicU64::new(0),
+            committed: AtomicU64::new(0),
+            target: AtomicU64::new(u64::MAX),
+            notify: Notify::new(),
+            gaps: AtomicU64::new(0),
+            out_of_order: AtomicU64::new(0),
+            unexpected: AtomicU64::new(0),
+            ended: AtomicU64::new(0),
+            end_reasons: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn on_event(&self, me: usize, sub: u64, expect: &mut u64, text: &str) {
+        let received = now_us();
+        let Some(event) = parse_event(text).filter(|e| e.sub == sub) else {
+            self.unexpected.fetch_add(1, SeqCst);
+            return;
+        };
+        if event.seq != *expect {
+            if event.seq < *expect {
+                self.out_of_order.fetch_add(1, SeqCst);
+                return;
+            }
+            self.gaps.fetch_add(event.seq - *expect, SeqCst);
+        }
+        *expect = event.seq + 1;
+        self.last_seq[me].store(event.seq, SeqCst);
+        let k = (event.seq - 1) as usize;
+        if k >= self.count.len() {
+            self.unexpected.fetch_add(1, SeqCst);
+            return;
+        }
+        let latency = received.saturating_sub(event.sent_at_us).min(u32::MAX as u64 - 1) as u32;
+        self.latency[me][k].store(latency, SeqCst);
+        self.sent_at[k].store(event.sent_at_us, SeqCst);
+        self.last_rx[k].fetch_max(received, SeqCst);
+        self.count[k].fetch_add(1, SeqCst);
+        let delivered = self.delivered.fetch_add(1, SeqCst) + 1;
+        if delivered == self.target.load(SeqCst) {
+            self.notify.notify_one();
+        }
+    }
+
+    fn end(&self, why: String) {
+        self.ended.fetch_add(1, SeqCst);
+        let mut reasons = self.end_reasons.lock();
+        if reasons.len() < 5 {
+            reasons.push(why);
+        }
+        drop(reasons);
+        self.notify.notify_one();
+    }
+
+    /// Waits until `target` deliveries in all; false on timeout or if a subscriber's connection ended.
+    async fn wait_for(&self, target: u64, deadline: Instant) -> bool {
+        loop {
+            if self.delivered.load(SeqCst) >= target {
+                return true;
+            }
+            if Instant::now() >= deadline || self.ended.load(SeqCst) > 0 {
+                return false;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(50), self.notify.notified()).await;
+        }
+    }
+}
+
+/// One subscriber: connect, subscribe, report ready, then read events until the connection ends.
+async fn subscriber(
+    me: usize,
+    url: String,
+    addr: String,
+    run: Arc<Run>,
+    setup: Arc<Semaphore>,
+    ready: tokio::sync::mpsc::UnboundedSender<Result<(), String>>,
+) {
+    let permit = setup.acquire_owned().await;
+    let subscribed = async {
+        let mut ws = connect(&url, &addr).await?;
+        let reply = call(&mut ws, SUBSCRIBE.to_string()).await?;
+        let sub = reply["data"]["sub"].as_u64().ok_or("no sub in the subscribe reply")?;
+        Ok::<_, BoxError>((ws, sub))
+    }
+    .await;
+    drop(permit);
+    let (mut ws, sub) = match subscribed {
+        Ok(x) => {
+            let _ = ready.send(Ok(()));
+            x
+        }
+        Err(e) => {
+            let _ = ready.send(Err(e.to_string()));
+            return;
+        }
+    };
+    let mut expect = 1;
+    let why = loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => run.on_event(me, sub, &mut expect, t.as_str()),
+            Some(Ok(Message::Close(f))) => break format!("closed by the server: {f:?}"),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => break format!("read failed: {e}"),
+            None => break "connection ended".into(),
+        }
+    };
+    run.end(why);
+}
+
+/// Starts S subscribers; returns once all are subscribed.
+async fn start_subscribers(run: &Arc<Run>, server: &ServerProc, o: &Options) -> Result<(), BoxError> {
+    let setup = Arc::new(Semaphore::new(o.concurrency));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    for me in 0..run.subs {
+        tokio::spawn(subscriber(me, server.url.clone(), server.addr(), run.clone(), setup.clone(), tx.clone()));
+    }
+    drop(tx);
+    for _ in 0..run.subs {
+        match rx.recv().await {
+            Some(Ok(())) => {}
+            Some(Err(e)) => return Err(format!("a subscriber failed to start: {e}").into()),
+            None => return Err("subscribers vanished".into()),
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- statistics
+
+/// Nearest-rank percentile of sorted values.
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+#[derive(Debug, Default, Clone)]
+struct Latencies {
+    all_p50: u64,
+    all_p99: u64,
+    delivery_p50: u64,
+    delivery_p99: u64,
+}
+
+fn latencies(run: &Run, updates: std::ops::Range<usize>) -> Latencies {
+    let mut all: Vec<u64> = updates
+        .clone()
+        .filter(|&k| run.count[k].load(SeqCst) as usize == run.subs)
+        .map(|k| run.last_rx[k].load(SeqCst).saturating_sub(run.sent_at[k].load(SeqCst)))
+        .collect();
+    let mut each: Vec<u64> = Vec::with_capacity(updates.len() * run.subs);
+    for per_sub in &run.latency {
+        for k in updates.clone() {
+            let l = per_sub[k].load(SeqCst);
+            if l != u32::MAX {
+                each.push(l as u64);
+            }
+        }
+    }
+    all.sort_unstable();
+    each.sort_unstable();
+    Latencies {
+        all_p50: percentile(&all, 50.0),
+        all_p99: percentile(&all, 99.0),
+        delivery_p50: percentile(&each, 50.0),
+        delivery_p99: percentile(&each, 99.0),
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+struct Phase {
+    updates: usize,
+    deliveries: u64,
+    wall: f64,
+    server_cpu: f64,
+    loadgen_cpu: f64,
+    other_cpu: f64,
+    latency: Latencies,
+    write_errors: usize,
+    complete: bool,
+}
+
+impl Phase {
+    fn rate(&self) -> f64 {
+        self.deliveries as f64 / self.wall
+    }
+    fn server_us_per_delivery(&self) -> f64 {
+        self.server_cpu * 1e6 / self.deliveries.max(1) as f64
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+struct Outcome {
+    subs: usize,
+    setup_secs: f64,
+    closed: Phase,
+    open: Phase,
+    peak_rss_kb: u64,
+    lost: u64,
+    out_of_order: u64,
+    unexpected: u64,
+    ended: u64,
+    end_reasons: Vec<String>,
+    load: String,
+}
+
+// ---------------------------------------------------------------- the runs
+
+/// Closed loop: update k+1 only after update k reached every subscriber.
+async fn closed_loop(
+    run: &Run,
+    ws: &mut Ws,
+    o: &Options,
+    updates: std::ops::Range<usize>,
+    pid: u32,
+) -> Result<Phase, BoxError> {
+    let (cpu0, t0) = (CpuMark::now(pid), Instant::now());
+    let deadline = Instant::now() + o.timeout;
+    let mut phase = Phase { updates: updates.len(), complete: true, ..Phase::default() };
+    for k in updates.clone() {
+        let target = ((k + 1) * run.subs) as u64;
+        run.target.store(target, SeqCst);
+        if let Err(e) = call(ws, write_request(o.driver, k)).await {
+            eprintln!("  write {k} failed: {e}");
+            phase.write_errors += 1;
+            phase.complete = false;
+            break;
+        }
+        run.committed.fetch_add(1, SeqCst);
+        if !run.wait_for(target, deadline).await {
+            eprintln!(
+                "  update {k} did not reach every subscriber ({} of {target} deliveries)",
+                run.delivered.load(SeqCst)
+            );
+            phase.complete = false;
+            break;
+        }
+    }
+    phase.wall = t0.elapsed().as_secs_f64();
+    (phase.server_cpu, phase.loadgen_cpu, phase.other_cpu) = cpu0.since(pid);
+    phase.deliveries = updates.clone().map(|k| run.count[k].load(SeqCst) as u64).sum();
+    phase.latency = latencies(run, updates);
+    Ok(phase)
+}
+
+/// Open loop: every update sent back to back; replies read concurrently.
+async fn open_loop(
+    run: &Run,
+    ws: Ws,
+    o: &Options,
+    updates: std::ops::Range<usize>,
+    pid: u32,
+) -> Result<Phase, BoxError> {
+    let target = (updates.end * run.subs) as u64;
+    run.target.store(target, SeqCst);
+    let (mut sink, mut stream) = ws.split();
+    let driver = o.driver;
+    let cpu0 = CpuMark::now(pid);
+    let first_send = now_us();
+    let t0 = Instant::now();
+    let n = updates.len();
+    let sender = {
+        let updates = updates.clone();
+        tokio::spawn(async move {
+            for k in updates {
+                sink.feed(Message::text(write_request(driver, k))).await?;
+                if k % 32 == 31 {
+                    sink.flush().await?;
+                }
+            }
+            sink.flush().await?;
+            Ok::<_, BoxError>(sink)
+        })
+    };
+    let replies = tokio::spawn(async move {
+        let (mut ok, mut failed) = (0usize, 0usize);
+        while ok + failed < n {
+            match stream.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    if t.as_str().contains(r#""ok":true"#) {
+                        ok += 1;
+                    } else {
+                        if failed < 3 {
+                            eprintln!("  write failed: {}", t.as_str());
+                        }
+                        failed += 1;
+                    }
+                }
+                Some(Ok(_)) => {}
+                _ => break,
+            }
+        }
+        (ok, failed)
+    });
+    let deadline = Instant::now() + o.timeout;
+    let complete = run.wait_for(target, deadline).await;
+    let wall_to_done = t0.elapsed();
+    let (ok, failed) =
+        tokio::time::timeout(Duration::from_secs(10), replies).await.ok().and_then(|r| r.ok()).unwrap_or((0, n));
+    sender.abort();
+    run.committed.fetch_add(ok as u64, SeqCst);
+    let last_rx = updates.clone().map(|k| run.last_rx[k].load(SeqCst)).max().unwrap_or(first_send);
+    let mut phase = Phase { updates: n, complete, ..Phase::default() };
+    (phase.server_cpu, phase.loadgen_cpu, phase.other_cpu) = cpu0.since(pid);
+    phase.deliveries = updates.clone().map(|k| run.count[k].load(SeqCst) as u64).sum();
+    phase.wall = if complete { last_rx.saturating_sub(first_send) as f64 / 1e6 } else { wall_to_done.as_secs_f64() };
+    phase.write_errors = failed + (n - ok - failed);
+    phase.latency = latencies(run, updates);
+    Ok(phase)
+}
+
+async fn fanout_run(o: &Options, subs: usize) -> Result<(Outcome, String), BoxError> {
+    let server = ServerProc::start(o)?;
+    let pid = server.pid;
+    let (warmup, closed, open) = (o.warmup, o.closed, open_updates(o, subs));
+    let total = warmup + closed + open;
+    let run = Arc::new(Run::new(subs, total));
+    let mut out = Outcome { subs, load: load_average(), ..Outcome::default() };
+
+    let t = Instant::now();
+    start_subscribers(&run, &server, o).await?;
+    out.setup_secs = t.elapsed().as_secs_f64();
+    eprintln!(
+        "S={subs}: {subs} subscribed in {:.2}s; server RSS {} MiB",
+        out.setup_secs,
+        status_kb(pid, "VmRSS:") / 1024
+    );
+    let mut writer = connect(&server.url, &server.addr()).await?;
+
+    let warm = closed_loop(&run, &mut writer, o, 0..warmup, pid).await?;
+    if !warm.complete {
+        return Err("warm-up failed".into());
+    }
+    out.closed = closed_loop(&run, &mut writer, o, warmup..warmup + closed, pid).await?;
+    eprintln!(
+        "  closed loop: {} updates, to-all p50 {:.2} ms p99 {:.2} ms, per delivery p50 {:.2} ms p99 {:.2} ms, server CPU {:.2}s",
+        closed,
+        out.closed.latency.all_p50 as f64 / 1e3,
+        out.closed.latency.all_p99 as f64 / 1e3,
+        out.closed.latency.delivery_p50 as f64 / 1e3,
+        out.closed.latency.delivery_p99 as f64 / 1e3,
+        out.closed.server_cpu
+    );
+    if out.closed.complete {
+        out.open = open_loop(&run, writer, o, warmup + closed..total, pid).await?;
+        eprintln!(
+            "  open loop: {} updates, {} deliveries in {:.3}s = {:.0}/s, server CPU {:.2}s",
+            open,
+            out.open.deliveries,
+            out.open.wall,
+            out.open.rate(),
+            out.open.server_cpu
+        );
+    }
+    // Let stragglers arrive before counting what is missing: every
+    // subscriber must end with seq = the number of committed updates.
+    let settle = if out.open.complete && out.closed.complete { 200 } else { 2000 };
+    tokio::time::sleep(Duration::from_millis(settle)).await;
+    out.peak_rss_kb = status_kb(pid, "VmHWM:");
+    // The writer's own connection may have died too: then at least what some subscriber saw was committed.
+    let committed = run.last_seq.iter().map(|s| s.load(SeqCst)).max().unwrap_or(0).max(run.committed.load(SeqCst));
+    out.lost =
+        run.gaps.load(SeqCst) + run.last_seq.iter().map(|s| committed.saturating_sub(s.load(SeqCst))).sum::<u64>();
+    out.out_of_order = run.out_of_order.load(SeqCst);
+    out.unexpected = run.unexpected.load(SeqCst);
+    out.ended = run.ended.load(SeqCst);
+    out.end_reasons = run.end_reasons.lock().clone();
+    let command = server.command.clone();
+    drop(server);
+    Ok((out, command))
+}
+
+#[derive(Debug, Default)]
+struct Idle {
+    conns: usize,
+    rss0: u64,
+    rss_connected: u64,
+    rss_subscribed: u64,
+    peak: u64,
+}
+
+async fn wait_all(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Result<(), String>>, n: usize) -> Result<(), BoxError> {
+    for _ in 0..n {
+        match rx.recv().await {
+            Some(Ok(())) => {}
+            Some(Err(e)) => return Err(e.into()),
+            None => return Err("clients vanished".into()),
+        }
+    }
+    Ok(())
+}
+
+/// Holds N connections on a fresh server: RSS with none, N connected, N subscribed.
+async fn idle_run(o: &Options, n: usize) -> Result<(Idle, String), BoxError> {
+    let server = ServerProc::start(o)?;
+    let pid = server.pid;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut idle = Idle { conns: n, rss0: status_kb(pid, "VmRSS:"), ..Idle::default() };
+    let setup = Arc::new(Semaphore::new(o.concurrency));
+    let (subscribe_tx, subscribe_rx) = tokio::sync::watch::channel(0u8);
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<Result<(), String>>();
+    for _ in 0..n {
+        let (url, addr, setup, ready) = (server.url.clone(), server.addr(), setup.clone(), ready_tx.clone());
+        let mut step = subscribe_rx.clone();
+        tokio::spawn(async move {
+            let permit = setup.clone().acquire_owned().await;
+            let mut ws = match connect(&url, &addr).await {
+                Ok(ws) => ws,
+                Err(e) => {
+                    let _ = ready.send(Err(e.to_string()));
+                    return;
+                }
+            };
+            drop(permit);
+            let _ = ready.send(Ok(()));
+            // Keep reading (pings get their pongs) until told to subscribe, then to stop.
+            loop {
+                tokio::select! {
+                    changed = step.changed() => {
+                        if changed.is_err() || *step.borrow() == 2 { return; }
+                        let permit = setup.acquire().await;
+                        let result = call(&mut ws, SUBSCRIBE.to_string()).await.map(|_| ()).map_err(|e| e.to_string());
+                        drop(permit);
+                        let _ = ready.send(result);
+                    }
+                    msg = ws.next() => if !matches!(msg, Some(Ok(_))) { return },
+                }
+            }
+        });
+    }
+    drop(ready_tx);
+    wait_all(&mut ready_rx, n).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    idle.rss_connected = status_kb(pid, "VmRSS:");
+    eprintln!("idle: {n} connected, server RSS {} KiB (from {} KiB)", idle.rss_connected, idle.rss0);
+    subscribe_tx.send(1)?;
+    wait_all(&mut ready_rx, n).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    idle.rss_subscribed = status_kb(pid, "VmRSS:");
+    idle.peak = status_kb(pid, "VmHWM:");
+    eprintln!("idle: {n} subscribed, server RSS {} KiB", idle.rss_subscribed);
+    let _ = subscribe_tx.send(2);
+    let command = server.command.clone();
+    drop(server);
+    Ok((idle, command))
+}
+
+// ---------------------------------------------------------------- report
+
+fn ms(us: u64) -> String {
+    format!("{:.2}", us as f64 / 1e3)
+}
+
+fn report(o: &Options, runs: &[(Outcome, String)], idle: &Option<(Idle, String)>) -> bool {
+    let mut ok = true;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    println!("\n## wyrmhole fan-out: one server process, in-process broker\n");
+    println!("Load generator: `cargo run --release --example loadgen -- {}`", args.join(" "));
+    if let Some((_, cmd)) = runs.first() {
+        println!("Server (one fresh process per row): `{cmd}`");
+    }
+    println!(
+        "Driver: `{}`; each update sets `text` and `sent_at_us` of row 1 (list 1); every subscriber holds `{{\"list_id\": 1}}`.",
+        if o.driver == Driver::Bump { "bump (custom verb → Db::write, sent_at_us stamped at save)" } else { "update (standard verb; client stamps send time)" }
+    );
+    println!(
+        "Load average at each run's start: {}\n",
+        runs.iter().map(|(r, _)| format!("S={}: {}", r.subs, r.load)).collect::<Vec<_>>().join("; ")
+    );
+    if !runs.is_empty() {
+        println!(
+            "Closed loop (next update only after the previous reached all S subscribers; latency = receipt − save):\n"
+        );
+        println!("| S | updates | wall s | to-all p50 ms | to-all p99 ms | per-delivery p50 ms | per-delivery p99 ms | server CPU s | server µs CPU/delivery | loadgen CPU s | other processes' CPU s |");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|");
+        for (r, _) in runs {
+            let c = &r.closed;
+            println!(
+                "| {} | {}{} | {:.2} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                r.subs,
+                c.updates,
+                if c.complete { "" } else { " (incomplete)" },
+                c.wall,
+                ms(c.latency.all_p50),
+                ms(c.latency.all_p99),
+                ms(c.latency.delivery_p50),
+                ms(c.latency.delivery_p99),
+                c.server_cpu,
+                c.server_us_per_delivery(),
+                c.loadgen_cpu,
+                c.other_cpu,
+            );
+        }
+        println!("\nOpen loop (updates back to back; deliveries/s = events received by all subscribers / (last receipt − first send)):\n");
+        println!("| S | updates | deliveries | wall s | deliveries/s | updates/s | server CPU s | server µs CPU/delivery | loadgen CPU s | other processes' CPU s | per-delivery p50 / p99 ms | server peak RSS MiB | lost | ended conns |");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        for (r, _) in runs {
+            let p = &r.open;
+            println!(
+                "| {} | {}{} | {} | {:.3} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} / {} | {:.1} | {} | {} |",
+                r.subs,
+                p.updates,
+                if p.complete { "" } else { " (incomplete)" },
+                p.deliveries,
+                p.wall,
+                p.rate(),
+                p.updates as f64 / p.wall,
+                p.server_cpu,
+                p.server_us_per_delivery(),
+                p.loadgen_cpu,
+                p.other_cpu,
+                ms(p.latency.delivery_p50),
+                ms(p.latency.delivery_p99),
+                r.peak_rss_kb as f64 / 1024.0,
+                r.lost,
+                r.ended,
+            );
+            if r.lost > 0 || r.out_of_order > 0 || r.ended > 0 || !r.closed.complete || !p.complete || r.unexpected > 0
+            {
+                ok = false;
+            }
+        }
+        println!();
+        for (r, _) in runs {
+            println!(
+                "- S={}: {} subscribed in {:.1}s; failed writes {}; out-of-order {}, unexpected frames {}{}",
+                r.subs,
+                r.subs,
+                r.setup_secs,
+                r.closed.write_errors + r.open.write_errors,
+                r.out_of_order,
+                r.unexpected,
+                if r.end_reasons.is_empty() { String::new() } else { format!("; ended: {:?}", r.end_reasons) }
+            );
+        }
+    }
+    if let Some((i, cmd)) = idle {
+        let per = |rss: u64| (rss.saturating_sub(i.rss0)) as f64 * 1024.0 / i.conns as f64;
+        println!("\n### Idle connections (server `{cmd}`)\n");
+        println!("| connections | RSS with none KiB | RSS connected KiB | per connection | RSS subscribed KiB | per subscribed connection | peak RSS KiB |");
+        println!("|---|---|---|---|---|---|---|");
+        println!(
+            "| {} | {} | {} | {:.0} B ({:.1} KiB) | {} | {:.0} B ({:.1} KiB) | {} |",
+            i.conns,
+            i.rss0,
+            i.rss_connected,
+            per(i.rss_connected),
+            per(i.rss_connected) / 1024.0,
+            i.rss_subscribed,
+            per(i.rss_subscribed),
+            per(i.rss_subscribed) / 1024.0,
+            i.peak
+        );
+    }
+    ok
+}
+
+// ---------------------------------------------------------------- main
+
+async fn main_async(o: Options) -> Result<bool, BoxError> {
+    build_server(&o)?;
+    let mut runs = Vec::new();
+    if o.fanout {
+        for &s in &o.subs {
+            runs.push(fanout_run(&o, s).await?);
+        }
+    }
+    let idle = match o.idle {
+        Some(n) => Some(idle_run(&o, n).await?),
+        None => None,
+    };
+    Ok(report(&o, &runs, &idle))
+}
+
+fn main() {
+    let o = match options() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{e}\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    let nofile = raise_nofile_limit();
+    let most = o.subs.iter().copied().chain(o.idle).max().unwrap_or(0);
+    if (nofile as usize) < most + 100 {
+        eprintln!("open files limit {nofile} is too low for {most} connections");
+        std::process::exit(2);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    match rt.block_on(main_async(o)) {
+        Ok(true) => {}
+        Ok(false) => {
+            eprintln!("loadgen: some run lost events, ended connections or did not complete");
+            std::process::exit(1);
+        }
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            std::process::exit(1);
+        }
+    }
+    let _ = std::io::stdout().flush();
+}
