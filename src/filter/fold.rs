@@ -103,6 +103,9 @@ pub fn install_postgres_functions(conn: &mut diesel::PgConnection) -> diesel::Qu
 
 #[cfg(feature = "postgres")]
 mod postgres {
+    //! Building PostgreSQL's `wyrm_upper`: finding where the server's
+    //! `upper()` differs from [`fold_char`], and the SQL that covers it.
+
     use std::collections::HashMap;
     use std::fmt::Write;
     use std::sync::{Mutex, OnceLock};
