@@ -15,7 +15,12 @@ use std::time::Duration;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch, Semaphore};
-use warp::ws::{Message, WebSocket};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+/// An upgraded WebSocket.
+pub(crate) type WebSocket = tokio_tungstenite::WebSocketStream<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>;
 
 use crate::auth::Identity;
 use crate::change::Action;
@@ -42,6 +47,11 @@ pub struct ConnectionConfig {
     pub idle_timeout: Duration,
     /// Requests one connection may have in progress; further frames wait.
     pub max_in_flight: usize,
+    /// The socket's read buffer. Small keeps idle connections cheap; large
+    /// frames are still read, in more system calls.
+    pub read_buffer_bytes: usize,
+    /// Outgoing bytes buffered before a write to the socket.
+    pub write_buffer_bytes: usize,
 }
 
 impl Default for ConnectionConfig {
@@ -53,6 +63,8 @@ impl Default for ConnectionConfig {
             ping_interval: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(45),
             max_in_flight: 32,
+            read_buffer_bytes: 1024,
+            write_buffer_bytes: 16 * 1024,
         }
     }
 }
@@ -218,7 +230,7 @@ pub(crate) async fn serve(socket: WebSocket, router: Arc<RouterCore>, identity: 
             Ok(None) => break,
             Ok(Some(Err(e))) => {
                 tracing::debug!(error = %e, "websocket read failed");
-                if e.to_string().contains("Space limit exceeded") || e.to_string().contains("too long") {
+                if matches!(e, tungstenite::Error::Capacity(_)) {
                     outbox.close(CloseReason {
                         code: CloseReason::TOO_BIG,
                         reason: "frame over the hard size limit".into(),
@@ -228,16 +240,15 @@ pub(crate) async fn serve(socket: WebSocket, router: Arc<RouterCore>, identity: 
             }
             Ok(Some(Ok(message))) => message,
         };
-        if message.is_close() {
-            break;
-        }
-        if message.is_ping() || message.is_pong() {
-            continue;
-        }
-        let Ok(text) = message.to_str() else {
-            let e = Error::MalformedFrame("binary frames are not supported; send JSON text".into());
-            outbox.push(Outbound::Frame(protocol::error_reply(&serde_json::Value::Null, &e)));
-            continue;
+        let text = match &message {
+            Message::Text(text) => text.as_str(),
+            Message::Close(_) => break,
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
+            Message::Binary(_) => {
+                let e = Error::MalformedFrame("binary frames are not supported; send JSON text".into());
+                outbox.push(Outbound::Frame(protocol::error_reply(&serde_json::Value::Null, &e)));
+                continue;
+            }
         };
         if text.len() > config.max_frame_bytes {
             let e = Error::FrameTooLarge { size: text.len(), limit: config.max_frame_bytes };
@@ -318,7 +329,7 @@ async fn write_loop(
         let write = async {
             if let Outbound::Frame(text) = &batch {
                 if text.is_empty() {
-                    return sink.send(Message::ping(Vec::new())).await;
+                    return sink.send(Message::Ping(Default::default())).await;
                 }
             }
             // Write whatever else is queued before one flush: one syscall for a burst.
@@ -340,7 +351,8 @@ async fn write_loop(
     if sent {
         let reason = outbox.closing().borrow().clone();
         let reason = reason.unwrap_or(CloseReason { code: CloseReason::NORMAL, reason: String::new() });
-        let close = sink.send(Message::close_with(reason.code, reason.reason));
+        let frame = CloseFrame { code: CloseCode::from(reason.code), reason: reason.reason.into() };
+        let close = sink.send(Message::Close(Some(frame)));
         let _ = tokio::time::timeout(CLOSE_GRACE, close).await;
     }
     let _ = tokio::time::timeout(CLOSE_GRACE, sink.close()).await;

@@ -6,8 +6,13 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::WebSocketStream;
 use warp::filters::BoxedFilter;
-use warp::http::StatusCode;
+use warp::http::{HeaderMap, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
@@ -27,26 +32,70 @@ fn core_filter(core: Arc<RouterCore>) -> BoxedFilter<(Response,)> {
     let query = warp::query::raw().or(warp::any().map(String::new)).unify();
     let socket = warp::path("ws")
         .and(warp::path::end())
-        .and(warp::ws())
+        .and(warp::get())
         .and(warp::header::headers_cloned())
         .and(query)
+        .and(warp::ext::optional::<OnUpgrade>())
         .and(core)
-        .map(|ws: warp::ws::Ws, headers, query: String, core: Arc<RouterCore>| {
+        .map(|headers: HeaderMap, query: String, upgrade: Option<OnUpgrade>, core: Arc<RouterCore>| {
+            let accept = websocket_key(&headers).map(|key| derive_accept_key(key.as_bytes()));
+            let (Some(accept), Some(upgrade)) = (accept, upgrade) else {
+                return warp::reply::with_status("expected a WebSocket upgrade", StatusCode::BAD_REQUEST)
+                    .into_response();
+            };
             let query: HashMap<String, String> = url_decode_pairs(&query).into_iter().collect();
-            match core.authenticate(&UpgradeRequest::new(headers, query)) {
-                Err(e) => warp::reply::with_status(e.to_string(), StatusCode::UNAUTHORIZED).into_response(),
-                Ok(identity) => {
-                    let config = &core.config;
-                    let limit = config.hard_frame_bytes.max(config.max_frame_bytes);
-                    let core = core.clone();
-                    ws.max_message_size(limit)
-                        .max_frame_size(limit)
-                        .on_upgrade(move |socket| crate::connection::serve(socket, core, identity))
-                        .into_response()
+            let identity = match core.authenticate(&UpgradeRequest::new(headers, query)) {
+                Ok(identity) => identity,
+                Err(e) => return warp::reply::with_status(e.to_string(), StatusCode::UNAUTHORIZED).into_response(),
+            };
+            tokio::spawn(async move {
+                match upgrade.await {
+                    Ok(upgraded) => {
+                        let config = socket_config(&core.config);
+                        let socket =
+                            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+                        crate::connection::serve(socket, core, identity).await;
+                    }
+                    Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
                 }
-            }
+            });
+            let mut response = Response::new(Default::default());
+            *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+            let headers = response.headers_mut();
+            headers.insert("connection", HeaderValue::from_static("upgrade"));
+            headers.insert("upgrade", HeaderValue::from_static("websocket"));
+            headers.insert("sec-websocket-accept", HeaderValue::from_str(&accept).expect("base64 is a valid header"));
+            response
         });
     socket.or(client_files()).unify().boxed()
+}
+
+/// The `Sec-WebSocket-Key` of a well-formed WebSocket upgrade request (RFC 6455 §4.2.1).
+fn websocket_key(headers: &HeaderMap) -> Option<&str> {
+    let has = |name: &str, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    };
+    let version = headers.get("sec-websocket-version").and_then(|v| v.to_str().ok());
+    (has("connection", "upgrade") && has("upgrade", "websocket") && version == Some("13"))
+        .then(|| headers.get("sec-websocket-key")?.to_str().ok())
+        .flatten()
+}
+
+/// Small socket buffers: tungstenite's defaults (128 KiB each) would cost
+/// that much memory per idle connection, since the read buffer is filled on
+/// the first read.
+fn socket_config(config: &crate::connection::ConnectionConfig) -> WebSocketConfig {
+    let limit = config.hard_frame_bytes.max(config.max_frame_bytes);
+    WebSocketConfig::default()
+        .read_buffer_size(config.read_buffer_bytes)
+        .write_buffer_size(config.write_buffer_bytes)
+        .max_message_size(Some(limit))
+        .max_frame_size(Some(limit))
 }
 
 /// The JS client's modules, embedded at build time.

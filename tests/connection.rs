@@ -149,3 +149,19 @@ async fn the_js_client_is_served() {
     assert!(module.starts_with("HTTP/1.1 200") && module.contains("export"), "{module}");
     assert!(get("/wyrmhole/nope.js").await.starts_with("HTTP/1.1 404"));
 }
+
+#[tokio::test]
+async fn frames_over_the_hard_limit_close_with_1009() {
+    let config = ConnectionConfig { hard_frame_bytes: 128 * 1024, ..test_config() };
+    let server = TestServer::start_with(config).await;
+    let mut c = server.client().await;
+    c.send_text(format!(
+        r#"{{"id": 1, "route": "todo-item", "verb": "get_list", "args": {{"x": "{}"}}}}"#,
+        "z".repeat(200 * 1024)
+    ))
+    .await;
+    let (code, reason) = c.closed().await.expect("a close frame");
+    assert_eq!(code, 1009, "{reason}");
+    // Other clients are unaffected.
+    server.client().await.ok("todo-item", "get_list", json!({})).await;
+}
