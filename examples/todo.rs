@@ -3,7 +3,11 @@
 //! ```text
 //! cargo run --example todo                      # http://127.0.0.1:8000/
 //! WYRM_PORT=0 WYRM_DB=/tmp/t.db cargo run --example todo   # any free port
+//! WYRM_DB=postgres://me@localhost/todo cargo run --example todo --features postgres
 //! ```
+//!
+//! `WYRM_DB` is anything [`Db::open`] takes: a SQLite file (created if
+//! missing) or a PostgreSQL URL; the tables are created in either.
 //!
 //! It serves the page (`examples/todo/`), the JS client (served by wyrmhole at
 //! `/wyrmhole.js` and `/wyrmhole/*.js`), the WebSocket at `/ws`, and a tiny "admin" HTTP API that
@@ -62,9 +66,10 @@ struct TodoItem {
     done: bool,
 }
 
-/// No `ON DELETE CASCADE`: rows deleted by SQLite behind wyrmhole's back would
-/// never be published. Deleting a list that still has items is a `conflict`.
-const SCHEMA: &str = "
+/// No `ON DELETE CASCADE`: rows deleted by the database behind wyrmhole's back
+/// would never be published. Deleting a list that still has items is a
+/// `conflict`.
+const SCHEMA_SQLITE: &str = "
     CREATE TABLE IF NOT EXISTS todo_lists (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         name TEXT NOT NULL
@@ -74,6 +79,21 @@ const SCHEMA: &str = "
         list_id INTEGER NOT NULL REFERENCES todo_lists (id),
         text TEXT NOT NULL,
         done BOOLEAN NOT NULL DEFAULT 0
+    );
+    CREATE INDEX IF NOT EXISTS todo_items_list ON todo_items (list_id);
+";
+
+/// The same tables in PostgreSQL's SQL.
+const SCHEMA_POSTGRES: &str = "
+    CREATE TABLE IF NOT EXISTS todo_lists (
+        id SERIAL PRIMARY KEY,
+        name TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS todo_items (
+        id SERIAL PRIMARY KEY,
+        list_id INTEGER NOT NULL REFERENCES todo_lists (id),
+        text TEXT NOT NULL,
+        done BOOLEAN NOT NULL DEFAULT false
     );
     CREATE INDEX IF NOT EXISTS todo_items_list ON todo_items (list_id);
 ";
@@ -251,10 +271,14 @@ where
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
     let port: u16 = std::env::var("WYRM_PORT").ok().map(|p| p.parse()).transpose()?.unwrap_or(8000);
-    let path = std::env::var("WYRM_DB").unwrap_or_else(|_| "todo.db".into());
+    let url = std::env::var("WYRM_DB").unwrap_or_else(|_| "todo.db".into());
 
-    let db = Db::open_sqlite(&path)?;
-    db.execute_batch(SCHEMA).await?;
+    let db = Db::open(&url)?;
+    let schema = match db.dialect() {
+        wyrmhole::filter::Dialect::Sqlite => SCHEMA_SQLITE,
+        wyrmhole::filter::Dialect::Postgres => SCHEMA_POSTGRES,
+    };
+    db.execute_batch(schema).await?;
     let extra = assets().or(admin(db.clone())).unify().boxed();
     let server = wyrmhole::serve_with(router(db), extra, ([127, 0, 0, 1], port)).await?;
 

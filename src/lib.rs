@@ -9,7 +9,8 @@
 //! - [`model`]: the trait `#[derive(Model)]` implements;
 //! - [`filter`]: the filter language, evaluated in memory and as SQL;
 //! - [`record`]: a row's JSON forms, published and written;
-//! - [`store`]: the database, write transactions that publish after commit;
+//! - [`store`]: the database (SQLite, or PostgreSQL with the `postgres`
+//!   feature), write transactions that publish after commit;
 //! - [`change`], [`broker`], [`registry`]: the fan-out of committed changes
 //!   to subscriptions, through an equality index;
 //! - [`route`], [`router`], [`auth`]: verbs, hooks, identities;
@@ -44,7 +45,7 @@ pub use model::{FieldDef, FieldType, FieldValue, Model, Row, Value, ValueRef};
 pub use route::{Limits, Route, Validation, VerbContext};
 pub use router::Router;
 pub use server::{serve, serve_with, Server};
-pub use store::{Db, Persist, WriteTx};
+pub use store::{Conn, Db, Persist, WriteTx};
 pub use wyrmhole_derive::Model;
 
 /// Compiles the README's example as a doctest, so it cannot rot.

@@ -5,6 +5,7 @@
 //! range) before anything reaches the database.
 
 use crate::error::{Error, FieldErrors};
+use crate::filter::Dialect;
 use crate::model::{json_kind, FieldDef, Value};
 
 /// The published fields of a row as a JSON object. Every object carries its
@@ -141,6 +142,23 @@ impl Patch {
         self.values.is_empty()
     }
 
+    /// Refuses values the database cannot store: text with a NUL character
+    /// on PostgreSQL (its `text` cannot hold one). An `invalid_data` error
+    /// naming each such field, rather than an internal error from the
+    /// database.
+    pub fn check_for(&self, fields: &[FieldDef], dialect: Dialect) -> Result<(), Error> {
+        if dialect.allows_nul() {
+            return Ok(());
+        }
+        let mut invalid = FieldErrors::new();
+        for (i, value) in &self.values {
+            if matches!(value, Value::Text(s) if s.contains('\0')) {
+                invalid.add(fields[*i].name, "may not contain the NUL character (\\u0000) on PostgreSQL");
+            }
+        }
+        invalid.into_result().map_err(Error::InvalidData)
+    }
+
     /// For a create: every client-writable, non-nullable field must be given.
     /// (Other fields may come from database defaults.)
     pub fn check_required(&self, fields: &[FieldDef]) -> Result<(), Error> {
@@ -209,6 +227,17 @@ mod tests {
     fn server_patch_may_write_anything() {
         let p = Patch::parse(FIELDS, &serde_json::json!({"owner": 7, "list_id": 1}), WriteAccess::Server).unwrap();
         assert_eq!(p.values(), &[(3, Value::Int(7)), (4, Value::Int(1))]);
+    }
+
+    #[test]
+    fn nul_is_invalid_only_where_it_cannot_be_stored() {
+        let p = Patch::parse(FIELDS, &serde_json::json!({"text": "a\0b", "rank": 1}), WriteAccess::Client).unwrap();
+        assert!(p.check_for(FIELDS, Dialect::Sqlite).is_ok());
+        let e = p.check_for(FIELDS, Dialect::Postgres).unwrap_err();
+        assert_eq!(e.code(), "invalid_data");
+        assert_eq!(e.fields().unwrap().0.keys().collect::<Vec<_>>(), ["text"]);
+        let fine = Patch::parse(FIELDS, &serde_json::json!({"text": "ab"}), WriteAccess::Client).unwrap();
+        assert!(fine.check_for(FIELDS, Dialect::Postgres).is_ok());
     }
 
     #[test]

@@ -14,12 +14,12 @@ use futures_util::future::BoxFuture;
 use crate::auth::Identity;
 use crate::connection::Session;
 use crate::error::{Error, FieldErrors};
-use crate::filter::sql::{quote_ident, Bind};
+use crate::filter::sql::{quote_ident, Bind, Dialect};
 use crate::filter::{FieldAccess, Filter};
-use crate::model::{json_kind, Model, Value};
+use crate::model::{json_kind, FieldType, Model, Value};
 use crate::protocol::{self, Request};
 use crate::record::{self, Patch, WriteAccess};
-use crate::store::{columns, get_by_id, load, Db, Persist};
+use crate::store::{columns, get_by_id, load, Conn, Db, Lock, Persist};
 
 type ScopeFn = Arc<dyn Fn(&Identity) -> Option<serde_json::Value> + Send + Sync>;
 type InitialFn = Arc<dyn Fn(&Identity) -> serde_json::Value + Send + Sync>;
@@ -171,11 +171,11 @@ impl<M: Persist> Route<M> {
     }
 
     /// The identity's scope as a filter.
-    fn scope_for(&self, identity: &Identity) -> Result<Filter, Error> {
+    fn scope_for(&self, identity: &Identity, dialect: Dialect) -> Result<Filter, Error> {
         let Some(scope) = &self.scope else { return Ok(Filter::all()) };
         match scope(identity) {
             None => Err(Error::Forbidden(format!("no access to {}", M::ROUTE))),
-            Some(json) => Filter::parse(M::FIELDS, &json, FieldAccess::All).map_err(|e| {
+            Some(json) => Filter::parse_for(M::FIELDS, &json, FieldAccess::All, dialect).map_err(|e| {
                 Error::Internal(format!("scope of route {} is not a valid filter: {}", M::ROUTE, e.summary()))
             }),
         }
@@ -191,23 +191,22 @@ impl<M: Persist> Route<M> {
     async fn get_single(&self, db: &Db, scope: Filter, args: &Args<'_>) -> Result<serde_json::Value, Error> {
         let id = args.id::<M>()?;
         args.reject_others(&["id"])?;
-        let dialect = db.dialect();
-        let found = db.read(move |conn| get_by_id::<M>(conn, &id, Some(&scope), dialect)).await?;
+        let found = db.read(move |conn| get_by_id::<M>(conn, &id, Some(&scope), Lock::No)).await?;
         let row = found.ok_or_else(|| not_found::<M>(args.raw("id")))?;
         Ok(record::published(M::FIELDS, &row.to_row()))
     }
 
     async fn get_list(&self, db: &Db, scope: Filter, args: &Args<'_>) -> Result<serde_json::Value, Error> {
         args.reject_others(&["filter", "order_by", "limit", "offset", "total"])?;
-        let filter = args.filter::<M>()?.and(scope);
-        let order = args.order_by::<M>()?;
+        let dialect = db.dialect();
+        let filter = args.filter::<M>(dialect)?.and(scope);
+        let order = args.order_by::<M>(dialect)?;
         let limit = args.count("limit")?.unwrap_or(self.limits.default_page);
         if limit == 0 || limit > self.limits.max_page {
             return Err(Error::bad_arg("limit", format!("must be from 1 to {}", self.limits.max_page)));
         }
         let offset = args.count("offset")?.unwrap_or(0);
         let want_total = args.flag("total")?;
-        let dialect = db.dialect();
         let (rows, total) = db
             .read(move |conn| {
                 let fragment = filter.to_sql(dialect);
@@ -289,9 +288,10 @@ impl<M: Persist> Route<M> {
         args.reject_others(&["id"])?;
         let id = args.id::<M>()?;
         let missing = not_found::<M>(args.raw("id"));
-        let dialect = db.dialect();
         db.write(move |tx| {
-            if get_by_id::<M>(tx.connection(), &id, Some(&scope), dialect)?.is_none() {
+            // Locked on PostgreSQL, so the row cannot leave the scope between
+            // this check and the delete.
+            if get_by_id::<M>(tx.connection(), &id, Some(&scope), Lock::ForUpdate)?.is_none() {
                 return Err(missing);
             }
             let old: M = tx.delete(id)?.ok_or(missing)?;
@@ -306,7 +306,7 @@ impl<M: Persist> Route<M> {
     async fn subscribe(&self, db: &Db, session: &Session, scope: Filter, request: &Request) -> Result<(), Error> {
         let args = Args(&request.args);
         args.reject_others(&["filter"])?;
-        let filter = args.filter::<M>()?.and(scope);
+        let filter = args.filter::<M>(db.dialect())?.and(scope);
         let sub = db.registry().subscribe(M::ROUTE, filter.clone(), session.outbox.clone());
         session.add_subscription(sub.clone());
         let (dialect, cap) = (db.dialect(), self.limits.max_snapshot);
@@ -356,18 +356,15 @@ fn not_found<M: Model>(id: &serde_json::Value) -> Error {
     Error::NotFound { route: M::ROUTE.to_owned(), id: id.to_string() }
 }
 
-fn count(conn: &mut crate::store::Conn, table: &str, filter: &str, binds: &[Bind]) -> Result<i64, Error> {
+fn count(conn: &mut Conn, table: &str, filter: &str, binds: &[Bind]) -> Result<i64, Error> {
     #[derive(diesel::QueryableByName)]
     struct Count {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         n: i64,
     }
-    use diesel::RunQueryDsl;
-    let query = crate::filter::sql::bind_all(
-        diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table} WHERE {filter}")).into_boxed(),
-        binds,
-    );
-    Ok(query.get_result::<Count>(conn)?.n)
+    let sql = format!("SELECT COUNT(*) AS n FROM {table} WHERE {filter}");
+    let counted = load::<Count>(conn, &sql, binds)?.pop();
+    Ok(counted.ok_or_else(|| Error::Internal("COUNT(*) returned no row".into()))?.n)
 }
 
 /// Typed access to a request's `args`, with errors naming the argument.
@@ -396,16 +393,18 @@ impl Args<'_> {
         }
     }
 
-    fn filter<M: Model>(&self) -> Result<Filter, Error> {
+    fn filter<M: Model>(&self, dialect: Dialect) -> Result<Filter, Error> {
         match self.0.get("filter") {
             None | Some(serde_json::Value::Null) => Ok(Filter::all()),
-            Some(json) => Filter::parse(M::FIELDS, json, FieldAccess::Published).map_err(Error::BadFilter),
+            Some(json) => Filter::parse_for(M::FIELDS, json, FieldAccess::Published, dialect).map_err(Error::BadFilter),
         }
     }
 
     /// `ORDER BY` from `"order_by": "-done"` or `["-done", "text"]`, always
-    /// ending with the primary key so pages are stable.
-    fn order_by<M: Model>(&self) -> Result<String, Error> {
+    /// ending with the primary key so pages are stable. Text sorts by bytes
+    /// (code points), as filters compare it, whatever the column's collation:
+    /// PostgreSQL would otherwise sort by the database's locale.
+    fn order_by<M: Model>(&self, dialect: Dialect) -> Result<String, Error> {
         let keys: Vec<&str> = match self.0.get("order_by") {
             None | Some(serde_json::Value::Null) => Vec::new(),
             Some(serde_json::Value::String(s)) => vec![s.as_str()],
@@ -429,7 +428,11 @@ impl Args<'_> {
                 .ok_or_else(|| Error::bad_arg("order_by", format!("no field {name:?}")))?;
             // Explicit NULLS placement: the same order on SQLite and PostgreSQL.
             let direction = if descending { "DESC NULLS LAST" } else { "ASC NULLS FIRST" };
-            terms.push(format!("{} {direction}", quote_ident(field.column)));
+            let collate = match field.ty {
+                FieldType::Text => format!(" COLLATE {}", dialect.byte_collation()),
+                _ => String::new(),
+            };
+            terms.push(format!("{}{collate} {direction}", quote_ident(field.column)));
         }
         terms.push(format!("{} ASC", quote_ident(M::FIELDS[M::PRIMARY_KEY].column)));
         Ok(terms.join(", "))
@@ -486,7 +489,7 @@ impl<M: Persist> RouteHandler for Route<M> {
                 session.remove_subscription(sub)?;
                 return Ok(Some(serde_json::json!({ "sub": sub })));
             }
-            let scope = self.scope_for(identity)?;
+            let scope = self.scope_for(identity, db.dialect())?;
             let data = match verb {
                 "get_single" => self.get_single(db, scope, &args).await?,
                 "get_list" => self.get_list(db, scope, &args).await?,

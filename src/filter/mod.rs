@@ -208,7 +208,20 @@ impl Filter {
         json: &serde_json::Value,
         access: FieldAccess,
     ) -> Result<Filter, FieldErrors> {
-        parse::parse(fields, json, access)
+        parse::parse(fields, json, access, None)
+    }
+
+    /// Parses like [`Filter::parse`], and also refuses operands the
+    /// database cannot take: text with a NUL character on PostgreSQL (its
+    /// `text` type cannot hold one), reported under the key like any other
+    /// operand error.
+    pub fn parse_for(
+        fields: &'static [FieldDef],
+        json: &serde_json::Value,
+        access: FieldAccess,
+        dialect: Dialect,
+    ) -> Result<Filter, FieldErrors> {
+        parse::parse(fields, json, access, Some(dialect))
     }
 
     /// Both filters must hold.

@@ -9,7 +9,7 @@
 use std::cmp::Ordering;
 
 use super::fold::fold_case;
-use super::{Cmp, FieldAccess, Filter, Lookup, Op, Predicate, TextKind};
+use super::{Cmp, Dialect, FieldAccess, Filter, Lookup, Op, Predicate, TextKind};
 use crate::error::FieldErrors;
 use crate::model::{field_index, json_kind, FieldDef, FieldType, Value};
 
@@ -29,6 +29,7 @@ pub(super) fn parse(
     fields: &'static [FieldDef],
     json: &serde_json::Value,
     access: FieldAccess,
+    dialect: Option<Dialect>,
 ) -> Result<Filter, FieldErrors> {
     let Some(object) = json.as_object() else {
         return Err(FieldErrors::single(
@@ -39,7 +40,13 @@ pub(super) fn parse(
     let mut errors = FieldErrors::new();
     let mut predicates = Vec::with_capacity(object.len());
     let mut never = false;
+    let refuse_nul = dialect.is_some_and(|d| !d.allows_nul());
     for (key, operand) in object {
+        if refuse_nul && contains_nul(operand) {
+            // Reported as a bad filter, not left to fail as an internal
+            // error when the database refuses the bound text.
+            errors.add(key, "may not contain the NUL character (\\u0000) on PostgreSQL");
+        }
         match parse_key(fields, key, operand, access) {
             Ok(Term::Predicate(p)) => predicates.push(p),
             Ok(Term::Never) => never = true,
@@ -74,6 +81,15 @@ fn parse_key(
         None => return Ok(Term::Never),
     };
     Ok(Term::Predicate(Predicate { field: index, op }))
+}
+
+/// Whether a string in the operand (or in its list) holds a NUL character.
+fn contains_nul(operand: &serde_json::Value) -> bool {
+    match operand {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(contains_nul),
+        _ => false,
+    }
 }
 
 /// Splits a key into field and lookup. The part after the last `__` is a
@@ -463,6 +479,18 @@ mod tests {
         );
         assert_eq!(errors.0.keys().collect::<Vec<_>>(), vec!["id", "id__in", "nope", "text__icontanis"]);
         assert_eq!(errors.0["id__in"].len(), 2);
+    }
+
+    #[test]
+    fn refuses_nul_only_where_the_dialect_cannot_store_it() {
+        let json = json!({"text__contains": "a\0b", "text__in": ["x", "\0"], "note": "ok", "id__in": "\0"});
+        assert!(
+            Filter::parse_for(FIELDS, &json!({"text__contains": "a\0b"}), FieldAccess::All, Dialect::Sqlite).is_ok()
+        );
+        let errors = Filter::parse_for(FIELDS, &json, FieldAccess::All, Dialect::Postgres).unwrap_err();
+        assert_eq!(errors.0.keys().collect::<Vec<_>>(), vec!["id__in", "text__contains", "text__in"]);
+        assert!(errors.0["text__contains"][0].contains("NUL character"), "{errors:?}");
+        assert_eq!(errors.0["id__in"].len(), 2, "the NUL and the type error are both reported: {errors:?}");
     }
 
     #[test]

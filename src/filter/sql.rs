@@ -1,64 +1,100 @@
 //! Rendering filters as SQL, and binding values to Diesel queries.
 //!
 //! Each lookup is written so that SQL decides exactly what `eval.rs` decides
-//! in memory:
+//! in memory, on SQLite and on PostgreSQL alike:
 //!
-//! - text compares by bytes: an explicit `COLLATE BINARY` on the column, so a
-//!   table declared with `COLLATE NOCASE` cannot change the answer;
-//! - substring tests never use `LIKE`: SQLite's `LIKE` folds ASCII case and
-//!   treats `%` and `_` as wildcards. `contains` is `instr() > 0`; prefix and
-//!   suffix tests compare byte slices of `CAST(.. AS BLOB)`, because SQLite's
-//!   text `substr()` and `length()` stop at a NUL character while blob
-//!   slicing, `instr()` and `=` do not;
+//! - text compares by bytes: an explicit byte collation on the column
+//!   (`COLLATE BINARY`, `COLLATE "C"`), so a column declared with another
+//!   collation (SQLite's `NOCASE`, a PostgreSQL locale or a nondeterministic
+//!   ICU collation) cannot change the answer;
+//! - substring tests never use `LIKE`: SQLite's `LIKE` folds ASCII case, and
+//!   both treat `%` and `_` as wildcards. On SQLite `contains` is
+//!   `instr() > 0`, and prefix and suffix tests compare byte slices of
+//!   `CAST(.. AS BLOB)`, because SQLite's text `substr()` and `length()` stop
+//!   at a NUL character while blob slicing, `instr()` and `=` do not. On
+//!   PostgreSQL (whose text cannot hold NUL) they are `strpos()`,
+//!   `starts_with()` and `right()`, under `COLLATE "C"`, since PostgreSQL
+//!   refuses substring searches under nondeterministic collations;
 //! - case-insensitive tests fold the column with `wyrm_upper`, the SQL face
-//!   of [`fold_case`](super::fold::fold_case), and compare with a needle
-//!   folded at parse time;
+//!   of [`fold_case`](super::fold::fold_case) that wyrmhole installs on each
+//!   backend, and compare with a needle folded at parse time;
 //! - every value is bound, never spliced, with the SQL type of its field.
 //!
-//! Dialect differences (placeholders, function names, the byte collation)
-//! go through [`Dialect`], so PostgreSQL is one more variant and one more
-//! arm in the few `match`es below.
+//! Fragments always use `?` placeholders, numbered by position: callers
+//! concatenate fragments (a primary key bind, then a scope's), which `$n`
+//! numbering would make error-prone. [`Dialect::finish`] turns the whole
+//! statement into the dialect's form once, just before it is sent.
 
+use std::borrow::Cow;
+
+use diesel::backend::Backend;
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
-use diesel::sqlite::Sqlite;
+use diesel::serialize::ToSql;
+use diesel::sql_types::{BigInt, Bool, Double, HasSqlType, Integer, Nullable, SmallInt, Text};
 
 use super::{Cmp, Filter, Op, TextKind};
 use crate::model::{FieldDef, FieldType, Value};
 
 /// The SQL dialect a filter is rendered for.
-///
-/// A `Postgres` variant would use `$n` placeholders (numbered from the
-/// fragment's first bind, so callers that put binds before the fragment
-/// would need an offset), `upper()` under a UTF-8 libc locale for folding,
-/// `COLLATE "C"` for byte order, and `strpos`/`left`/`right` for the
-/// substring tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     /// SQLite 3.35 or later, with [`register_sqlite_functions`](super::fold::register_sqlite_functions)
     /// applied to the connection.
     Sqlite,
+    /// PostgreSQL 11 or later, in a UTF8 database where wyrmhole has
+    /// installed `wyrm_upper` (`Db::open` does).
+    Postgres,
 }
 
 impl Dialect {
-    /// The placeholder for the bind at `_position` (1-based).
-    fn placeholder(self, _position: usize) -> &'static str {
-        match self {
-            Dialect::Sqlite => "?",
-        }
-    }
-
     /// The SQL function that applies `fold_case`.
     fn fold_function(self) -> &'static str {
-        match self {
-            Dialect::Sqlite => "wyrm_upper",
-        }
+        "wyrm_upper"
     }
 
     /// The collation that orders text by its UTF-8 bytes, as `str` does.
-    fn byte_collation(self) -> &'static str {
+    pub fn byte_collation(self) -> &'static str {
         match self {
             Dialect::Sqlite => "BINARY",
+            Dialect::Postgres => "\"C\"",
         }
+    }
+
+    /// Whether text values may contain NUL characters. PostgreSQL's `text`
+    /// cannot hold them; SQLite's can.
+    pub fn allows_nul(self) -> bool {
+        self == Dialect::Sqlite
+    }
+
+    /// The statement as this dialect takes it: on PostgreSQL, the `?`
+    /// placeholders of wyrmhole's SQL become `$1`, `$2`, ... in order.
+    /// A `?` inside a quoted identifier or a string literal is left alone
+    /// (wyrmhole binds every value, so literals only come from callers);
+    /// no other syntax is understood, so the statement must not use
+    /// PostgreSQL's `?` operators, E'' strings with `\'`, or comments.
+    pub fn finish(self, sql: &str) -> Cow<'_, str> {
+        if self == Dialect::Sqlite || !sql.contains('?') {
+            return Cow::Borrowed(sql);
+        }
+        let mut out = String::with_capacity(sql.len() + 16);
+        let mut quote = None;
+        let mut n = 0;
+        for c in sql.chars() {
+            match (quote, c) {
+                // A doubled quote inside quotes closes and reopens: same state.
+                (None, '\'' | '"') => quote = Some(c),
+                (Some(q), _) if c == q => quote = None,
+                (None, '?') => {
+                    n += 1;
+                    out.push('$');
+                    out.push_str(&n.to_string());
+                    continue;
+                }
+                _ => {}
+            }
+            out.push(c);
+        }
+        Cow::Owned(out)
     }
 }
 
@@ -71,7 +107,8 @@ pub struct Bind {
     pub ty: FieldType,
 }
 
-/// A piece of SQL with placeholders, and the values for them in order.
+/// A piece of SQL with `?` placeholders, and the values for them in order.
+/// Send it through [`Dialect::finish`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct SqlFragment {
     /// The SQL text.
@@ -80,9 +117,24 @@ pub struct SqlFragment {
     pub binds: Vec<Bind>,
 }
 
-/// Binds every value with its Diesel SQL type (Integer/SmallInt/BigInt/Double/Text/Bool, Nullable where null).
-pub fn bind_all<'f>(query: BoxedSqlQuery<'f, Sqlite, SqlQuery>, binds: &[Bind]) -> BoxedSqlQuery<'f, Sqlite, SqlQuery> {
-    use diesel::sql_types::{BigInt, Bool, Double, Integer, Nullable, SmallInt, Text};
+/// Binds every value with its Diesel SQL type (Integer/SmallInt/BigInt/Double/Text/Bool, Nullable where null),
+/// for SQLite or PostgreSQL.
+pub fn bind_all<'f, DB>(query: BoxedSqlQuery<'f, DB, SqlQuery>, binds: &[Bind]) -> BoxedSqlQuery<'f, DB, SqlQuery>
+where
+    DB: Backend
+        + HasSqlType<Bool>
+        + HasSqlType<SmallInt>
+        + HasSqlType<Integer>
+        + HasSqlType<BigInt>
+        + HasSqlType<Double>
+        + HasSqlType<Text>,
+    bool: ToSql<Bool, DB>,
+    i16: ToSql<SmallInt, DB>,
+    i32: ToSql<Integer, DB>,
+    i64: ToSql<BigInt, DB>,
+    f64: ToSql<Double, DB>,
+    String: ToSql<Text, DB>,
+{
     binds.iter().fold(query, |query, bind| match (&bind.value, bind.ty) {
         (Value::Null, FieldType::Bool) => query.bind::<Nullable<Bool>, Option<bool>>(None),
         (Value::Null, FieldType::I16) => query.bind::<Nullable<SmallInt>, Option<i16>>(None),
@@ -103,6 +155,10 @@ pub fn bind_all<'f>(query: BoxedSqlQuery<'f, Sqlite, SqlQuery>, binds: &[Bind]) 
             Err(_) => query.bind::<BigInt, _>(*i),
         },
         (Value::Int(i), _) => query.bind::<BigInt, _>(*i),
+        // SQLite stores a NaN as NULL, and the in-memory filters treat it as
+        // one; PostgreSQL would keep a NaN that sorts above every number.
+        // Binding NULL makes both databases hold what the filters expect.
+        (Value::Float(f), _) if f.is_nan() => query.bind::<Nullable<Double>, Option<f64>>(None),
         (Value::Float(f), _) => query.bind::<Double, _>(*f),
         (Value::Text(s), _) => query.bind::<Text, _>(s.clone()),
     })
@@ -151,8 +207,7 @@ impl Writer {
 
     fn bind(&mut self, value: &Value, ty: FieldType) {
         self.binds.push(Bind { value: value.clone(), ty });
-        let placeholder = self.dialect.placeholder(self.binds.len());
-        self.sql.push_str(placeholder);
+        self.sql.push('?');
     }
 
     fn bind_text(&mut self, text: &str) {
@@ -201,7 +256,8 @@ impl Writer {
                 self.bind(high, field.ty);
             }
             Op::IExact(folded) => {
-                self.push(&format!("{}({column}) = ", self.dialect.fold_function()));
+                let folded_column = format!("{}({column})", self.dialect.fold_function());
+                self.push(&format!("{} = ", self.bytewise(&folded_column)));
                 self.bind_text(folded);
             }
             Op::Text { kind, fold, needle } => {
@@ -212,10 +268,42 @@ impl Writer {
         }
     }
 
+    /// A text expression compared by bytes. SQLite compares function
+    /// results with BINARY already (and the rendering of its tests is kept
+    /// as it was); on PostgreSQL a function result carries its argument's
+    /// collation, which may be case-insensitive or nondeterministic.
+    fn bytewise(&self, text: &str) -> String {
+        match self.dialect {
+            Dialect::Sqlite => text.to_owned(),
+            Dialect::Postgres => format!("{text} COLLATE \"C\""),
+        }
+    }
+
     /// `subject` (the column, folded or not) contains, starts or ends with
     /// `needle`.
     fn text_test(&mut self, kind: TextKind, subject: &str, column: &str, needle: &str) {
         match (self.dialect, kind) {
+            (Dialect::Postgres, TextKind::Contains) => {
+                // strpos() of an empty needle is 1, as instr() is on SQLite.
+                self.push(&format!("strpos({}, ", self.bytewise(subject)));
+                self.bind_text(needle);
+                self.push(") > 0");
+            }
+            (Dialect::Postgres, TextKind::StartsWith) => {
+                self.push(&format!("starts_with({}, ", self.bytewise(subject)));
+                self.bind_text(needle);
+                self.push(")");
+            }
+            (Dialect::Postgres, TextKind::EndsWith) => {
+                // Folding maps each character to one character, so the
+                // folded text's last n characters are the folded last n. A
+                // needle longer than the text makes right() return the whole
+                // text, which then differs from the needle; right(t, 0) is ''.
+                self.push(&format!("right({subject}, char_length("));
+                self.bind_text(needle);
+                self.push(")) COLLATE \"C\" = ");
+                self.bind_text(needle);
+            }
             (Dialect::Sqlite, TextKind::Contains) => {
                 // instr() of an empty needle is 1, so "" matches all non-NULL text.
                 self.push(&format!("instr({subject}, "));
@@ -297,6 +385,43 @@ mod tests {
         for (filter, expected) in cases {
             assert_eq!(sql(filter.clone()).sql, expected, "{filter}");
         }
+    }
+
+    #[test]
+    fn renders_each_lookup_for_postgres() {
+        let pg = |filter: serde_json::Value| {
+            Filter::parse(FIELDS, &filter, FieldAccess::All).unwrap().to_sql(Dialect::Postgres).sql
+        };
+        let cases = [
+            (json!({"list_id": 3}), "\"list_id\" = ?"),
+            (json!({"done": true}), "\"done\" = ?"),
+            (json!({"text": "a"}), "\"text\" COLLATE \"C\" = ?"),
+            (json!({"text__lt": "a"}), "\"text\" COLLATE \"C\" < ?"),
+            (json!({"note": null}), "\"note\" IS NULL"),
+            (json!({"text__iexact": "a"}), "wyrm_upper(\"text\") COLLATE \"C\" = ?"),
+            (json!({"text__contains": "a"}), "strpos(\"text\" COLLATE \"C\", ?) > 0"),
+            (json!({"text__icontains": "a"}), "strpos(wyrm_upper(\"text\") COLLATE \"C\", ?) > 0"),
+            (json!({"text__startswith": ""}), "starts_with(\"text\" COLLATE \"C\", ?)"),
+            (json!({"text__istartswith": "a"}), "starts_with(wyrm_upper(\"text\") COLLATE \"C\", ?)"),
+            (json!({"text__endswith": "a"}), "right(\"text\", char_length(?)) COLLATE \"C\" = ?"),
+            (json!({"text__in": ["a", "b"]}), "\"text\" COLLATE \"C\" IN (?, ?)"),
+        ];
+        for (filter, expected) in cases {
+            assert_eq!(pg(filter.clone()), expected, "{filter}");
+        }
+    }
+
+    #[test]
+    fn finish_numbers_placeholders_for_postgres_only() {
+        let sql = "SELECT \"a?\" FROM t WHERE x = ? AND (y = 'it''s ?' OR z IN (?, ?)) AND \"q\"\"?\" = ?";
+        assert_eq!(Dialect::Sqlite.finish(sql), sql);
+        assert_eq!(
+            Dialect::Postgres.finish(sql),
+            "SELECT \"a?\" FROM t WHERE x = $1 AND (y = 'it''s ?' OR z IN ($2, $3)) AND \"q\"\"?\" = $4"
+        );
+        assert!(matches!(Dialect::Postgres.finish("SELECT 1"), Cow::Borrowed(_)));
+        let many = ["?"; 12].join(", ");
+        assert!(Dialect::Postgres.finish(&many).ends_with("$11, $12"));
     }
 
     #[test]

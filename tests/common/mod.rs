@@ -1,6 +1,9 @@
 //! A real server on an ephemeral port and a real WebSocket client, shared by
-//! the integration tests.
+//! the integration tests, on a fresh SQLite or PostgreSQL database (see
+//! [`database`]).
 #![allow(dead_code)]
+
+pub mod database;
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -10,6 +13,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use wyrmhole::filter::Dialect;
 use wyrmhole::{ConnectionConfig, Db, Error, FieldErrors, Identity, Route, Router, Server};
 
 diesel::table! {
@@ -83,6 +87,7 @@ pub struct TodoItem {
     pub secret: String,
 }
 
+/// The test tables on SQLite.
 pub const SCHEMA: &str = "
     CREATE TABLE pings (id INTEGER PRIMARY KEY AUTOINCREMENT, n INTEGER NOT NULL);
     CREATE TABLE todo_lists (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, owner_id INTEGER NOT NULL DEFAULT 0);
@@ -99,11 +104,38 @@ pub const SCHEMA: &str = "
     );
 ";
 
-/// A running server with the test routes, on a temp SQLite file.
+/// The same tables on PostgreSQL, whose column types must match the models'
+/// exactly (`SMALLINT` for `i16`, `DOUBLE PRECISION` for `f64`).
+pub const SCHEMA_POSTGRES: &str = "
+    CREATE TABLE pings (id SERIAL PRIMARY KEY, n INTEGER NOT NULL);
+    CREATE TABLE todo_lists (id SERIAL PRIMARY KEY, name TEXT NOT NULL, owner_id INTEGER NOT NULL DEFAULT 0);
+    CREATE TABLE todo_items (
+        id SERIAL PRIMARY KEY,
+        list_id INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        done BOOLEAN NOT NULL DEFAULT false,
+        priority SMALLINT NOT NULL DEFAULT 0,
+        score DOUBLE PRECISION,
+        note TEXT,
+        created_by INTEGER NOT NULL DEFAULT 0,
+        secret TEXT NOT NULL DEFAULT ''
+    );
+";
+
+/// The test schema in the database's own SQL.
+pub fn schema(db: &Db) -> &'static str {
+    match db.dialect() {
+        Dialect::Sqlite => SCHEMA,
+        Dialect::Postgres => SCHEMA_POSTGRES,
+    }
+}
+
+/// A running server with the test routes, on a fresh database.
 pub struct TestServer {
     pub server: Server,
     pub db: Db,
-    pub _dir: tempfile::TempDir,
+    /// Keeps the database (a temp SQLite file or a PostgreSQL database).
+    pub _dir: database::TestDb,
 }
 
 /// Connection settings small enough to exercise limits quickly.
@@ -117,10 +149,9 @@ impl TestServer {
     }
 
     pub async fn start_with(config: ConnectionConfig) -> TestServer {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("test.db");
-        let db = Db::open_sqlite(path.to_str().unwrap()).unwrap();
-        db.execute_batch(SCHEMA).await.unwrap();
+        let (url, dir) = database::fresh();
+        let db = Db::open(&url).unwrap();
+        db.execute_batch(schema(&db)).await.unwrap();
         let router = Router::new(db.clone())
             .route(Route::<Ping>::new())
             .route(
