@@ -115,6 +115,9 @@ pub enum Error {
     /// A request would return more rows than the route allows.
     #[error("too many rows: {0}")]
     TooManyRows(String),
+    /// `resume` cannot replay what the client missed; it must subscribe afresh.
+    #[error("cannot resume: {0}")]
+    CannotResume(String),
     /// A bug or an unavailable dependency; details are logged, not sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -140,6 +143,7 @@ impl Error {
             Error::Conflict(_) => "conflict",
             Error::UnknownSubscription(_) => "unknown_subscription",
             Error::TooManyRows(_) => "too_many_rows",
+            Error::CannotResume(_) => "cannot_resume",
             Error::Internal(_) => "internal",
         }
     }

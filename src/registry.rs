@@ -288,6 +288,13 @@ impl Subscription {
     /// queues `reply`, then every buffered change the snapshot does not
     /// already hold, in order. Returns false if the subscription was closed.
     pub fn start(&self, snapshot_pos: u64, reply: String) -> bool {
+        self.start_with_replay(snapshot_pos, reply, Vec::new())
+    }
+
+    /// Like [`Subscription::start`], with changes replayed from history
+    /// (all at or before `snapshot_pos`) sent between the reply and the
+    /// buffered changes: how `resume` goes live.
+    pub fn start_with_replay(&self, snapshot_pos: u64, reply: String, replay: Vec<(u64, Action, Arc<str>)>) -> bool {
         let mut state = self.state.lock();
         let SubState::Starting(buffer) = &mut *state else { return false };
         let buffer = std::mem::take(buffer);
@@ -296,7 +303,8 @@ impl Subscription {
             return false;
         }
         let mut seq = 0;
-        for (pos, action, data) in buffer.into_iter().filter(|(pos, ..)| *pos > snapshot_pos) {
+        let buffered = buffer.into_iter().filter(|(pos, ..)| *pos > snapshot_pos);
+        for (pos, action, data) in replay.into_iter().chain(buffered) {
             seq += 1;
             if !self.outbox.push(Outbound::Event { sub: self.id, seq, pos, route: self.route, action, data }) {
                 *state = SubState::Closed;

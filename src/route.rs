@@ -19,7 +19,7 @@ use crate::filter::{FieldAccess, Filter};
 use crate::model::{json_kind, FieldType, Model, Value};
 use crate::protocol::{self, Request};
 use crate::record::{self, Patch, WriteAccess};
-use crate::store::{columns, get_by_id, load, Conn, Db, Lock, Persist};
+use crate::store::{columns, get_by_id, history_since, load, Conn, Db, Lock, Persist};
 
 type ScopeFn = Arc<dyn Fn(&Identity) -> Option<serde_json::Value> + Send + Sync>;
 type InitialFn = Arc<dyn Fn(&Identity) -> serde_json::Value + Send + Sync>;
@@ -30,7 +30,7 @@ type VerbFn =
 
 /// The standard verbs.
 pub const STANDARD_VERBS: &[&str] =
-    &["get_single", "get_list", "create", "update", "delete", "subscribe", "unsubscribe"];
+    &["get_single", "get_list", "create", "update", "delete", "subscribe", "resume", "unsubscribe"];
 
 /// What a validation hook sees: the row as it would be committed, and the
 /// row before (for an update). Returning errors rolls the write back.
@@ -311,7 +311,7 @@ impl<M: Persist> Route<M> {
         session.add_subscription(sub.clone());
         let (dialect, cap) = (db.dialect(), self.limits.max_snapshot);
         let snapshot = db
-            .snapshot(move |conn| {
+            .snapshot(M::ROUTE, move |conn| {
                 let fragment = filter.to_sql(dialect);
                 let pk = quote_ident(M::FIELDS[M::PRIMARY_KEY].column);
                 let sql = format!(
@@ -341,6 +341,60 @@ impl<M: Persist> Route<M> {
             serde_json::json!({ "sub": sub.id, "epoch": db.epoch(), "pos": pos, "rows": rows }),
         );
         sub.start(pos, reply);
+        Ok(())
+    }
+}
+
+impl<M: Persist> Route<M> {
+    /// Picks a subscription up where a client left it: the changes after its
+    /// last position `pos` that concern its filter are replayed from history
+    /// as events, then the stream goes on live. Answers `cannot_resume` when
+    /// the epoch differs or history no longer reaches back; the client then
+    /// subscribes afresh.
+    async fn resume(&self, db: &Db, session: &Session, scope: Filter, request: &Request) -> Result<(), Error> {
+        let args = Args(&request.args);
+        args.reject_others(&["filter", "epoch", "pos"])?;
+        let filter = args.filter::<M>(db.dialect())?.and(scope);
+        let epoch = args.count("epoch")?.ok_or_else(|| Error::bad_arg("epoch", "is required"))?;
+        let after = args.count("pos")?.ok_or_else(|| Error::bad_arg("pos", "is required"))? as u64;
+        if epoch as u64 != db.epoch() {
+            return Err(Error::CannotResume("the position belongs to another epoch (the database was reset)".into()));
+        }
+        let sub = db.registry().subscribe(M::ROUTE, filter.clone(), session.outbox.clone());
+        session.add_subscription(sub.clone());
+        let history = db.snapshot(M::ROUTE, move |conn| history_since(conn, M::ROUTE, after)).await;
+        let cap = self.limits.max_snapshot;
+        let (pos, entries) = match history {
+            Ok((pos, Some(entries))) if after <= pos && entries.len() <= cap => (pos, entries),
+            outcome => {
+                let _ = session.remove_subscription(sub.id);
+                return Err(match outcome {
+                    Err(e) => e,
+                    Ok((pos, _)) if after > pos => Error::CannotResume(format!("position {after} is ahead of {pos}")),
+                    Ok((_, Some(_))) => Error::CannotResume(format!("more than {cap} changes to replay")),
+                    Ok((_, None)) => Error::CannotResume(format!("history no longer reaches back to {}", after + 1)),
+                });
+            }
+        };
+        let mut replay = Vec::new();
+        for (at, body) in entries {
+            let wire: serde_json::Value =
+                serde_json::from_str(&body).map_err(|e| Error::Internal(format!("history entry {at}: {e}")))?;
+            let change = crate::change::Change::from_wire(&wire, M::ROUTE, M::FIELDS, M::PRIMARY_KEY)
+                .map_err(|e| Error::Internal(format!("history entry {at}: {e}")))?;
+            let before = change.old.as_deref().is_some_and(|row| filter.matches(row));
+            let after = change.new.as_deref().is_some_and(|row| filter.matches(row));
+            if let Some(action) = crate::change::Action::for_transition(before, after) {
+                if let Some(data) = change.payload(action) {
+                    replay.push((at, action, data));
+                }
+            }
+        }
+        let reply = protocol::ok_reply(
+            &request.id,
+            serde_json::json!({ "sub": sub.id, "epoch": db.epoch(), "pos": pos, "replayed": replay.len() }),
+        );
+        sub.start_with_replay(pos, reply, replay);
         Ok(())
     }
 }
@@ -498,6 +552,10 @@ impl<M: Persist> RouteHandler for Route<M> {
                 "delete" => self.delete(db, scope, &args).await?,
                 "subscribe" => {
                     self.subscribe(db, session, scope, &request).await?;
+                    return Ok(None);
+                }
+                "resume" => {
+                    self.resume(db, session, scope, &request).await?;
                     return Ok(None);
                 }
                 custom => {

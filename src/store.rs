@@ -31,6 +31,11 @@ use parking_lot::Mutex;
 #[cfg(feature = "postgres")]
 use diesel::pg::{Pg, PgConnection};
 
+mod positions;
+
+pub(crate) use positions::since as history_since;
+pub use positions::HISTORY_LEN;
+
 use crate::broker::{Broker, LocalBroker};
 use crate::change::Change;
 use crate::error::Error;
@@ -156,6 +161,9 @@ pub enum OpenError {
     /// Setting the connection up (WAL, functions) failed.
     #[error("cannot set up connection: {0}")]
     Setup(#[from] diesel::result::Error),
+    /// wyrmhole's own tables (positions, history) could not be set up.
+    #[error("cannot set up wyrmhole's tables: {0}")]
+    Tables(#[from] Error),
     /// The URL names a database wyrmhole cannot use (or this build cannot).
     #[error("unsupported database: {0}")]
     Unsupported(String),
@@ -179,8 +187,6 @@ struct Inner {
     writer: Pool<Manager>,
     /// Queues writers for `writer` without the pool's checkout timeout.
     write_queue: Mutex<()>,
-    /// The position of the last committed change.
-    committed: Mutex<u64>,
     broker: Arc<dyn Broker>,
     registry: Arc<Registry>,
     dialect: Dialect,
@@ -366,15 +372,11 @@ impl Db {
             .test_on_check_out(dialect == Dialect::Postgres)
             .connection_timeout(Duration::from_secs(10))
             .build(manager())?;
-        let inner = Inner {
-            readers,
-            writer,
-            write_queue: Mutex::new(()),
-            committed: Mutex::new(0),
-            broker,
-            registry,
-            dialect,
-            epoch: new_epoch(),
+        let inner = Inner { readers, writer, write_queue: Mutex::new(()), broker, registry, dialect, epoch: 0 };
+        let mut inner = inner;
+        inner.epoch = {
+            let mut conn = inner.writer.get()?;
+            positions::setup(&mut conn)?
         };
         Ok(Db { inner: Arc::new(inner) })
     }
@@ -384,8 +386,9 @@ impl Db {
         &self.inner.registry
     }
 
-    /// Names this numbering of commit positions: positions restart when the
-    /// process does, so a position is meaningful only with its epoch.
+    /// Names this database's numbering of commit positions. Positions are
+    /// kept in the database and survive restarts; the epoch changes only if
+    /// the database's wyrmhole tables are created anew.
     pub fn epoch(&self) -> u64 {
         self.inner.epoch
     }
@@ -422,9 +425,9 @@ impl Db {
         .await
     }
 
-    /// Runs `f` in a read transaction that sees exactly the changes up to
-    /// the returned position, and no later ones.
-    pub async fn snapshot<T, F>(&self, f: F) -> Result<(u64, T), Error>
+    /// Runs `f` in a read transaction that sees exactly the changes of
+    /// `route` up to the returned position, and no later ones.
+    pub async fn snapshot<T, F>(&self, route: &'static str, f: F) -> Result<(u64, T), Error>
     where
         F: FnOnce(&mut Conn) -> Result<T, Error> + Send + 'static,
         T: Send + 'static,
@@ -433,21 +436,18 @@ impl Db {
         blocking(move || {
             let mut conn = inner.readers.get().map_err(no_connection)?;
             let conn = &mut *conn;
-            // Neither database fixes a transaction's snapshot at BEGIN, but
-            // at its first read (SQLite in WAL mode; PostgreSQL at the first
-            // statement of a REPEATABLE READ transaction). Making that read
-            // while no commit can happen pins the snapshot at `committed`.
-            let (begin, first_read) = match inner.dialect {
-                Dialect::Sqlite => ("BEGIN", "SELECT count(*) FROM sqlite_master"),
-                Dialect::Postgres => ("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "SELECT 1"),
+            // Neither database fixes a transaction's snapshot at BEGIN, but at
+            // its first read (SQLite in WAL mode; PostgreSQL at the first
+            // statement of a REPEATABLE READ transaction). Making that first
+            // read the route's position counter pins the snapshot and tells
+            // which position it holds, with no lock: the counter is written
+            // in the same transaction as the changes it numbers.
+            let begin = match inner.dialect {
+                Dialect::Sqlite => "BEGIN",
+                Dialect::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
             };
             conn.begin(begin)?;
-            let pinned = (|| {
-                let committed = inner.committed.lock();
-                conn.batch_execute(first_read)?;
-                Ok::<_, Error>(*committed)
-            })();
-            let result = pinned.and_then(|pos| Ok((pos, f(conn)?)));
+            let result = positions::current(conn, route).and_then(|pos| Ok((pos, f(conn)?)));
             let end = conn.commit();
             let value = result?;
             end?;
@@ -528,37 +528,23 @@ impl Inner {
                 return Err(Error::Internal(format!("panic in write transaction: {what}")).into());
             }
         };
-        // Positions are numbered, and changes published, in the order this
-        // process commits. That is the database's commit order while this
-        // process is its only writer (always so for SQLite's single file
-        // writer; on PostgreSQL, one process at a time). Several processes
-        // writing one PostgreSQL database need the numbering to come from
-        // the database (or the broker) instead: that belongs here, in place
-        // of the local counter.
-        let mut committed = self.committed.lock();
+        // Number the changes and keep them in history inside the
+        // transaction, so positions follow commit order per route and a
+        // rollback consumes none.
+        if let Err(e) = positions::number(conn, &mut changes) {
+            rollback(conn);
+            return Err(e.into());
+        }
         if let Err(e) = conn.commit() {
-            drop(committed);
             rollback(conn);
             return Err(Error::from(e).into());
         }
-        for change in &mut changes {
-            *committed += 1;
-            change.pos = *committed;
-        }
+        // Still in the write queue: this process publishes in commit order.
         if !changes.is_empty() {
             self.broker.publish(changes);
         }
         Ok(value)
     }
-}
-
-/// A random epoch (std's per-process random hasher keys are the entropy),
-/// kept within JavaScript's safe integers so clients can compare it exactly.
-fn new_epoch() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
-    h.finish() & ((1 << 53) - 1)
 }
 
 fn rollback(conn: &mut Conn) {

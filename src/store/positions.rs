@@ -1,0 +1,146 @@
+//! Commit positions and the change history, kept in the database itself.
+//!
+//! Each route's changes are numbered 1, 2, 3, ... by a counter row that the
+//! writing transaction increments just before it commits. The row stays
+//! locked until then (on PostgreSQL; SQLite's write lock covers everything),
+//! so positions follow commit order even with several writer processes, a
+//! rolled-back transaction consumes none, and a snapshot that reads the
+//! counter first learns exactly which position it holds. Every change is also
+//! kept, encoded, in a bounded history, from which a client that was away
+//! can be replayed what it missed.
+
+use diesel::sql_types::{BigInt, Text};
+use diesel::QueryableByName;
+
+use super::{load, Conn};
+use crate::change::Change;
+use crate::error::Error;
+use crate::filter::sql::Bind;
+use crate::model::{FieldType, Value};
+
+/// How many changes of each route the history keeps.
+pub const HISTORY_LEN: u64 = 10_000;
+
+/// The tables, the same SQL on SQLite and PostgreSQL.
+const TABLES: &str = "
+    CREATE TABLE IF NOT EXISTS wyrm_positions (route TEXT PRIMARY KEY, pos BIGINT NOT NULL);
+    CREATE TABLE IF NOT EXISTS wyrm_changes (
+        route TEXT NOT NULL, pos BIGINT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (route, pos));
+    CREATE TABLE IF NOT EXISTS wyrm_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+";
+
+#[derive(QueryableByName)]
+struct Position {
+    #[diesel(sql_type = BigInt)]
+    pos: i64,
+}
+
+#[derive(QueryableByName)]
+struct Setting {
+    #[diesel(sql_type = Text)]
+    value: String,
+}
+
+#[derive(QueryableByName)]
+struct Kept {
+    #[diesel(sql_type = BigInt)]
+    pos: i64,
+    #[diesel(sql_type = Text)]
+    body: String,
+}
+
+fn text(s: &str) -> Bind {
+    Bind { value: Value::Text(s.to_owned()), ty: FieldType::Text }
+}
+
+fn int(i: u64) -> Bind {
+    Bind { value: Value::Int(i as i64), ty: FieldType::I64 }
+}
+
+/// Creates the tables if missing; returns the epoch, created on first use.
+pub(super) fn setup(conn: &mut Conn) -> Result<u64, Error> {
+    use diesel::connection::SimpleConnection;
+    conn.batch_execute(TABLES)?;
+    let fresh = random_epoch().to_string();
+    load::<Setting>(
+        conn,
+        "INSERT INTO wyrm_meta (key, value) VALUES ('epoch', ?) ON CONFLICT (key) DO NOTHING RETURNING value",
+        &[text(&fresh)],
+    )?;
+    let epoch = load::<Setting>(conn, "SELECT value FROM wyrm_meta WHERE key = 'epoch'", &[])?;
+    epoch
+        .first()
+        .and_then(|s| s.value.parse().ok())
+        .ok_or_else(|| Error::Internal("wyrm_meta has no valid epoch".into()))
+}
+
+/// A random epoch below 2^53, so JavaScript clients compare it exactly.
+fn random_epoch() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    (h.finish() & ((1 << 53) - 1)).max(1)
+}
+
+/// The route's last committed position, as the current transaction sees it.
+pub(super) fn current(conn: &mut Conn, route: &str) -> Result<u64, Error> {
+    let rows = load::<Position>(conn, "SELECT pos FROM wyrm_positions WHERE route = ?", &[text(route)])?;
+    Ok(rows.first().map_or(0, |p| p.pos as u64))
+}
+
+/// Numbers a transaction's changes and writes them to history. Counters are
+/// taken last and in route order, so a transaction holding one never waits
+/// for a row another holds: no deadlock between writers.
+pub(super) fn number(conn: &mut Conn, changes: &mut [Change]) -> Result<(), Error> {
+    let mut routes: Vec<&'static str> = changes.iter().map(|c| c.route).collect();
+    routes.sort_unstable();
+    routes.dedup();
+    for route in routes {
+        let n = changes.iter().filter(|c| c.route == route).count() as u64;
+        let end = load::<Position>(
+            conn,
+            "INSERT INTO wyrm_positions (route, pos) VALUES (?, ?) \
+             ON CONFLICT (route) DO UPDATE SET pos = wyrm_positions.pos + excluded.pos RETURNING pos",
+            &[text(route), int(n)],
+        )?
+        .first()
+        .map(|p| p.pos as u64)
+        .ok_or_else(|| Error::Internal("position counter returned nothing".into()))?;
+        let mut pos = end - n;
+        for change in changes.iter_mut().filter(|c| c.route == route) {
+            pos += 1;
+            change.pos = pos;
+            let body = change.to_wire().to_string();
+            load::<Position>(
+                conn,
+                "INSERT INTO wyrm_changes (route, pos, body) VALUES (?, ?, ?) RETURNING pos",
+                &[text(route), int(pos), text(&body)],
+            )?;
+        }
+        // Trim now and then rather than on every write.
+        if end / 256 != (end - n) / 256 && end > HISTORY_LEN {
+            load::<Position>(
+                conn,
+                "DELETE FROM wyrm_changes WHERE route = ? AND pos <= ? RETURNING pos",
+                &[text(route), int(end - HISTORY_LEN)],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The encoded changes of `route` after position `after`, in order, or
+/// `None` if history no longer reaches back to `after + 1`.
+pub(crate) fn since(conn: &mut Conn, route: &str, after: u64) -> Result<Option<Vec<(u64, String)>>, Error> {
+    let rows = load::<Kept>(
+        conn,
+        "SELECT pos, body FROM wyrm_changes WHERE route = ? AND pos > ? ORDER BY pos",
+        &[text(route), int(after)],
+    )?;
+    let complete = match rows.first() {
+        Some(first) => first.pos as u64 == after + 1,
+        // Nothing kept after `after`: complete only if nothing happened since.
+        None => current(conn, route)? <= after,
+    };
+    Ok(complete.then(|| rows.into_iter().map(|k| (k.pos as u64, k.body)).collect()))
+}
