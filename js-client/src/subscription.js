@@ -6,9 +6,12 @@
 // loses its subscriptions on the server, so after every reopen we subscribe
 // again too.
 //
-// Today "again" always means a new `subscribe` with a full snapshot. When the
-// server gains a `resume` verb ({sub, pos} -> the events after pos), it slots
-// into #attach(): try resume from #pos first, fall back to subscribe.
+// After a dropped connection "again" first means `resume`: the server replays
+// the changes after the last position we applied (#pos, within #epoch) and
+// the collection keeps its rows. When the server cannot (history trimmed,
+// database reset) it answers `cannot_resume` and we subscribe with a fresh
+// snapshot. After a seq gap our rows cannot be trusted, so that always
+// re-snapshots.
 
 const RETRY_MS = 1_000; // after a subscribe timed out on a live connection
 
@@ -19,7 +22,8 @@ export class Subscription {
   #sink; // {snapshot(rows), event(action, data), error(err)}
   #sub = null; // the server's id, while live
   #seq = 0; // the last seq applied
-  #pos = 0; // the commit position we are up to (for a future resume)
+  #pos = 0; // the commit position we are up to
+  #epoch = null; // names #pos's numbering; null while our rows are not a trusted view
   #attempt = 0; // increases on each (re)subscribe; stale replies are dropped
   #inFlight = false;
   #stopped = false;
@@ -52,6 +56,7 @@ export class Subscription {
 
   /** Our view can no longer be trusted: drop the server subscription and take a fresh snapshot. */
   resync(why) {
+    this.#epoch = null; // our rows are no longer a trusted view: re-snapshot, never resume
     if (this.#stopped) return;
     this.#client._debug(`resubscribing ${this.#route}: ${why}`);
     this.#release();
@@ -82,6 +87,7 @@ export class Subscription {
   #attach() {
     clearTimeout(this.#retryTimer);
     const attempt = ++this.#attempt;
+    const resuming = this.#epoch != null;
     this.#inFlight = true;
     const onReply = (data) => {
       // Runs synchronously with the reply, before the events that follow it.
@@ -90,10 +96,15 @@ export class Subscription {
       this.#sub = data.sub;
       this.#seq = 0;
       this.#pos = data.pos;
+      this.#epoch = data.epoch;
       this.#client._route(data.sub, this);
-      this.#sink.snapshot(data.rows);
+      // A resume keeps our rows: the replayed events follow this reply.
+      if (!resuming) this.#sink.snapshot(data.rows);
     };
-    this.#client._request(this.#route, "subscribe", { filter: this.#filter }, { onReply }).catch((err) => {
+    const [verb, args] = resuming
+      ? ["resume", { filter: this.#filter, epoch: this.#epoch, pos: this.#pos }]
+      : ["subscribe", { filter: this.#filter }];
+    this.#client._request(this.#route, verb, args, { onReply }).catch((err) => {
       if (attempt !== this.#attempt) return;
       this.#inFlight = false;
       if (err.code === "disconnected" || err.code === "closed") return; // reopened() takes over
@@ -101,6 +112,10 @@ export class Subscription {
         // Queued while offline: the next open re-attaches. Sent but slow: try again.
         if (this.#client._isOpen()) this.#retryTimer = setTimeout(() => this.#attach(), RETRY_MS);
         return;
+      }
+      if (resuming && err.code === "cannot_resume") {
+        this.#epoch = null; // the server cannot replay: take a fresh snapshot
+        return this.#attach();
       }
       // Refused (bad_filter, forbidden, too_many_rows, ...): retrying cannot help.
       this.#stopped = true;

@@ -152,7 +152,7 @@ describe("live collections", () => {
     }
   });
 
-  test("changes missed while offline are reconciled as created/updated/deleted", TIMEOUT, async () => {
+  test("changes missed while offline are resumed as created/updated/deleted events", TIMEOUT, async () => {
     const writer = client();
     const list = await newList(writer, "Offline");
     const items = writer.route("todo-item");
@@ -178,7 +178,13 @@ describe("live collections", () => {
     await assertConverges(collection, writer, "reconciled collection");
     const changes = log.filter((e) => e.action !== "reset").map((e) => `${e.action} ${e.id}`);
     assert.deepEqual(changes.sort(), [`created ${added.id}`, `deleted ${remove.id}`, `updated ${change.id}`].sort());
-    assert.equal(log.at(-1).action, "reset", "a reset follows the reconciliation");
+    // Resumed, not re-snapshotted: the only reset is the first snapshot's.
+    assert.deepEqual(
+      log.filter((e) => e.action === "reset"),
+      [{ action: "reset" }],
+      "a resume replays events and keeps the rows",
+    );
+    assert.equal(log[0].action, "reset");
     assert.equal(collection.get(keep.id).text, "keep");
     assert.equal(collection.get(change.id).text, "changed");
   });
@@ -255,6 +261,37 @@ describe("live collections", () => {
       [["before", true], ["queued", false]],
     );
     assert.deepEqual(states.slice(-2), ["reconnecting", "open"]);
+  });
+});
+
+describe("resume refused", () => {
+  test("a server restarted on a fresh database cannot resume: the collection re-snapshots", TIMEOUT, async () => {
+    const first = tempDb();
+    let s = await startServer({ db: first.path });
+    const second = tempDb();
+    cleanup.push(async () => {
+      await s.kill();
+      first.remove();
+      second.remove();
+    });
+    const observer = client(s.wsUrl);
+    const writer = client(s.wsUrl);
+    const list = await newList(writer, "Old");
+    await writer.route("todo-item").create({ list_id: list, text: "old", done: false });
+    const collection = observer.route("todo-item").subscribe({});
+    const { log } = shadow(collection);
+    await collection.ready;
+    assert.equal(collection.size, 1);
+
+    // Same port, another database: another epoch, so `resume` is refused.
+    await s.kill();
+    await waitForState(observer, "reconnecting");
+    s = await startServer({ port: s.port, db: second.path });
+    await waitForState(observer, "open");
+    await waitFor(() => collection.size === 0, { timeout: 15_000, every: 20, what: "the re-snapshot" });
+    assert.ok(log.some((e) => e.action === "deleted"), "the old row is reported deleted");
+    assert.equal(log.at(-1).action, "reset", "a fresh snapshot ends with a reset");
+    await assertConverges(collection, writer, "collection on the new database");
   });
 });
 
