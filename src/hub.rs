@@ -25,14 +25,16 @@ use crate::registry::Registry;
 
 /// Where missing changes can be read back from (the store's change history).
 pub trait History: Send + Sync + 'static {
-    /// The changes of `route` at positions `from..=to`, in order, or `None`
-    /// if history no longer holds all of them.
+    /// The changes of `route` at positions `from..=to` (as many as exist
+    /// when `to` is `u64::MAX`), in order, or `None` if history no longer
+    /// reaches back to `from`.
     fn range(&self, route: &'static str, from: u64, to: u64) -> Result<Option<Vec<Change>>, Error>;
 }
 
 enum Command {
     Changes(Vec<Change>),
     Baseline(&'static str, u64),
+    CatchUp(&'static str),
 }
 
 /// Orders changes and hands them to the registry, on a thread of its own.
@@ -55,6 +57,7 @@ impl Hub {
                 match rx.recv_timeout(Self::GAP_TIMEOUT / 4) {
                     Ok(Command::Changes(changes)) => changes.into_iter().for_each(|c| state.push(c)),
                     Ok(Command::Baseline(route, pos)) => state.baseline(route, pos),
+                    Ok(Command::CatchUp(route)) => state.catch_up(route),
                     Err(RecvTimeoutError::Timeout) => {}
                     Err(RecvTimeoutError::Disconnected) => return,
                 }
@@ -76,6 +79,12 @@ impl Hub {
     /// was not already being followed.
     pub fn baseline(&self, route: &'static str, pos: u64) {
         let _ = self.tx.send(Command::Baseline(route, pos));
+    }
+
+    /// Reads whatever `route` committed that this process has not seen from
+    /// history (after a broker outage, when nothing else would reveal a gap).
+    pub fn catch_up(&self, route: &'static str) {
+        let _ = self.tx.send(Command::CatchUp(route));
     }
 }
 
@@ -151,6 +160,18 @@ impl State {
             .collect();
         for route in stale {
             self.repair(route);
+        }
+    }
+
+    fn catch_up(&mut self, route: &'static str) {
+        let (Some(history), Some(next)) = (&self.history, self.routes.get(route).and_then(|s| s.next)) else { return };
+        match history.range(route, next, u64::MAX) {
+            Ok(Some(changes)) => changes.into_iter().for_each(|c| self.push(c)),
+            Ok(None) => {
+                self.routes.remove(route);
+                self.registry.gap(route, &format!("changes of {route} after {} are no longer kept", next - 1));
+            }
+            Err(e) => tracing::warn!(route, error = %e, "catching up from history failed"),
         }
     }
 

@@ -307,6 +307,7 @@ impl<M: Persist> Route<M> {
         let args = Args(&request.args);
         args.reject_others(&["filter"])?;
         let filter = args.filter::<M>(db.dialect())?.and(scope);
+        db.listen(M::ROUTE).await;
         let sub = db.registry().subscribe(M::ROUTE, filter.clone(), session.outbox.clone());
         session.add_subscription(sub.clone());
         let (dialect, cap) = (db.dialect(), self.limits.max_snapshot);
@@ -341,6 +342,7 @@ impl<M: Persist> Route<M> {
             serde_json::json!({ "sub": sub.id, "epoch": db.epoch(), "pos": pos, "rows": rows }),
         );
         sub.start(pos, reply);
+        db.hub().baseline(M::ROUTE, pos);
         Ok(())
     }
 }
@@ -360,6 +362,7 @@ impl<M: Persist> Route<M> {
         if epoch as u64 != db.epoch() {
             return Err(Error::CannotResume("the position belongs to another epoch (the database was reset)".into()));
         }
+        db.listen(M::ROUTE).await;
         let sub = db.registry().subscribe(M::ROUTE, filter.clone(), session.outbox.clone());
         session.add_subscription(sub.clone());
         let history = db.snapshot(M::ROUTE, move |conn| history_since(conn, M::ROUTE, after)).await;
@@ -395,6 +398,7 @@ impl<M: Persist> Route<M> {
             serde_json::json!({ "sub": sub.id, "epoch": db.epoch(), "pos": pos, "replayed": replay.len() }),
         );
         sub.start_with_replay(pos, reply, replay);
+        db.hub().baseline(M::ROUTE, pos);
         Ok(())
     }
 }

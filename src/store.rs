@@ -42,6 +42,7 @@ use crate::error::Error;
 use crate::filter::fold::register_sqlite_functions;
 use crate::filter::sql::{bind_all, quote_ident, Bind, Dialect, SqlFragment};
 use crate::filter::{FieldAccess, Filter};
+use crate::hub::{History, Hub};
 use crate::model::{Model, Value};
 use crate::record::{Patch, WriteAccess};
 use crate::registry::Registry;
@@ -187,7 +188,8 @@ struct Inner {
     writer: Pool<Manager>,
     /// Queues writers for `writer` without the pool's checkout timeout.
     write_queue: Mutex<()>,
-    broker: Arc<dyn Broker>,
+    broker: parking_lot::RwLock<Arc<dyn Broker>>,
+    hub: Hub,
     registry: Arc<Registry>,
     dialect: Dialect,
     epoch: u64,
@@ -301,8 +303,7 @@ impl Db {
     /// ```
     pub fn open(url: &str) -> Result<Db, OpenError> {
         let registry = Arc::new(Registry::new());
-        let broker = Arc::new(LocalBroker::new(registry.clone()));
-        Self::open_with(url, registry, broker)
+        Self::open_with(url, registry, Arc::new(LocalBroker))
     }
 
     /// [`Db::open`] with a given registry and broker (the seam a
@@ -321,8 +322,7 @@ impl Db {
     /// in-process broker.
     pub fn open_sqlite(path: &str) -> Result<Db, OpenError> {
         let registry = Arc::new(Registry::new());
-        let broker = Arc::new(LocalBroker::new(registry.clone()));
-        Self::open_sqlite_with(path, registry, broker)
+        Self::open_sqlite_with(path, registry, Arc::new(LocalBroker))
     }
 
     /// Opens a SQLite database with a given registry and broker.
@@ -372,13 +372,46 @@ impl Db {
             .test_on_check_out(dialect == Dialect::Postgres)
             .connection_timeout(Duration::from_secs(10))
             .build(manager())?;
-        let inner = Inner { readers, writer, write_queue: Mutex::new(()), broker, registry, dialect, epoch: 0 };
+        let history = StoreHistory { readers: readers.clone(), registry: registry.clone() };
+        let inner = Inner {
+            readers,
+            writer,
+            write_queue: Mutex::new(()),
+            broker: parking_lot::RwLock::new(broker),
+            hub: Hub::new(registry.clone(), Some(Arc::new(history))),
+            registry,
+            dialect,
+            epoch: 0,
+        };
         let mut inner = inner;
         inner.epoch = {
             let mut conn = inner.writer.get()?;
             positions::setup(&mut conn)?
         };
         Ok(Db { inner: Arc::new(inner) })
+    }
+
+    /// Sends this process's commits to, and takes theirs from, the other
+    /// processes serving the same database through Redis
+    /// (`redis://host:port`). Call it once, inside the tokio runtime, before
+    /// serving. Redis being unreachable is not an error: the broker retries
+    /// with backoff, and changes it misses are read back from the history.
+    pub fn use_redis(&self, url: &str) -> Result<(), crate::broker::redis::RedisError> {
+        let broker =
+            crate::broker::redis::RedisBroker::start(url, self.inner.hub.clone(), self.inner.registry.clone())?;
+        *self.inner.broker.write() = Arc::new(broker);
+        Ok(())
+    }
+
+    /// Resolves once changes of `route` from other processes reach this one.
+    pub(crate) async fn listen(&self, route: &'static str) {
+        let listening = self.inner.broker.read().listen(route);
+        listening.await
+    }
+
+    /// The hub ordering this process's changes.
+    pub(crate) fn hub(&self) -> &Hub {
+        &self.inner.hub
     }
 
     /// The subscription registry changes are fanned out to.
@@ -491,6 +524,29 @@ impl Db {
     }
 }
 
+/// The change history, read back for the hub when changes went missing.
+struct StoreHistory {
+    readers: Pool<Manager>,
+    registry: Arc<Registry>,
+}
+
+impl History for StoreHistory {
+    fn range(&self, route: &'static str, from: u64, to: u64) -> Result<Option<Vec<Change>>, Error> {
+        let info = self.registry.route_info(route).ok_or_else(|| Error::UnknownRoute(route.to_owned()))?;
+        let mut conn = self.readers.get().map_err(no_connection)?;
+        let Some(kept) = positions::since(&mut conn, route, from.saturating_sub(1))? else { return Ok(None) };
+        kept.into_iter()
+            .take_while(|(pos, _)| *pos <= to)
+            .map(|(pos, body)| {
+                let wire = serde_json::from_str(&body).map_err(|e| Error::Internal(format!("history {pos}: {e}")))?;
+                Change::from_wire(&wire, info.route, info.fields, info.pk)
+                    .map_err(|e| Error::Internal(format!("history {pos}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+}
+
 fn no_connection(e: diesel::r2d2::PoolError) -> Error {
     Error::Internal(format!("no database connection: {e}"))
 }
@@ -541,7 +597,8 @@ impl Inner {
         }
         // Still in the write queue: this process publishes in commit order.
         if !changes.is_empty() {
-            self.broker.publish(changes);
+            self.broker.read().publish(&changes);
+            self.hub.push(changes);
         }
         Ok(value)
     }
