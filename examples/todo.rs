@@ -4,6 +4,7 @@
 //! cargo run --example todo                      # http://127.0.0.1:8000/
 //! WYRM_PORT=0 WYRM_DB=/tmp/t.db cargo run --example todo   # any free port
 //! WYRM_DB=postgres://me@localhost/todo cargo run --example todo --features postgres
+//! REDIS_URL=redis://127.0.0.1:6379 cargo run --example todo # with other processes
 //! ```
 //!
 //! `WYRM_DB` is anything [`Db::open`] takes: a SQLite file (created if
@@ -279,6 +280,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         wyrmhole::filter::Dialect::Postgres => SCHEMA_POSTGRES,
     };
     db.execute_batch(schema).await?;
+    // Several processes on one database stay in sync through Redis.
+    if let Ok(redis) = std::env::var("REDIS_URL") {
+        db.use_redis(&redis)?;
+        println!("changes shared with other processes through {redis}");
+    }
     let extra = assets().or(admin(db.clone())).unify().boxed();
     let server = wyrmhole::serve_with(router(db), extra, ([127, 0, 0, 1], port)).await?;
 

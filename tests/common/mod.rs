@@ -368,3 +368,34 @@ impl Client {
         }
     }
 }
+
+/// A client's view of one subscription, built from the snapshot and events.
+pub struct View {
+    pub sub: Value,
+    pub seq: u64,
+    pub rows: std::collections::BTreeMap<i64, Value>,
+}
+
+impl View {
+    pub fn new(reply: &Value) -> View {
+        let rows = reply["rows"].as_array().unwrap().iter().map(|r| (r["id"].as_i64().unwrap(), r.clone())).collect();
+        View { sub: reply["sub"].clone(), seq: 0, rows }
+    }
+
+    pub fn apply(&mut self, event: &Value) {
+        assert_eq!(event["seq"].as_u64().unwrap(), self.seq + 1, "sequence gap or repeat: {event}");
+        self.seq += 1;
+        let id = event["data"]["id"].as_i64().unwrap();
+        match event["action"].as_str().unwrap() {
+            "created" => assert!(self.rows.insert(id, event["data"].clone()).is_none(), "duplicate create: {event}"),
+            "updated" => {
+                let row = self.rows.get_mut(&id).unwrap_or_else(|| panic!("update of a row never seen: {event}"));
+                for (k, v) in event["data"].as_object().unwrap() {
+                    row[k] = v.clone();
+                }
+            }
+            "deleted" => assert!(self.rows.remove(&id).is_some(), "delete of a row never seen: {event}"),
+            other => panic!("unknown action {other}"),
+        }
+    }
+}
