@@ -74,6 +74,8 @@ export class Client extends Emitter {
   #dispatch(frame) {
     if (frame.type === "reply") this.#requests.reply(frame);
     else if (frame.type === "event") this.#byServerId.get(frame.sub)?.event(frame);
+    // The server lost changes on their way to it and ended the subscription.
+    else if (frame.type === "gap") this.#byServerId.get(frame.sub)?.resync(`gap: ${frame.reason}`);
   }
 
   // Plumbing for Route, LiveCollection and Subscription (not public API).

@@ -92,6 +92,19 @@ test("a seq gap re-subscribes and reconciles with the fresh snapshot", async () 
   client.close();
 });
 
+test("a gap frame from the server re-subscribes with a fresh snapshot, never a resume", async () => {
+  const { client, collection, log, ws } = await subscribed();
+  ws.receive(reply(ws.request("subscribe").id, { sub: 7, epoch: 5, pos: 100, rows: [{ id: 1, text: "a" }] }));
+  await collection.ready;
+  ws.receive({ type: "gap", sub: 7, reason: "changes 101 to 102 of todo-item were lost" });
+  await waitFor(() => ws.sent.filter((f) => f.verb === "subscribe").length === 2);
+  assert.equal(ws.request("resume"), undefined, "rows that missed changes are not resumed from");
+  ws.receive(reply(ws.request("subscribe").id, { sub: 8, epoch: 5, pos: 103, rows: [{ id: 2, text: "b" }] }));
+  assert.deepEqual(collection.items, [{ id: 2, text: "b" }]);
+  assert.deepEqual(log, ["reset", "deleted 1", "created 2", "reset"]);
+  client.close();
+});
+
 test("a repeated 'created' never duplicates a row; a custom order is kept through updates", async () => {
   const byText = (a, b) => a.text.localeCompare(b.text);
   const client = connect("ws://test.invalid/ws", { WebSocket: ScriptedWebSocket });
