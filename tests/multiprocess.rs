@@ -1,4 +1,5 @@
-//! Three real server processes (the todo example) on one database share
+//! Three real server processes (the todo example) on one database (a SQLite
+//! file, or PostgreSQL when `DATABASE_URL` is set) share
 //! changes through a real redis-server: every client's view, whichever
 //! process it is connected to, ends equal to the database, with no
 //! duplicates and no losses, including across a Redis restart mid-run.
@@ -143,7 +144,7 @@ async fn converge(watchers: &mut [Watcher], reader: &mut Client) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_processes_share_changes_through_redis() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("shared.db").to_str().unwrap().to_owned();
+    let (db, _database) = database::fresh();
     let redis_port = free_port();
     let redis_url = format!("redis://127.0.0.1:{redis_port}");
     let mut redis = redis_server(redis_port, dir.path());

@@ -45,8 +45,7 @@ step "PostgreSQL: start a throwaway server"
 pg_start
 pg_tests=()
 for file in tests/*.rs; do
-  # The multi-process test runs its example processes on SQLite either way.
-  if grep -qE '^mod (common|database);' "$file" && [ "$file" != tests/multiprocess.rs ]; then
+  if grep -qE '^mod (common|database);' "$file"; then
     pg_tests+=(--test "$(basename "$file" .rs)")
   fi
 done
