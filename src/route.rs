@@ -307,9 +307,12 @@ impl<M: Persist> Route<M> {
         let args = Args(&request.args);
         args.reject_others(&["filter"])?;
         let filter = args.filter::<M>(db.dialect())?.and(scope);
-        db.listen(M::ROUTE).await;
+        // Registered before listening, so the broker never sees the route
+        // unwatched in between; listening before the snapshot, so no change
+        // committed after it can be published before this process hears it.
         let sub = db.registry().subscribe(M::ROUTE, filter.clone(), session.outbox.clone());
         session.add_subscription(sub.clone());
+        db.listen(M::ROUTE).await;
         let (dialect, cap) = (db.dialect(), self.limits.max_snapshot);
         let snapshot = db
             .snapshot(M::ROUTE, move |conn| {
@@ -362,9 +365,12 @@ impl<M: Persist> Route<M> {
         if epoch as u64 != db.epoch() {
             return Err(Error::CannotResume("the position belongs to another epoch (the database was reset)".into()));
         }
-        db.listen(M::ROUTE).await;
+        // Registered before listening, so the broker never sees the route
+        // unwatched in between; listening before the snapshot, so no change
+        // committed after it can be published before this process hears it.
         let sub = db.registry().subscribe(M::ROUTE, filter.clone(), session.outbox.clone());
         session.add_subscription(sub.clone());
+        db.listen(M::ROUTE).await;
         let history = db.snapshot(M::ROUTE, move |conn| history_since(conn, M::ROUTE, after)).await;
         let cap = self.limits.max_snapshot;
         let (pos, entries) = match history {

@@ -5,7 +5,9 @@
 //! duplicates and no losses, including across a Redis restart mid-run.
 //!
 //! Needs `redis-server` on the PATH (tests/run-all.sh installs it) and the
-//! example binary that `cargo test` builds.
+//! example binary, built with the same features: plain `cargo test` builds
+//! it, but `cargo test --test multiprocess` does not (build it first with
+//! `cargo build --example todo`).
 mod common;
 
 use std::io::{BufRead, BufReader};
@@ -201,6 +203,23 @@ async fn three_processes_share_changes_through_redis() {
     converge(&mut watchers, &mut reader).await;
     for w in &watchers {
         assert!(w.view.seq > 0, "every subscription received events");
+    }
+    // With every subscriber gone, no process listens on the route's channel.
+    let conn = redis::Client::open(redis_url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let numsub = || {
+        let mut conn = conn.clone();
+        async move {
+            let (_, n): (String, i64) =
+                redis::cmd("PUBSUB").arg("NUMSUB").arg("wyrm:todo-item").query_async(&mut conn).await.unwrap();
+            n
+        }
+    };
+    assert_eq!(numsub().await, 3, "each process listens while its clients watch");
+    drop(watchers);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while numsub().await > 0 {
+        assert!(Instant::now() < deadline, "the route's channel was never released");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     drop(redis);
     drop(servers);

@@ -41,6 +41,9 @@ pg_install
 step "cargo clippy --all-targets --features postgres -- -D warnings"
 cargo clippy --all-targets --features postgres -- -D warnings
 
+step "cargo build --features postgres --example todo (for tests/multiprocess.rs)"
+cargo build --features postgres --example todo
+
 step "PostgreSQL: start a throwaway server"
 pg_start
 pg_tests=()

@@ -5,7 +5,8 @@
 //! (`wyrm:<route>`) and subscribes only to the channels of routes its own
 //! clients watch (never `PUBSUB CHANNELS`, never a scan of channel names).
 //! A message carries the whole rows before and after, so receivers match
-//! locally with no database read.
+//! locally with no database read. A route nobody here watches any more is
+//! unsubscribed within a second.
 //!
 //! Redis is a fast path, not the record: positions and history live in the
 //! database. When Redis goes away, local clients keep being served, the
@@ -166,8 +167,20 @@ async fn listen_loop(
                 hub.catch_up(route);
             }
         }
+        // Routes nobody here watches any more are released now and then.
+        let mut sweep = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
+                _ = sweep.tick() => {
+                    let idle: Vec<&'static str> =
+                        routes.iter().copied().filter(|r| !registry.has_subscriptions(r)).collect();
+                    for route in idle {
+                        routes.remove(route);
+                        if sink.unsubscribe(channel(route)).await.is_err() {
+                            break;
+                        }
+                    }
+                }
                 message = stream.next() => match message {
                     Some(message) => receive(&message, origin, &hub, &registry),
                     None => break,
