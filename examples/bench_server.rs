@@ -6,7 +6,11 @@
 //! ```
 //!
 //! One model, `item` (id, list_id, text, done, sent_at_us), on a SQLite file in
-//! a temp dir, with the in-process broker. It prints
+//! a temp dir, with the in-process broker. With `--db PATH` it uses that file
+//! instead (created and seeded if it has no `items` table yet, left as it is
+//! otherwise), so several processes can share one database; with
+//! `--redis URL` (or `REDIS_URL`) it calls [`Db::use_redis`], so they share
+//! their commits through Redis. It prints
 //! `bench_server listening on ws://ADDR/ws pid PID` and serves until stdin
 //! closes, Ctrl-C, or `--max-secs` pass (so a forgotten server ends by itself).
 //!
@@ -23,7 +27,8 @@
 //! (outbound frames per connection before a slow-consumer close; the default
 //! is large so a benchmark never trips it), `--workers N` (tokio worker
 //! threads; default one per core), `--rows N` (extra rows in other lists),
-//! `--max-secs N` (default 1800).
+//! `--max-secs N` (default 1800), `--db PATH` (a SQLite file to share with
+//! other processes), `--redis URL` (or `REDIS_URL`: `redis://127.0.0.1:6379`).
 
 use std::io::{BufRead, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -58,14 +63,14 @@ struct Item {
 }
 
 const SCHEMA: &str = "
-    CREATE TABLE items (
+    CREATE TABLE IF NOT EXISTS items (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         list_id INTEGER NOT NULL,
         text TEXT NOT NULL,
         done BOOLEAN NOT NULL DEFAULT 0,
         sent_at_us BIGINT NOT NULL DEFAULT 0
     );
-    CREATE INDEX items_list ON items (list_id);
+    CREATE INDEX IF NOT EXISTS items_list ON items (list_id);
 ";
 
 fn now_us() -> i64 {
@@ -103,6 +108,8 @@ struct Options {
     workers: Option<usize>,
     rows: usize,
     max_secs: u64,
+    db: Option<String>,
+    redis: Option<String>,
 }
 
 fn options() -> Result<Options, String> {
@@ -112,6 +119,8 @@ fn options() -> Result<Options, String> {
         workers: None,
         rows: 1000,
         max_secs: 1800,
+        db: None,
+        redis: std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty()),
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -123,6 +132,8 @@ fn options() -> Result<Options, String> {
             "--workers" => o.workers = Some(number(value()?)? as usize),
             "--rows" => o.rows = number(value()?)? as usize,
             "--max-secs" => o.max_secs = number(value()?)?,
+            "--db" => o.db = Some(value()?),
+            "--redis" => o.redis = Some(value()?),
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -152,16 +163,30 @@ fn router(db: Db, queue: usize) -> Router {
 
 async fn run(o: Options) -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
-    let path = dir.path().join("bench.db");
-    let db = Db::open_sqlite(path.to_str().ok_or("temp path is not UTF-8")?)?;
-    db.execute_batch(SCHEMA).await?;
-    // Row 1 (list 1) is the one the load generator updates; the rest sit in
-    // other lists so the table and the index are not trivially small.
-    let mut seed = String::from("BEGIN; INSERT INTO items (list_id, text) VALUES (1, 'the benchmark row');");
-    for i in 0..o.rows {
-        seed.push_str(&format!("INSERT INTO items (list_id, text) VALUES ({}, 'row {i}');", 2 + i % 100));
+    let path = match &o.db {
+        Some(path) => path.clone(),
+        None => dir.path().join("bench.db").to_str().ok_or("temp path is not UTF-8")?.to_owned(),
+    };
+    let db = Db::open_sqlite(&path)?;
+    if let Some(url) = &o.redis {
+        db.use_redis(url)?;
     }
-    seed.push_str("COMMIT;");
+    // Row 1 (list 1) is the one the load generator updates; the rest sit in
+    // other lists so the table and the index are not trivially small. A
+    // shared file is seeded once: by whichever process finds `items` empty,
+    // under an immediate (write-locking) transaction.
+    let seed = format!(
+        "BEGIN IMMEDIATE; {SCHEMA}
+        CREATE TEMP TABLE seed_needed AS SELECT NOT EXISTS (SELECT 1 FROM items) AS yes;
+        INSERT INTO items (list_id, text) SELECT 1, 'the benchmark row' WHERE (SELECT yes FROM seed_needed);
+        INSERT INTO items (list_id, text)
+            SELECT 2 + i % 100, 'row ' || i
+            FROM (WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i + 1 < {rows}) SELECT i FROM c)
+            WHERE i < {rows} AND (SELECT yes FROM seed_needed);
+        DROP TABLE seed_needed;
+        COMMIT;",
+        rows = o.rows
+    );
     db.execute_batch(&seed).await?;
 
     let server = wyrmhole::serve(router(db, o.queue), ([127, 0, 0, 1], o.port)).await?;
@@ -190,7 +215,7 @@ async fn run(o: Options) -> Result<(), Box<dyn std::error::Error>> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let o = options().map_err(|e| {
-        format!("{e}\nusage: bench_server [--port N] [--queue N] [--workers N] [--rows N] [--max-secs N]")
+        format!("{e}\nusage: bench_server [--port N] [--queue N] [--workers N] [--rows N] [--max-secs N] [--db PATH] [--redis URL]")
     })?;
     let nofile = raise_nofile_limit();
     if nofile < 12_000 {

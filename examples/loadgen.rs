@@ -41,6 +41,21 @@
 //! instead), `--concurrency N` (connects/subscribes in flight during setup),
 //! `--timeout SECS` (per phase; default 120).
 //!
+//! `--processes N` (default 1) measures fan-out across N server processes
+//! through Redis: for each S the load generator starts its own `redis-server`
+//! (`--redis-bin`, default `redis-server` on the PATH) on a free port in a
+//! temp dir, then N `bench_server` processes on one SQLite file in that dir
+//! with `--redis`, spreads the S subscribers round-robin over them
+//! (subscriber i on process i mod N) and drives the writer through process 0
+//! only, so the subscribers of the other processes receive every change
+//! through Redis. CPU seconds and peak RSS are reported per process (and
+//! redis-server's own), per-delivery latency also per process; everything
+//! is stopped at the end of the row.
+//!
+//! ```text
+//! cargo run --release --example loadgen -- --processes 2 --subs 10,100,1000,10000
+//! ```
+//!
 //! The two processes are separate on purpose: 10k client sockets plus 10k
 //! server sockets would not fit one process's 20k open-files limit. Both
 //! raise their soft limit to the hard one.
@@ -92,11 +107,14 @@ struct Options {
     pid: Option<u32>,
     concurrency: usize,
     timeout: Duration,
+    /// Server processes sharing one database through Redis (1: the in-process broker).
+    processes: usize,
+    redis_bin: PathBuf,
 }
 
 const USAGE: &str = "usage: loadgen [--subs 10,100,1000,10000] [--closed N] [--warmup N] [--open N] \
 [--idle N] [--no-fanout] [--driver bump|update] [--queue N] [--server-bin PATH] [--server-workers N] \
-[--url ws://HOST:PORT/ws --pid PID] [--concurrency N] [--timeout SECS]";
+[--url ws://HOST:PORT/ws --pid PID] [--concurrency N] [--timeout SECS] [--processes N] [--redis-bin PATH]";
 
 fn options() -> Result<Options, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
@@ -116,6 +134,8 @@ fn options() -> Result<Options, String> {
         pid: None,
         concurrency: 128,
         timeout: Duration::from_secs(120),
+        processes: 1,
+        redis_bin: PathBuf::from("redis-server"),
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -150,12 +170,17 @@ fn options() -> Result<Options, String> {
             "--pid" => o.pid = Some(number(value()?)? as u32),
             "--concurrency" => o.concurrency = number(value()?)?.max(1),
             "--timeout" => o.timeout = Duration::from_secs(number(value()?)? as u64),
+            "--processes" => o.processes = number(value()?)?.max(1),
+            "--redis-bin" => o.redis_bin = PathBuf::from(value()?),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown option {other}")),
         }
     }
     if o.url.is_some() != o.pid.is_some() {
         return Err("--url and --pid go together (the pid is needed for CPU and RSS)".into());
+    }
+    if o.processes > 1 && o.url.is_some() {
+        return Err("--processes starts its own servers; it does not go with --url".into());
     }
     Ok(o)
 }
@@ -234,25 +259,51 @@ fn machine_busy_secs() -> f64 {
     busy as f64 / clock_ticks()
 }
 
-/// CPU time of the server, of this process and of the whole machine, to tell
-/// how much CPU other processes took during a phase.
-#[derive(Clone, Copy)]
+/// The processes a run measures: the servers (the writer's first) and the
+/// redis-server between them, if any.
+#[derive(Clone, Debug, Default)]
+struct Pids {
+    servers: Vec<u32>,
+    redis: Option<u32>,
+}
+
+/// CPU time of the servers, of redis-server, of this process and of the
+/// whole machine, to tell how much CPU other processes took during a phase.
+#[derive(Clone)]
 struct CpuMark {
-    server: f64,
+    servers: Vec<f64>,
+    redis: f64,
     me: f64,
     machine: f64,
 }
 
+/// CPU seconds spent during a phase.
+#[derive(Clone, Debug, Default)]
+struct Cpu {
+    /// Per server process, in `Pids::servers` order.
+    servers: Vec<f64>,
+    redis: f64,
+    loadgen: f64,
+    /// Everything else on the machine.
+    other: f64,
+}
+
 impl CpuMark {
-    fn now(pid: u32) -> CpuMark {
-        CpuMark { server: cpu_secs(pid), me: cpu_secs(std::process::id()), machine: machine_busy_secs() }
+    fn now(pids: &Pids) -> CpuMark {
+        CpuMark {
+            servers: pids.servers.iter().map(|&p| cpu_secs(p)).collect(),
+            redis: pids.redis.map_or(0.0, cpu_secs),
+            me: cpu_secs(std::process::id()),
+            machine: machine_busy_secs(),
+        }
     }
 
-    /// (server, loadgen, everything else) CPU seconds since `self`.
-    fn since(self, pid: u32) -> (f64, f64, f64) {
-        let now = CpuMark::now(pid);
-        let (server, me) = (now.server - self.server, now.me - self.me);
-        (server, me, (now.machine - self.machine - server - me).max(0.0))
+    fn since(self, pids: &Pids) -> Cpu {
+        let now = CpuMark::now(pids);
+        let servers: Vec<f64> = now.servers.iter().zip(&self.servers).map(|(n, t)| n - t).collect();
+        let (redis, me) = (now.redis - self.redis, now.me - self.me);
+        let other = (now.machine - self.machine - servers.iter().sum::<f64>() - redis - me).max(0.0);
+        Cpu { servers, redis, loadgen: me, other }
     }
 }
 
@@ -295,6 +346,11 @@ struct ServerProc {
 
 impl ServerProc {
     fn start(o: &Options) -> Result<ServerProc, BoxError> {
+        Self::start_with(o, &[])
+    }
+
+    /// Starts a server with `extra` arguments (`--db`, `--redis`).
+    fn start_with(o: &Options, extra: &[String]) -> Result<ServerProc, BoxError> {
         if let (Some(url), Some(pid)) = (&o.url, o.pid) {
             return Ok(ServerProc {
                 url: url.clone(),
@@ -314,6 +370,7 @@ impl ServerProc {
         if let Some(w) = o.server_workers {
             args.extend(["--workers".to_string(), w.to_string()]);
         }
+        args.extend(extra.iter().cloned());
         let command = format!("{} {}", o.server_bin.display(), args.join(" "));
         let mut child = Command::new(&o.server_bin)
             .args(&args)
@@ -333,6 +390,104 @@ impl ServerProc {
 
     fn addr(&self) -> String {
         self.url.trim_start_matches("ws://").split('/').next().unwrap_or_default().to_string()
+    }
+}
+
+/// A redis-server of our own on a free port, with no persistence, in a temp
+/// dir; stopped (SIGKILL: it holds nothing worth saving) when dropped.
+struct RedisProc {
+    url: String,
+    pid: u32,
+    bin: String,
+    child: Child,
+}
+
+impl RedisProc {
+    fn start(o: &Options, dir: &std::path::Path) -> Result<RedisProc, BoxError> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let mut child = Command::new(&o.redis_bin)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("starting {}: {e} (is redis-server installed?)", o.redis_bin.display()))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline || matches!(child.try_wait(), Ok(Some(_))) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("redis-server did not start on port {port}").into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(RedisProc {
+            url: format!("redis://127.0.0.1:{port}"),
+            pid: child.id(),
+            bin: o.redis_bin.display().to_string(),
+            child,
+        })
+    }
+}
+
+impl Drop for RedisProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The processes of one row: one server with the in-process broker, or N
+/// servers on one SQLite file sharing commits through a redis-server of
+/// our own. Dropping it stops the servers, then redis-server, then removes
+/// the temp dir.
+struct Cluster {
+    servers: Vec<ServerProc>,
+    redis: Option<RedisProc>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Cluster {
+    fn start(o: &Options) -> Result<Cluster, BoxError> {
+        if o.processes <= 1 {
+            return Ok(Cluster { servers: vec![ServerProc::start(o)?], redis: None, _dir: None });
+        }
+        let dir = tempfile::tempdir()?;
+        let redis = RedisProc::start(o, dir.path())?;
+        let db = dir.path().join("shared.db").to_str().ok_or("temp path is not UTF-8")?.to_owned();
+        let extra = ["--db".to_string(), db, "--redis".into(), redis.url.clone()];
+        // One after the other: the first creates and seeds the shared file.
+        let mut servers = Vec::new();
+        for _ in 0..o.processes {
+            servers.push(ServerProc::start_with(o, &extra)?);
+        }
+        Ok(Cluster { servers, redis: Some(redis), _dir: Some(dir) })
+    }
+
+    fn pids(&self) -> Pids {
+        Pids { servers: self.servers.iter().map(|s| s.pid).collect(), redis: self.redis.as_ref().map(|r| r.pid) }
+    }
+
+    /// The server command line (the first server's; the others differ in nothing) and redis-server's.
+    fn command(&self) -> String {
+        let command = self.servers.first().map(|s| s.command.clone()).unwrap_or_default();
+        match &self.redis {
+            // The --db file and the Redis port are fresh per row.
+            Some(r) => format!(
+                "{command}` ({} processes), redis: `{} --port PORT --bind 127.0.0.1 --save \"\" --appendonly no --dir TMPDIR",
+                self.servers.len(),
+                r.bin
+            ),
+            None => command,
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.servers.clear();
+        self.redis = None;
     }
 }
 
@@ -432,6 +587,8 @@ fn parse_event(text: &str) -> Option<Event> {
 /// list 1 once everyone has subscribed.
 struct Run {
     subs: usize,
+    /// Server processes: subscriber i is on process i mod `procs`.
+    procs: usize,
     /// Per update: subscribers that got it, the latest receipt, the save time.
     count: Vec<AtomicU32>,
     last_rx: Vec<AtomicU64>,
@@ -453,11 +610,12 @@ struct Run {
 }
 
 impl Run {
-    fn new(subs: usize, updates: usize) -> Run {
+    fn new(subs: usize, procs: usize, updates: usize) -> Run {
         let atomics32 = |n: usize, v: u32| (0..n).map(|_| AtomicU32::new(v)).collect::<Vec<_>>();
         let atomics64 = |n: usize| (0..n).map(|_| AtomicU64::new(0)).collect::<Vec<_>>();
         Run {
             subs,
+            procs: procs.max(1),
             count: atomics32(updates, 0),
             last_rx: atomics64(updates),
             sent_at: atomics64(updates),
@@ -571,11 +729,12 @@ async fn subscriber(
     run.end(why);
 }
 
-/// Starts S subscribers; returns once all are subscribed.
-async fn start_subscribers(run: &Arc<Run>, server: &ServerProc, o: &Options) -> Result<(), BoxError> {
+/// Starts S subscribers, subscriber i on server i mod N; returns once all are subscribed.
+async fn start_subscribers(run: &Arc<Run>, servers: &[ServerProc], o: &Options) -> Result<(), BoxError> {
     let setup = Arc::new(Semaphore::new(o.concurrency));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     for me in 0..run.subs {
+        let server = &servers[me % servers.len()];
         tokio::spawn(subscriber(me, server.url.clone(), server.addr(), run.clone(), setup.clone(), tx.clone()));
     }
     drop(tx);
@@ -606,6 +765,8 @@ struct Latencies {
     all_p99: u64,
     delivery_p50: u64,
     delivery_p99: u64,
+    /// Per server process (when there are several): per-delivery (p50, p99) of its subscribers.
+    by_process: Vec<(u64, u64)>,
 }
 
 fn latencies(run: &Run, updates: std::ops::Range<usize>) -> Latencies {
@@ -614,8 +775,9 @@ fn latencies(run: &Run, updates: std::ops::Range<usize>) -> Latencies {
         .filter(|&k| run.count[k].load(SeqCst) as usize == run.subs)
         .map(|k| run.last_rx[k].load(SeqCst).saturating_sub(run.sent_at[k].load(SeqCst)))
         .collect();
-    let mut each: Vec<u64> = Vec::with_capacity(updates.len() * run.subs);
-    for per_sub in &run.latency {
+    let mut by_process: Vec<Vec<u64>> = vec![Vec::with_capacity(updates.len() * run.subs / run.procs); run.procs];
+    for (me, per_sub) in run.latency.iter().enumerate() {
+        let each = &mut by_process[me % run.procs];
         for k in updates.clone() {
             let l = per_sub[k].load(SeqCst);
             if l != u32::MAX {
@@ -623,6 +785,10 @@ fn latencies(run: &Run, updates: std::ops::Range<usize>) -> Latencies {
             }
         }
     }
+    for each in &mut by_process {
+        each.sort_unstable();
+    }
+    let mut each: Vec<u64> = by_process.concat();
     all.sort_unstable();
     each.sort_unstable();
     Latencies {
@@ -630,6 +796,11 @@ fn latencies(run: &Run, updates: std::ops::Range<usize>) -> Latencies {
         all_p99: percentile(&all, 99.0),
         delivery_p50: percentile(&each, 50.0),
         delivery_p99: percentile(&each, 99.0),
+        by_process: if run.procs > 1 {
+            by_process.iter().map(|e| (percentile(e, 50.0), percentile(e, 99.0))).collect()
+        } else {
+            Vec::new()
+        },
     }
 }
 
@@ -638,9 +809,9 @@ struct Phase {
     updates: usize,
     deliveries: u64,
     wall: f64,
+    /// All server processes together.
     server_cpu: f64,
-    loadgen_cpu: f64,
-    other_cpu: f64,
+    cpu: Cpu,
     latency: Latencies,
     write_errors: usize,
     complete: bool,
@@ -661,7 +832,9 @@ struct Outcome {
     setup_secs: f64,
     closed: Phase,
     open: Phase,
-    peak_rss_kb: u64,
+    /// Per server process.
+    peak_rss_kb: Vec<u64>,
+    redis_peak_rss_kb: u64,
     lost: u64,
     out_of_order: u64,
     unexpected: u64,
@@ -678,9 +851,9 @@ async fn closed_loop(
     ws: &mut Ws,
     o: &Options,
     updates: std::ops::Range<usize>,
-    pid: u32,
+    pids: &Pids,
 ) -> Result<Phase, BoxError> {
-    let (cpu0, t0) = (CpuMark::now(pid), Instant::now());
+    let (cpu0, t0) = (CpuMark::now(pids), Instant::now());
     let deadline = Instant::now() + o.timeout;
     let mut phase = Phase { updates: updates.len(), complete: true, ..Phase::default() };
     for k in updates.clone() {
@@ -703,7 +876,8 @@ async fn closed_loop(
         }
     }
     phase.wall = t0.elapsed().as_secs_f64();
-    (phase.server_cpu, phase.loadgen_cpu, phase.other_cpu) = cpu0.since(pid);
+    phase.cpu = cpu0.since(pids);
+    phase.server_cpu = phase.cpu.servers.iter().sum();
     phase.deliveries = updates.clone().map(|k| run.count[k].load(SeqCst) as u64).sum();
     phase.latency = latencies(run, updates);
     Ok(phase)
@@ -715,13 +889,13 @@ async fn open_loop(
     ws: Ws,
     o: &Options,
     updates: std::ops::Range<usize>,
-    pid: u32,
+    pids: &Pids,
 ) -> Result<Phase, BoxError> {
     let target = (updates.end * run.subs) as u64;
     run.target.store(target, SeqCst);
     let (mut sink, mut stream) = ws.split();
     let driver = o.driver;
-    let cpu0 = CpuMark::now(pid);
+    let cpu0 = CpuMark::now(pids);
     let first_send = now_us();
     let t0 = Instant::now();
     let n = updates.len();
@@ -767,7 +941,8 @@ async fn open_loop(
     run.committed.fetch_add(ok as u64, SeqCst);
     let last_rx = updates.clone().map(|k| run.last_rx[k].load(SeqCst)).max().unwrap_or(first_send);
     let mut phase = Phase { updates: n, complete, ..Phase::default() };
-    (phase.server_cpu, phase.loadgen_cpu, phase.other_cpu) = cpu0.since(pid);
+    phase.cpu = cpu0.since(pids);
+    phase.server_cpu = phase.cpu.servers.iter().sum();
     phase.deliveries = updates.clone().map(|k| run.count[k].load(SeqCst) as u64).sum();
     phase.wall = if complete { last_rx.saturating_sub(first_send) as f64 / 1e6 } else { wall_to_done.as_secs_f64() };
     phase.write_errors = failed + (n - ok - failed);
@@ -776,28 +951,30 @@ async fn open_loop(
 }
 
 async fn fanout_run(o: &Options, subs: usize) -> Result<(Outcome, String), BoxError> {
-    let server = ServerProc::start(o)?;
-    let pid = server.pid;
+    let cluster = Cluster::start(o)?;
+    let pids = cluster.pids();
     let (warmup, closed, open) = (o.warmup, o.closed, open_updates(o, subs));
     let total = warmup + closed + open;
-    let run = Arc::new(Run::new(subs, total));
+    let run = Arc::new(Run::new(subs, cluster.servers.len(), total));
     let mut out = Outcome { subs, load: load_average(), ..Outcome::default() };
 
     let t = Instant::now();
-    start_subscribers(&run, &server, o).await?;
+    start_subscribers(&run, &cluster.servers, o).await?;
     out.setup_secs = t.elapsed().as_secs_f64();
     eprintln!(
         "S={subs}: {subs} subscribed in {:.2}s; server RSS {} MiB",
         out.setup_secs,
-        status_kb(pid, "VmRSS:") / 1024
+        pids.servers.iter().map(|&p| (status_kb(p, "VmRSS:") / 1024).to_string()).collect::<Vec<_>>().join(" + ")
     );
+    // The writer is on the first server only: the others' subscribers get every change through Redis.
+    let server = &cluster.servers[0];
     let mut writer = connect(&server.url, &server.addr()).await?;
 
-    let warm = closed_loop(&run, &mut writer, o, 0..warmup, pid).await?;
+    let warm = closed_loop(&run, &mut writer, o, 0..warmup, &pids).await?;
     if !warm.complete {
         return Err("warm-up failed".into());
     }
-    out.closed = closed_loop(&run, &mut writer, o, warmup..warmup + closed, pid).await?;
+    out.closed = closed_loop(&run, &mut writer, o, warmup..warmup + closed, &pids).await?;
     eprintln!(
         "  closed loop: {} updates, to-all p50 {:.2} ms p99 {:.2} ms, per delivery p50 {:.2} ms p99 {:.2} ms, server CPU {:.2}s",
         closed,
@@ -808,7 +985,7 @@ async fn fanout_run(o: &Options, subs: usize) -> Result<(Outcome, String), BoxEr
         out.closed.server_cpu
     );
     if out.closed.complete {
-        out.open = open_loop(&run, writer, o, warmup + closed..total, pid).await?;
+        out.open = open_loop(&run, writer, o, warmup + closed..total, &pids).await?;
         eprintln!(
             "  open loop: {} updates, {} deliveries in {:.3}s = {:.0}/s, server CPU {:.2}s",
             open,
@@ -822,7 +999,8 @@ async fn fanout_run(o: &Options, subs: usize) -> Result<(Outcome, String), BoxEr
     // subscriber must end with seq = the number of committed updates.
     let settle = if out.open.complete && out.closed.complete { 200 } else { 2000 };
     tokio::time::sleep(Duration::from_millis(settle)).await;
-    out.peak_rss_kb = status_kb(pid, "VmHWM:");
+    out.peak_rss_kb = pids.servers.iter().map(|&p| status_kb(p, "VmHWM:")).collect();
+    out.redis_peak_rss_kb = pids.redis.map_or(0, |p| status_kb(p, "VmHWM:"));
     // The writer's own connection may have died too: then at least what some subscriber saw was committed.
     let committed = run.last_seq.iter().map(|s| s.load(SeqCst)).max().unwrap_or(0).max(run.committed.load(SeqCst));
     out.lost =
@@ -831,8 +1009,8 @@ async fn fanout_run(o: &Options, subs: usize) -> Result<(Outcome, String), BoxEr
     out.unexpected = run.unexpected.load(SeqCst);
     out.ended = run.ended.load(SeqCst);
     out.end_reasons = run.end_reasons.lock().clone();
-    let command = server.command.clone();
-    drop(server);
+    let command = cluster.command();
+    drop(cluster);
     Ok((out, command))
 }
 
@@ -917,13 +1095,54 @@ fn ms(us: u64) -> String {
     format!("{:.2}", us as f64 / 1e3)
 }
 
+/// A table row: `| a | b | ... |`.
+fn row(cells: &[String]) -> String {
+    format!("| {} |", cells.join(" | "))
+}
+
+/// The sum, and with several processes each one's share: `3.10 (1.60 + 1.50)`.
+fn per_process(total: f64, each: &[f64], digits: usize) -> String {
+    if each.len() > 1 {
+        let parts: Vec<String> = each.iter().map(|v| format!("{v:.digits$}")).collect();
+        format!("{total:.digits$} ({})", parts.join(" + "))
+    } else {
+        format!("{total:.digits$}")
+    }
+}
+
+/// Per-delivery p50 / p99 of each process's subscribers: `P0 1.20 / 3.40; P1 2.10 / 5.00`.
+fn by_process(l: &Latencies) -> String {
+    l.by_process
+        .iter()
+        .enumerate()
+        .map(|(i, (p50, p99))| format!("P{i} {} / {}", ms(*p50), ms(*p99)))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 fn report(o: &Options, runs: &[(Outcome, String)], idle: &Option<(Idle, String)>) -> bool {
     let mut ok = true;
+    let multi = o.processes > 1;
     let args: Vec<String> = std::env::args().skip(1).collect();
-    println!("\n## wyrmhole fan-out: one server process, in-process broker\n");
+    if multi {
+        println!(
+            "\n## wyrmhole fan-out: {} server processes on one SQLite file, sharing commits through Redis\n",
+            o.processes
+        );
+    } else {
+        println!("\n## wyrmhole fan-out: one server process, in-process broker\n");
+    }
     println!("Load generator: `cargo run --release --example loadgen -- {}`", args.join(" "));
     if let Some((_, cmd)) = runs.first() {
-        println!("Server (one fresh process per row): `{cmd}`");
+        if multi {
+            println!("Servers (fresh processes, database and redis-server per row): `{cmd}`");
+            println!(
+                "Subscriber i is on process P(i mod {}); the writer is on P0 only, so P1's subscribers get every change through Redis.",
+                o.processes
+            );
+        } else {
+            println!("Server (one fresh process per row): `{cmd}`");
+        }
     }
     println!(
         "Driver: `{}`; each update sets `text` and `sent_at_us` of row 1 (list 1); every subscriber holds `{{\"list_id\": 1}}`.",
@@ -933,54 +1152,108 @@ fn report(o: &Options, runs: &[(Outcome, String)], idle: &Option<(Idle, String)>
         "Load average at each run's start: {}\n",
         runs.iter().map(|(r, _)| format!("S={}: {}", r.subs, r.load)).collect::<Vec<_>>().join("; ")
     );
+    let cpu_head = if multi { "server CPU s (P0 + P1 ...)" } else { "server CPU s" };
     if !runs.is_empty() {
         println!(
             "Closed loop (next update only after the previous reached all S subscribers; latency = receipt − save):\n"
         );
-        println!("| S | updates | wall s | to-all p50 ms | to-all p99 ms | per-delivery p50 ms | per-delivery p99 ms | server CPU s | server µs CPU/delivery | loadgen CPU s | other processes' CPU s |");
-        println!("|---|---|---|---|---|---|---|---|---|---|---|");
+        let mut head: Vec<&str> = vec![
+            "S",
+            "updates",
+            "wall s",
+            "to-all p50 ms",
+            "to-all p99 ms",
+            "per-delivery p50 ms",
+            "per-delivery p99 ms",
+        ];
+        if multi {
+            head.push("per-delivery p50 / p99 ms by process");
+        }
+        head.extend([cpu_head, "server µs CPU/delivery"]);
+        if multi {
+            head.push("redis-server CPU s");
+        }
+        head.extend(["loadgen CPU s", "other processes' CPU s"]);
+        println!("{}", row(&head.iter().map(|h| h.to_string()).collect::<Vec<_>>()));
+        println!("{}", row(&vec!["---".to_string(); head.len()]));
         for (r, _) in runs {
             let c = &r.closed;
-            println!(
-                "| {} | {}{} | {:.2} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} |",
-                r.subs,
-                c.updates,
-                if c.complete { "" } else { " (incomplete)" },
-                c.wall,
+            let mut cells = vec![
+                r.subs.to_string(),
+                format!("{}{}", c.updates, if c.complete { "" } else { " (incomplete)" }),
+                format!("{:.2}", c.wall),
                 ms(c.latency.all_p50),
                 ms(c.latency.all_p99),
                 ms(c.latency.delivery_p50),
                 ms(c.latency.delivery_p99),
-                c.server_cpu,
-                c.server_us_per_delivery(),
-                c.loadgen_cpu,
-                c.other_cpu,
-            );
+            ];
+            if multi {
+                cells.push(by_process(&c.latency));
+            }
+            cells.extend([per_process(c.server_cpu, &c.cpu.servers, 2), format!("{:.2}", c.server_us_per_delivery())]);
+            if multi {
+                cells.push(format!("{:.2}", c.cpu.redis));
+            }
+            cells.extend([format!("{:.2}", c.cpu.loadgen), format!("{:.2}", c.cpu.other)]);
+            println!("{}", row(&cells));
         }
         println!("\nOpen loop (updates back to back; deliveries/s = events received by all subscribers / (last receipt − first send)):\n");
-        println!("| S | updates | deliveries | wall s | deliveries/s | updates/s | server CPU s | server µs CPU/delivery | loadgen CPU s | other processes' CPU s | per-delivery p50 / p99 ms | server peak RSS MiB | lost | ended conns |");
-        println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        let mut head: Vec<&str> = vec![
+            "S",
+            "updates",
+            "deliveries",
+            "wall s",
+            "deliveries/s",
+            "updates/s",
+            cpu_head,
+            "server µs CPU/delivery",
+        ];
+        if multi {
+            head.push("redis-server CPU s");
+        }
+        head.extend(["loadgen CPU s", "other processes' CPU s", "per-delivery p50 / p99 ms"]);
+        if multi {
+            head.extend([
+                "per-delivery p50 / p99 ms by process",
+                "server peak RSS MiB (P0 + P1 ...)",
+                "redis-server peak RSS MiB",
+            ]);
+        } else {
+            head.push("server peak RSS MiB");
+        }
+        head.extend(["lost", "ended conns"]);
+        println!("{}", row(&head.iter().map(|h| h.to_string()).collect::<Vec<_>>()));
+        println!("{}", row(&vec!["---".to_string(); head.len()]));
         for (r, _) in runs {
             let p = &r.open;
-            println!(
-                "| {} | {}{} | {} | {:.3} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} / {} | {:.1} | {} | {} |",
-                r.subs,
-                p.updates,
-                if p.complete { "" } else { " (incomplete)" },
-                p.deliveries,
-                p.wall,
-                p.rate(),
-                p.updates as f64 / p.wall,
-                p.server_cpu,
-                p.server_us_per_delivery(),
-                p.loadgen_cpu,
-                p.other_cpu,
-                ms(p.latency.delivery_p50),
-                ms(p.latency.delivery_p99),
-                r.peak_rss_kb as f64 / 1024.0,
-                r.lost,
-                r.ended,
-            );
+            let mut cells = vec![
+                r.subs.to_string(),
+                format!("{}{}", p.updates, if p.complete { "" } else { " (incomplete)" }),
+                p.deliveries.to_string(),
+                format!("{:.3}", p.wall),
+                format!("{:.0}", p.rate()),
+                format!("{:.0}", p.updates as f64 / p.wall),
+                per_process(p.server_cpu, &p.cpu.servers, 2),
+                format!("{:.2}", p.server_us_per_delivery()),
+            ];
+            if multi {
+                cells.push(format!("{:.2}", p.cpu.redis));
+            }
+            cells.extend([
+                format!("{:.2}", p.cpu.loadgen),
+                format!("{:.2}", p.cpu.other),
+                format!("{} / {}", ms(p.latency.delivery_p50), ms(p.latency.delivery_p99)),
+            ]);
+            let rss: Vec<f64> = r.peak_rss_kb.iter().map(|&k| k as f64 / 1024.0).collect();
+            if multi {
+                cells.push(by_process(&p.latency));
+                cells.push(rss.iter().map(|m| format!("{m:.1}")).collect::<Vec<_>>().join(" + "));
+                cells.push(format!("{:.1}", r.redis_peak_rss_kb as f64 / 1024.0));
+            } else {
+                cells.push(format!("{:.1}", rss.first().copied().unwrap_or(0.0)));
+            }
+            cells.extend([r.lost.to_string(), r.ended.to_string()]);
+            println!("{}", row(&cells));
             if r.lost > 0 || r.out_of_order > 0 || r.ended > 0 || !r.closed.complete || !p.complete || r.unexpected > 0
             {
                 ok = false;
