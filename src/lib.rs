@@ -11,8 +11,9 @@
 //! - [`record`]: a row's JSON forms, published and written;
 //! - [`store`]: the database (SQLite, or PostgreSQL with the `postgres`
 //!   feature), write transactions that publish after commit;
-//! - [`change`], [`broker`], [`registry`]: the fan-out of committed changes
-//!   to subscriptions, through an equality index;
+//! - [`change`], [`hub`], [`broker`], [`registry`]: the fan-out of committed
+//!   changes, ordered by position, shared between processes through Redis,
+//!   to subscriptions found through an equality index;
 //! - [`route`], [`router`], [`auth`]: verbs, hooks, identities;
 //! - [`protocol`], [`connection`], [`server`]: the wire and the sockets.
 
