@@ -30,6 +30,9 @@
 //! `--max-secs N` (default 1800), `--db PATH` (a SQLite file to share with
 //! other processes), `--redis URL` (or `REDIS_URL`: `redis://127.0.0.1:6379`).
 
+#[path = "loadgen/os.rs"]
+mod os;
+
 use std::io::{BufRead, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -75,31 +78,6 @@ const SCHEMA: &str = "
 
 fn now_us() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
-}
-
-/// Raises the soft open-files limit to the hard limit: 10k sockets need it.
-fn raise_nofile_limit() -> u64 {
-    #[repr(C)]
-    struct Rlimit {
-        cur: u64,
-        max: u64,
-    }
-    extern "C" {
-        fn getrlimit(resource: i32, rlim: *mut Rlimit) -> i32;
-        fn setrlimit(resource: i32, rlim: *const Rlimit) -> i32;
-    }
-    const RLIMIT_NOFILE: i32 = 7;
-    let mut lim = Rlimit { cur: 0, max: 0 };
-    // SAFETY: plain libc calls on a properly sized, initialized struct.
-    unsafe {
-        if getrlimit(RLIMIT_NOFILE, &mut lim) == 0 && lim.cur < lim.max {
-            let want = Rlimit { cur: lim.max, max: lim.max };
-            if setrlimit(RLIMIT_NOFILE, &want) == 0 {
-                lim.cur = lim.max;
-            }
-        }
-    }
-    lim.cur
 }
 
 struct Options {
@@ -217,7 +195,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let o = options().map_err(|e| {
         format!("{e}\nusage: bench_server [--port N] [--queue N] [--workers N] [--rows N] [--max-secs N] [--db PATH] [--redis URL]")
     })?;
-    let nofile = raise_nofile_limit();
+    let nofile = os::raise_nofile_limit();
     if nofile < 12_000 {
         eprintln!("bench_server: open files limit is {nofile}; 10k connections will not fit");
     }

@@ -60,6 +60,9 @@
 //! server sockets would not fit one process's 20k open-files limit. Both
 //! raise their soft limit to the hard one.
 
+#[path = "loadgen/os.rs"]
+mod os;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -190,31 +193,6 @@ fn open_updates(o: &Options, s: usize) -> usize {
 }
 
 // ---------------------------------------------------------------- the OS
-
-/// Raises the soft open-files limit to the hard limit; returns the limit.
-fn raise_nofile_limit() -> u64 {
-    #[repr(C)]
-    struct Rlimit {
-        cur: u64,
-        max: u64,
-    }
-    extern "C" {
-        fn getrlimit(resource: i32, rlim: *mut Rlimit) -> i32;
-        fn setrlimit(resource: i32, rlim: *const Rlimit) -> i32;
-    }
-    const RLIMIT_NOFILE: i32 = 7;
-    let mut lim = Rlimit { cur: 0, max: 0 };
-    // SAFETY: plain libc calls on a properly sized, initialized struct.
-    unsafe {
-        if getrlimit(RLIMIT_NOFILE, &mut lim) == 0 && lim.cur < lim.max {
-            let want = Rlimit { cur: lim.max, max: lim.max };
-            if setrlimit(RLIMIT_NOFILE, &want) == 0 {
-                lim.cur = lim.max;
-            }
-        }
-    }
-    lim.cur
-}
 
 fn clock_ticks() -> f64 {
     extern "C" {
@@ -1319,7 +1297,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let nofile = raise_nofile_limit();
+    let nofile = os::raise_nofile_limit();
     let most = o.subs.iter().copied().chain(o.idle).max().unwrap_or(0);
     if (nofile as usize) < most + 100 {
         eprintln!("open files limit {nofile} is too low for {most} connections");
