@@ -35,6 +35,7 @@ enum Command {
     Changes(Vec<Change>),
     Baseline(&'static str, u64),
     CatchUp(&'static str),
+    CatchUpEvery(Duration),
 }
 
 /// Orders changes and hands them to the registry, on a thread of its own.
@@ -50,7 +51,7 @@ impl Hub {
     /// Starts the hub thread for `registry`. It ends when every handle is dropped.
     pub fn new(registry: Arc<Registry>, history: Option<Arc<dyn History>>) -> Hub {
         let (tx, rx) = mpsc::channel();
-        let mut state = State { registry, history, routes: HashMap::new() };
+        let mut state = State { registry, history, routes: HashMap::new(), sweep: None };
         std::thread::Builder::new()
             .name("wyrm-hub".into())
             .spawn(move || loop {
@@ -58,10 +59,12 @@ impl Hub {
                     Ok(Command::Changes(changes)) => changes.into_iter().for_each(|c| state.push(c)),
                     Ok(Command::Baseline(route, pos)) => state.baseline(route, pos),
                     Ok(Command::CatchUp(route)) => state.catch_up(route),
+                    Ok(Command::CatchUpEvery(every)) => state.sweep = Some((every, Instant::now())),
                     Err(RecvTimeoutError::Timeout) => {}
                     Err(RecvTimeoutError::Disconnected) => return,
                 }
                 state.repair_stale_gaps();
+                state.sweep_if_due();
             })
             .expect("spawn the hub thread");
         Hub { tx }
@@ -86,12 +89,21 @@ impl Hub {
     pub fn catch_up(&self, route: &'static str) {
         let _ = self.tx.send(Command::CatchUp(route));
     }
+
+    /// Catches every followed route up from history this often. With other
+    /// processes writing, a lost message is otherwise noticed only when a
+    /// later change of its route arrives; this bounds how long that takes.
+    pub fn catch_up_every(&self, every: Duration) {
+        let _ = self.tx.send(Command::CatchUpEvery(every));
+    }
 }
 
 struct State {
     registry: Arc<Registry>,
     history: Option<Arc<dyn History>>,
     routes: HashMap<&'static str, Stream>,
+    /// How often to catch every followed route up, and when it last was.
+    sweep: Option<(Duration, Instant)>,
 }
 
 /// The ordering state of one route.
@@ -160,6 +172,19 @@ impl State {
             .collect();
         for route in stale {
             self.repair(route);
+        }
+    }
+
+    fn sweep_if_due(&mut self) {
+        let Some((every, last)) = self.sweep else { return };
+        if last.elapsed() < every {
+            return;
+        }
+        self.sweep = Some((every, Instant::now()));
+        let followed: Vec<&'static str> =
+            self.routes.iter().filter(|(_, s)| s.next.is_some()).map(|(route, _)| *route).collect();
+        for route in followed {
+            self.catch_up(route);
         }
     }
 
@@ -232,6 +257,8 @@ mod tests {
     impl History for Kept {
         fn range(&self, _: &'static str, from: u64, to: u64) -> Result<Option<Vec<Change>>, Error> {
             let kept = self.0.lock();
+            // `to` may be u64::MAX: "everything there is".
+            let to = to.min(kept.iter().copied().max().unwrap_or(0));
             Ok((from..=to).map(|p| kept.contains(&p).then(|| change(p))).collect())
         }
     }
@@ -282,6 +309,17 @@ mod tests {
         hub.baseline(Item::ROUTE, 10);
         hub.push(vec![change(13)]);
         assert_eq!(received(&mut rx, 3), ["pos 11 seq 1", "pos 12 seq 2", "pos 13 seq 3"]);
+    }
+
+    #[test]
+    fn a_periodic_catch_up_finds_changes_no_message_announced() {
+        let (hub, mut rx, _sub) = setup(Some(Arc::new(Kept(Mutex::new(vec![11, 12])))));
+        received(&mut rx, 1);
+        hub.baseline(Item::ROUTE, 10);
+        // Nothing is pushed: 11 and 12 exist only in history.
+        assert!(received_within(&mut rx, 1, Duration::from_millis(300)).is_empty());
+        hub.catch_up_every(Duration::from_millis(100));
+        assert_eq!(received(&mut rx, 2), ["pos 11 seq 1", "pos 12 seq 2"]);
     }
 
     #[test]

@@ -400,6 +400,9 @@ impl Db {
         let broker =
             crate::broker::redis::RedisBroker::start(url, self.inner.hub.clone(), self.inner.registry.clone())?;
         *self.inner.broker.write() = Arc::new(broker);
+        // A message Redis lost while both ends stayed connected is found
+        // within this long even if no later change reveals the gap.
+        self.inner.hub.catch_up_every(Duration::from_secs(5));
         Ok(())
     }
 
