@@ -8,10 +8,9 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use wyrmhole::bench::Matcher;
 use wyrmhole::change::Change;
-use wyrmhole::connection::Outbox;
 use wyrmhole::filter::{FieldAccess, Filter};
-use wyrmhole::registry::Registry;
 use wyrmhole::{FieldDef, Value};
 
 /// The benchmark's model; only its field table is used.
@@ -31,12 +30,10 @@ fn filter(list: i64) -> Filter {
     Filter::parse(FIELDS, &serde_json::json!({ "list_id": list }), FieldAccess::Published).unwrap()
 }
 
-fn registry(subscriptions: usize) -> Registry {
-    let registry = Registry::new();
-    // Matching never touches the queue, so all subscriptions can share one.
-    let (outbox, _rx) = Outbox::new(1);
+fn registry(subscriptions: usize) -> Matcher {
+    let mut registry = Matcher::new::<Item>();
     for i in 0..subscriptions {
-        registry.subscribe("item", filter(i as i64 % DISTINCT_LISTS), outbox.clone());
+        registry.subscribe(filter(i as i64 % DISTINCT_LISTS));
     }
     registry
 }
@@ -61,9 +58,7 @@ fn matching(c: &mut Criterion) {
             b.iter(|| {
                 list = (list + 7) % DISTINCT_LISTS;
                 let change = change(list);
-                let mut groups = 0;
-                registry.for_each_match(black_box(&change), |_, _| groups += 1);
-                black_box(groups)
+                black_box(registry.matching_groups(black_box(&change)))
             })
         });
         // The same, also walking every matched subscription (what delivery
@@ -72,9 +67,7 @@ fn matching(c: &mut Criterion) {
             b.iter(|| {
                 list = (list + 7) % DISTINCT_LISTS;
                 let change = change(list);
-                let mut members = 0;
-                registry.for_each_match(black_box(&change), |g, _| members += g.members().len());
-                black_box(members)
+                black_box(registry.matching_members(black_box(&change)))
             })
         });
     }

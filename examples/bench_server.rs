@@ -9,7 +9,7 @@
 //! a temp dir, with the in-process broker. With `--db PATH` it uses that file
 //! instead (created and seeded if it has no `items` table yet, left as it is
 //! otherwise), so several processes can share one database; with
-//! `--redis URL` (or `REDIS_URL`) it calls [`Db::use_redis`], so they share
+//! `--redis URL` (or `REDIS_URL`) it builds the app with `.redis(url)`, so they share
 //! their commits through Redis. It prints
 //! `bench_server listening on ws://ADDR/ws pid PID` and serves until stdin
 //! closes, Ctrl-C, or `--max-secs` pass (so a forgotten server ends by itself).
@@ -37,7 +37,7 @@ use std::io::{BufRead, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
-use wyrmhole::{ConnectionConfig, Db, Error, Route, Router};
+use wyrmhole::{Builder, ConnectionConfig, Db, Error, Route, Wyrmhole};
 
 diesel::table! {
     items (id) {
@@ -118,7 +118,7 @@ fn options() -> Result<Options, String> {
     Ok(o)
 }
 
-fn router(db: Db, queue: usize) -> Router {
+fn app(db: Db, queue: usize) -> Builder {
     let route = Route::<Item>::new().verb("bump", |cx, args| async move {
         let id = args["id"].as_i64().ok_or_else(|| Error::bad_arg("id", "is required"))?;
         let n = args["n"].as_i64().unwrap_or(0);
@@ -133,7 +133,7 @@ fn router(db: Db, queue: usize) -> Router {
             })
             .await
     });
-    Router::new(db)
+    Wyrmhole::builder(db)
         .route(route)
         .allow_anonymous()
         .config(ConnectionConfig { queue_capacity: queue, ..ConnectionConfig::default() })
@@ -146,28 +146,28 @@ async fn run(o: Options) -> Result<(), Box<dyn std::error::Error>> {
         None => dir.path().join("bench.db").to_str().ok_or("temp path is not UTF-8")?.to_owned(),
     };
     let db = Db::open_sqlite(&path)?;
-    if let Some(url) = &o.redis {
-        db.use_redis(url)?;
-    }
     // Row 1 (list 1) is the one the load generator updates; the rest sit in
     // other lists so the table and the index are not trivially small. A
-    // shared file is seeded once: by whichever process finds `items` empty,
-    // under an immediate (write-locking) transaction.
+    // shared file is seeded once: by whichever process finds `items` empty
+    // (`execute_batch` runs in one write-locking transaction).
     let seed = format!(
-        "BEGIN IMMEDIATE; {SCHEMA}
+        "{SCHEMA}
         CREATE TEMP TABLE seed_needed AS SELECT NOT EXISTS (SELECT 1 FROM items) AS yes;
         INSERT INTO items (list_id, text) SELECT 1, 'the benchmark row' WHERE (SELECT yes FROM seed_needed);
         INSERT INTO items (list_id, text)
             SELECT 2 + i % 100, 'row ' || i
             FROM (WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i + 1 < {rows}) SELECT i FROM c)
             WHERE i < {rows} AND (SELECT yes FROM seed_needed);
-        DROP TABLE seed_needed;
-        COMMIT;",
+        DROP TABLE seed_needed;",
         rows = o.rows
     );
     db.execute_batch(&seed).await?;
 
-    let server = wyrmhole::serve(router(db, o.queue), ([127, 0, 0, 1], o.port)).await?;
+    let mut app = app(db, o.queue);
+    if let Some(url) = &o.redis {
+        app = app.redis(url);
+    }
+    let server = app.build()?.serve(([127, 0, 0, 1], o.port)).await?;
     println!("bench_server listening on {} pid {}", server.ws_url(), std::process::id());
     std::io::stdout().flush()?;
 

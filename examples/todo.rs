@@ -27,7 +27,7 @@ use warp::http::StatusCode;
 use warp::hyper::body::Bytes;
 use warp::reply::Response;
 use warp::{Filter, Reply};
-use wyrmhole::{Db, Error, FieldErrors, Identity, Model, Route, Router};
+use wyrmhole::{Builder, Db, Error, FieldErrors, Identity, Model, Route, Wyrmhole};
 
 diesel::table! {
     todo_lists (id) {
@@ -139,8 +139,8 @@ fn user_id(name: &str) -> i64 {
     i64::from(hash & 0x7fff_ffff) + 1
 }
 
-fn router(db: Db) -> Router {
-    Router::new(db)
+fn app(db: Db) -> Builder {
+    Wyrmhole::builder(db)
         .route(
             Route::<TodoList>::new()
                 .validate(|v| check_list(v.new))
@@ -276,17 +276,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let db = Db::open(&url)?;
     let schema = match db.dialect() {
-        wyrmhole::filter::Dialect::Sqlite => SCHEMA_SQLITE,
-        wyrmhole::filter::Dialect::Postgres => SCHEMA_POSTGRES,
+        wyrmhole::sql::Dialect::Sqlite => SCHEMA_SQLITE,
+        wyrmhole::sql::Dialect::Postgres => SCHEMA_POSTGRES,
     };
     db.execute_batch(schema).await?;
+    let mut app = app(db.clone());
     // Several processes on one database stay in sync through Redis.
     if let Ok(redis) = std::env::var("REDIS_URL") {
-        db.use_redis(&redis)?;
+        app = app.redis(&redis);
         println!("changes shared with other processes through {redis}");
     }
-    let extra = assets().or(admin(db.clone())).unify().boxed();
-    let server = wyrmhole::serve_with(router(db), extra, ([127, 0, 0, 1], port)).await?;
+    let extra = assets().or(admin(db)).unify().boxed();
+    let server = app.build()?.serve_with(extra, ([127, 0, 0, 1], port)).await?;
 
     // Tests and scripts parse this line for the port; flush so they see it at once.
     println!("wyrmhole todo example at http://{}/", server.addr());

@@ -8,6 +8,7 @@
 
 use std::sync::{Arc, OnceLock};
 
+use crate::filter::Filter;
 use crate::model::{FieldDef, Row};
 use crate::record;
 
@@ -72,6 +73,14 @@ impl Change {
         new: Option<Row>,
     ) -> Self {
         Change { route, fields, pk, pos: 0, old, new, payloads: Default::default() }
+    }
+
+    /// What a subscription to `filter` is told of this change, if anything:
+    /// whether the row entered, stayed in or left the filter.
+    pub fn action_for(&self, filter: &Filter) -> Option<Action> {
+        let before = self.old.as_deref().is_some_and(|row| filter.matches(row));
+        let after = self.new.as_deref().is_some_and(|row| filter.matches(row));
+        Action::for_transition(before, after)
     }
 
     /// The `data` of an event with this action, serialized on first use and

@@ -1,20 +1,15 @@
-//! One WebSocket connection: reading requests, the bounded outbound queue,
-//! heartbeats, and closing with a reason.
+//! One WebSocket connection: reading requests, writing what its
+//! [`Outbox`] queues, heartbeats, and closing with a reason.
 //!
-//! Replies and events reach the socket only through the connection's
-//! [`Outbox`], a bounded queue. The fan-out never waits on it: when it is
-//! full the connection is closed as a slow consumer (close code 4008), so one
-//! slow client cannot hold up anyone else. Each request runs as its own task;
-//! a failing or panicking handler becomes an error reply and the connection
-//! stays open.
+//! Replies and events reach the socket only through the outbox. Each
+//! request runs as its own task; a failing or panicking handler becomes an
+//! error reply and the connection stays open.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use parking_lot::Mutex;
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, Semaphore};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -22,12 +17,12 @@ use tokio_tungstenite::tungstenite::{self, Message};
 /// An upgraded WebSocket.
 pub(crate) type WebSocket = tokio_tungstenite::WebSocketStream<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>;
 
+use crate::app::AppCore;
 use crate::auth::Identity;
-use crate::change::Action;
 use crate::error::Error;
+use crate::fanout::sink::{Outbound, Sink};
+use crate::outbox::Outbox;
 use crate::protocol::{self, CloseReason, Request};
-use crate::registry::{Registry, Subscription};
-use crate::router::RouterCore;
 use crate::store::panic_message;
 
 /// Limits and timings of connections.
@@ -69,144 +64,13 @@ impl Default for ConnectionConfig {
     }
 }
 
-/// A frame waiting for the socket.
-#[derive(Debug)]
-pub enum Outbound {
-    /// A finished frame (a reply).
-    Frame(String),
-    /// A change for one subscription; the frame is written by the
-    /// connection's own task around the shared `data`.
-    Event {
-        /// The subscription.
-        sub: u64,
-        /// Its sequence number: 1, 2, 3, ... per subscription.
-        seq: u64,
-        /// The change's commit position.
-        pos: u64,
-        /// The route.
-        route: &'static str,
-        /// What happened, relative to the subscription.
-        action: Action,
-        /// The serialized payload, shared with other subscribers.
-        data: Arc<str>,
-    },
-}
-
-impl Outbound {
-    fn into_message(self) -> Message {
-        match self {
-            Outbound::Frame(text) => Message::text(text),
-            Outbound::Event { sub, seq, pos, route, action, data } => {
-                Message::text(protocol::event_frame(sub, seq, pos, route, action, &data))
-            }
-        }
-    }
-}
-
-/// The bounded queue in front of one socket.
-#[derive(Debug)]
-pub struct Outbox {
-    tx: mpsc::Sender<Outbound>,
-    capacity: usize,
-    close: watch::Sender<Option<CloseReason>>,
-}
-
-impl Outbox {
-    /// A queue of `capacity` frames, and its receiving end.
-    pub fn new(capacity: usize) -> (Arc<Outbox>, mpsc::Receiver<Outbound>) {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
-        let (close, _) = watch::channel(None);
-        (Arc::new(Outbox { tx, capacity, close }), rx)
-    }
-
-    /// Queues a frame without waiting. A full queue closes the connection as
-    /// a slow consumer; returns false if the frame was not queued.
-    pub fn push(&self, frame: Outbound) -> bool {
-        match self.tx.try_send(frame) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.close(CloseReason::slow_consumer(self.capacity));
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        }
-    }
-
-    /// Asks the connection to close with `reason`. The first reason wins.
-    pub fn close(&self, reason: CloseReason) {
-        self.close.send_if_modified(|current| {
-            if current.is_some() {
-                return false;
-            }
-            tracing::debug!(code = reason.code, reason = %reason.reason, "closing connection");
-            *current = Some(reason);
-            true
-        });
-    }
-
-    /// Whether a close was asked for.
-    pub fn is_closing(&self) -> bool {
-        self.close.borrow().is_some()
-    }
-
-    fn closing(&self) -> watch::Receiver<Option<CloseReason>> {
-        self.close.subscribe()
-    }
-}
-
-/// What a request handler knows about its connection.
-#[derive(Debug)]
-pub struct Session {
-    /// Who is connected.
-    pub identity: Identity,
-    /// The connection's outbound queue.
-    pub outbox: Arc<Outbox>,
-    /// `None` once the connection has ended: a subscribe still in flight
-    /// then must not leave a subscription behind.
-    subs: Mutex<Option<HashMap<u64, Arc<Subscription>>>>,
-    registry: Arc<Registry>,
-}
-
-impl Session {
-    /// A session for `identity` writing to `outbox`.
-    pub fn new(identity: Identity, outbox: Arc<Outbox>, registry: Arc<Registry>) -> Self {
-        Session { identity, outbox, subs: Mutex::new(Some(HashMap::new())), registry }
-    }
-
-    /// Remembers a subscription of this connection; ends it at once if the
-    /// connection is already gone.
-    pub fn add_subscription(&self, sub: Arc<Subscription>) {
-        match &mut *self.subs.lock() {
-            Some(subs) => {
-                subs.insert(sub.id, sub);
-            }
-            None => self.registry.unsubscribe(&sub),
-        }
-    }
-
-    /// Ends one of this connection's subscriptions.
-    pub fn remove_subscription(&self, id: u64) -> Result<(), Error> {
-        let sub = self.subs.lock().as_mut().and_then(|s| s.remove(&id)).ok_or(Error::UnknownSubscription(id))?;
-        self.registry.unsubscribe(&sub);
-        Ok(())
-    }
-
-    /// Ends every subscription, for good.
-    fn close(&self) {
-        let subs = self.subs.lock().take().unwrap_or_default();
-        for sub in subs.values() {
-            self.registry.unsubscribe(sub);
-        }
-    }
-}
-
 /// Serves one upgraded socket until either side closes it.
-pub(crate) async fn serve(socket: WebSocket, router: Arc<RouterCore>, identity: Identity) {
-    let _open = router.open();
-    let mut shutting_down = router.shutting_down();
-    let config = router.config.clone();
+pub(crate) async fn serve(socket: WebSocket, app: Arc<AppCore>, identity: Identity) {
+    let _open = app.open();
+    let mut shutting_down = app.shutting_down();
+    let config = app.config.clone();
     let (outbox, queue) = Outbox::new(config.queue_capacity);
-    let session = Arc::new(Session::new(identity, outbox.clone(), router.db.registry().clone()));
+    let session = Arc::new(app.router.session(identity, outbox.clone()));
     let (sink, mut stream) = socket.split();
     let writer = tokio::spawn(write_loop(sink, queue, outbox.clone(), config.ping_interval));
     let in_flight = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
@@ -263,10 +127,10 @@ pub(crate) async fn serve(socket: WebSocket, router: Arc<RouterCore>, identity: 
             }
         };
         let Ok(permit) = in_flight.clone().acquire_owned().await else { break };
-        let (router, session) = (router.clone(), session.clone());
+        let (app, session) = (app.clone(), session.clone());
         tokio::spawn(async move {
             let id = request.id.clone();
-            let outcome = std::panic::AssertUnwindSafe(router.handle(&session, request)).catch_unwind().await;
+            let outcome = std::panic::AssertUnwindSafe(app.router.handle(&session, request)).catch_unwind().await;
             let frame = match outcome {
                 Ok(Ok(Some(data))) => protocol::ok_reply(&id, data),
                 Ok(Ok(None)) => return, // the handler queued its own reply
@@ -277,11 +141,11 @@ pub(crate) async fn serve(socket: WebSocket, router: Arc<RouterCore>, identity: 
                     protocol::error_reply(&id, &e)
                 }
                 Err(panic) => {
-                    tracing::error!(panic = %panic_message(&panic), "request handler panicked");
+                    tracing::error!(panic = %panic_message(&*panic), "request handler panicked");
                     protocol::error_reply(&id, &Error::Internal("handler panicked".into()))
                 }
             };
-            session.outbox.push(Outbound::Frame(frame));
+            session.reply(frame);
             drop(permit);
         });
     }
@@ -333,10 +197,10 @@ async fn write_loop(
                 }
             }
             // Write whatever else is queued before one flush: one syscall for a burst.
-            sink.feed(batch.into_message()).await?;
+            sink.feed(Message::text(batch.into_text())).await?;
             for _ in 0..256 {
                 match queue.try_recv() {
-                    Ok(frame) => sink.feed(frame.into_message()).await?,
+                    Ok(frame) => sink.feed(Message::text(frame.into_text())).await?,
                     Err(_) => break,
                 }
             }

@@ -1,4 +1,5 @@
 //! Errors, and the one place where each maps to a protocol error code.
+//! (Database errors become [`Error`]s in [`crate::sql`].)
 //!
 //! Every failure a client can cause becomes an [`Error`]; the connection turns
 //! it into an error reply with [`Error::code`], a message, and per-field
@@ -181,22 +182,6 @@ impl Error {
             body["fields"] = serde_json::to_value(fields).unwrap_or_default();
         }
         body
-    }
-}
-
-/// Database failures map to `conflict` for constraint violations and
-/// `internal` for everything else.
-impl From<diesel::result::Error> for Error {
-    fn from(e: diesel::result::Error) -> Self {
-        use diesel::result::{DatabaseErrorKind as K, Error as D};
-        match &e {
-            D::DatabaseError(
-                K::UniqueViolation | K::ForeignKeyViolation | K::NotNullViolation | K::CheckViolation,
-                info,
-            ) => Error::Conflict(info.message().to_owned()),
-            D::NotFound => Error::Internal("row vanished during the request".into()),
-            _ => Error::Internal(e.to_string()),
-        }
     }
 }
 

@@ -1,51 +1,67 @@
 //! wyrmhole: realtime model sync over WebSockets.
 //!
-//! Derive [`Model`] on a Diesel model, expose it through a [`Router`], and
-//! clients can read it, write it and subscribe to Django-style filters; every
-//! committed change reaches exactly the subscriptions whose filter matches,
-//! after commit, in order, with nothing lost between snapshot and stream.
+//! Derive [`Model`] on a Diesel model, expose it through a [`Route`] of a
+//! [`Wyrmhole`] app, and clients can read it, write it and subscribe to
+//! Django-style filters; every committed change reaches exactly the
+//! subscriptions whose filter matches, after commit, in order, with nothing
+//! lost between snapshot and stream.
 //!
-//! The pieces, one module each:
-//! - [`model`]: the trait `#[derive(Model)]` implements;
-//! - [`filter`]: the filter language, evaluated in memory and as SQL;
-//! - [`record`]: a row's JSON forms, published and written;
-//! - [`store`]: the database (SQLite, or PostgreSQL with the `postgres`
-//!   feature), write transactions that publish after commit;
-//! - [`change`], [`hub`], [`broker`], [`registry`]: the fan-out of committed
-//!   changes, ordered by position, shared between processes through Redis,
-//!   to subscriptions found through an equality index;
-//! - [`route`], [`router`], [`auth`]: verbs, hooks, identities;
-//! - [`protocol`], [`connection`], [`server`]: the wire and the sockets.
+//! The crate is layered; each layer uses only the ones below it
+//! (`tests/layers.rs` checks this):
+//!
+//! 1. the pure core, with no runtime, database or socket: [`model`],
+//!    [`record`], [`change`], [`filter`], [`error`], [`protocol`];
+//! 2. [`sql`]: dialects, bound values, filters as SQL, `wyrm_upper`;
+//! 3. [`store`]: the database, write transactions that number their changes
+//!    and hand them to a [`store::CommitSink`], snapshots, history;
+//! 4. `fanout`: the hub ordering each route's changes, the registry and
+//!    its equality index, and the one subscription sequence;
+//! 5. `broker`: carrying commits between processes (in-process, Redis);
+//! 6. the app: [`route`], [`auth`], the router and the per-connection session;
+//! 7. the transport: the outbox, the connection, the warp server, and the
+//!    [`Wyrmhole`] builder that wires everything.
 
 #![warn(missing_docs)]
 
 // Lets the derive's `::wyrmhole::...` paths resolve inside this crate's own tests.
 extern crate self as wyrmhole;
 
-pub mod auth;
-pub mod broker;
+// 1. the pure core
 pub mod change;
-pub mod connection;
 pub mod error;
 pub mod filter;
-pub mod hub;
 pub mod model;
 pub mod protocol;
 pub mod record;
-pub mod registry;
-pub mod route;
-pub mod router;
-pub mod server;
+// 2-3. SQL and the store
+pub mod sql;
 pub mod store;
+// 4-5. fan-out and brokers
+pub(crate) mod broker;
+pub(crate) mod fanout;
+// 6. the app layer
+pub mod auth;
+pub mod route;
+pub(crate) mod router;
+pub(crate) mod session;
+// 7. the transport
+pub(crate) mod app;
+pub(crate) mod connection;
+pub(crate) mod outbox;
+pub(crate) mod server;
 
+#[doc(hidden)]
+pub mod bench;
+
+pub use app::{BuildError, Builder, Wyrmhole};
 pub use auth::{AuthError, Identity, UpgradeRequest};
 pub use connection::ConnectionConfig;
 pub use error::{Error, FieldErrors};
+pub use fanout::RouteStats;
 pub use filter::Filter;
 pub use model::{FieldDef, FieldType, FieldValue, Model, Row, Value, ValueRef};
 pub use route::{Limits, Route, Validation, VerbContext};
-pub use router::Router;
-pub use server::{serve, serve_with, Server};
+pub use server::Server;
 pub use store::{Conn, Db, Persist, WriteTx};
 pub use wyrmhole_derive::Model;
 

@@ -152,6 +152,15 @@ impl Value {
     pub fn to_json(&self) -> serde_json::Value {
         self.as_ref().to_json()
     }
+
+    /// Whether the two would be sent to clients alike: `==`, except that
+    /// `0.0` and `-0.0` differ (JSON keeps the sign).
+    pub fn same(&self, other: &Value) -> bool {
+        match (self, other) {
+            (Value::Float(a), Value::Float(b)) => a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
+            (a, b) => a == b,
+        }
+    }
 }
 
 impl fmt::Display for Value {

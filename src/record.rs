@@ -5,7 +5,6 @@
 //! range) before anything reaches the database.
 
 use crate::error::{Error, FieldErrors};
-use crate::filter::Dialect;
 use crate::model::{json_kind, FieldDef, Value};
 
 /// The published fields of a row as a JSON object. Every object carries its
@@ -26,7 +25,7 @@ pub fn published(fields: &[FieldDef], row: &[Value]) -> serde_json::Value {
 pub fn changed(fields: &[FieldDef], pk: usize, old: &[Value], new: &[Value]) -> Option<serde_json::Value> {
     let mut map = serde_json::Map::new();
     for (i, field) in fields.iter().enumerate() {
-        if field.published && !field.primary_key && old[i] != new[i] {
+        if field.published && !field.primary_key && !old[i].same(&new[i]) {
             map.insert(field.name.to_owned(), new[i].to_json());
         }
     }
@@ -142,14 +141,10 @@ impl Patch {
         self.values.is_empty()
     }
 
-    /// Refuses values the database cannot store: text with a NUL character
-    /// on PostgreSQL (its `text` cannot hold one). An `invalid_data` error
-    /// naming each such field, rather than an internal error from the
-    /// database.
-    pub fn check_for(&self, fields: &[FieldDef], dialect: Dialect) -> Result<(), Error> {
-        if dialect.allows_nul() {
-            return Ok(());
-        }
+    /// Refuses text with a NUL character, for a database that cannot store
+    /// one (PostgreSQL's `text`): an `invalid_data` error naming each such
+    /// field, rather than an internal error from the database.
+    pub fn check_no_nul(&self, fields: &[FieldDef]) -> Result<(), Error> {
         let mut invalid = FieldErrors::new();
         for (i, value) in &self.values {
             if matches!(value, Value::Text(s) if s.contains('\0')) {
@@ -230,14 +225,30 @@ mod tests {
     }
 
     #[test]
-    fn nul_is_invalid_only_where_it_cannot_be_stored() {
+    fn nul_is_reported_by_field() {
         let p = Patch::parse(FIELDS, &serde_json::json!({"text": "a\0b", "rank": 1}), WriteAccess::Client).unwrap();
-        assert!(p.check_for(FIELDS, Dialect::Sqlite).is_ok());
-        let e = p.check_for(FIELDS, Dialect::Postgres).unwrap_err();
+        let e = p.check_no_nul(FIELDS).unwrap_err();
         assert_eq!(e.code(), "invalid_data");
         assert_eq!(e.fields().unwrap().0.keys().collect::<Vec<_>>(), ["text"]);
         let fine = Patch::parse(FIELDS, &serde_json::json!({"text": "ab"}), WriteAccess::Client).unwrap();
-        assert!(fine.check_for(FIELDS, Dialect::Postgres).is_ok());
+        assert!(fine.check_no_nul(FIELDS).is_ok());
+    }
+
+    #[test]
+    fn a_float_changing_sign_at_zero_is_a_change() {
+        // -0.0 == 0.0 as numbers, but clients are sent (and get_list reads)
+        // the sign, so an update between them must reach subscribers.
+        #[allow(dead_code)]
+        #[derive(crate::Model)]
+        struct Measure {
+            id: i32,
+            value: f64,
+        }
+        let fields = <Measure as crate::Model>::FIELDS;
+        let diff = |a: f64, b: f64| changed(fields, 0, &[Value::Int(1), Value::Float(a)], &[Value::Int(1), Value::Float(b)]);
+        assert_eq!(diff(0.0, -0.0), Some(serde_json::json!({"id": 1, "value": -0.0})));
+        assert!(diff(-0.0, 0.0).is_some());
+        assert_eq!(diff(1.5, 1.5), None);
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! Putting a [`Router`] on warp: the WebSocket endpoint at `/ws`, the
-//! bundled JS client at `/wyrmhole.js` (so a plain HTML page needs no build
-//! step), and a small server handle for apps and tests.
+//! Putting an app on warp: the WebSocket endpoint at `/ws`, the bundled JS
+//! client at `/wyrmhole.js` (so a plain HTML page needs no build step), and
+//! a small server handle for apps and tests.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -16,18 +16,11 @@ use warp::http::{HeaderMap, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
+use crate::app::AppCore;
 use crate::auth::UpgradeRequest;
-use crate::router::{Router, RouterCore};
 
-/// The warp filter serving `GET /ws` (the WebSocket endpoint) and the JS
-/// client (`GET /wyrmhole.js` and `/wyrmhole/*.js`). Combine it with the
-/// app's own filters. Prefer [`serve`]/[`serve_with`], whose
-/// [`Server::shutdown`] also closes open sockets cleanly.
-pub fn filter(router: Router) -> BoxedFilter<(Response,)> {
-    core_filter(router.into_core())
-}
-
-fn core_filter(core: Arc<RouterCore>) -> BoxedFilter<(Response,)> {
+/// `GET /ws` (the WebSocket endpoint) and the JS client.
+pub(crate) fn filter(core: Arc<AppCore>) -> BoxedFilter<(Response,)> {
     let core = warp::any().map(move || core.clone());
     let query = warp::query::raw().or(warp::any().map(String::new)).unify();
     let socket = warp::path("ws")
@@ -37,14 +30,14 @@ fn core_filter(core: Arc<RouterCore>) -> BoxedFilter<(Response,)> {
         .and(query)
         .and(warp::ext::optional::<OnUpgrade>())
         .and(core)
-        .map(|headers: HeaderMap, query: String, upgrade: Option<OnUpgrade>, core: Arc<RouterCore>| {
+        .map(|headers: HeaderMap, query: String, upgrade: Option<OnUpgrade>, core: Arc<AppCore>| {
             let accept = websocket_key(&headers).map(|key| derive_accept_key(key.as_bytes()));
             let (Some(accept), Some(upgrade)) = (accept, upgrade) else {
                 return warp::reply::with_status("expected a WebSocket upgrade", StatusCode::BAD_REQUEST)
                     .into_response();
             };
             let query: HashMap<String, String> = url_decode_pairs(&query).into_iter().collect();
-            let identity = match core.authenticate(&UpgradeRequest::new(headers, query)) {
+            let identity = match core.router.authenticate(&UpgradeRequest::new(headers, query)) {
                 Ok(identity) => identity,
                 Err(e) => return warp::reply::with_status(e.to_string(), StatusCode::UNAUTHORIZED).into_response(),
             };
@@ -163,7 +156,7 @@ fn url_decode_pairs(query: &str) -> Vec<(String, String)> {
 #[derive(Debug)]
 pub struct Server {
     addr: SocketAddr,
-    core: Arc<RouterCore>,
+    core: Arc<AppCore>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -201,33 +194,21 @@ impl Server {
     }
 }
 
-/// Binds `addr` and serves `router` at `/ws`, plus any extra warp filter the
-/// app adds with [`serve_with`].
-pub async fn serve(router: Router, addr: impl Into<SocketAddr>) -> std::io::Result<Server> {
-    let core = router.into_core();
-    serve_filter(core.clone(), core_filter(core), addr).await
-}
-
-/// Like [`serve`], with the app's own routes tried after wyrmhole's.
-pub async fn serve_with(
-    router: Router,
-    extra: BoxedFilter<(Response,)>,
-    addr: impl Into<SocketAddr>,
+/// Binds `addr` and serves the app, with `extra` routes tried after wyrmhole's.
+pub(crate) async fn serve(
+    core: Arc<AppCore>,
+    extra: Option<BoxedFilter<(Response,)>>,
+    addr: SocketAddr,
 ) -> std::io::Result<Server> {
-    let core = router.into_core();
-    serve_filter(core.clone(), core_filter(core).or(extra).unify().boxed(), addr).await
-}
-
-async fn serve_filter(
-    core: Arc<RouterCore>,
-    filter: BoxedFilter<(Response,)>,
-    addr: impl Into<SocketAddr>,
-) -> std::io::Result<Server> {
-    let listener = tokio::net::TcpListener::bind(addr.into()).await?;
+    let routes = match extra {
+        Some(extra) => filter(core.clone()).or(extra).unify().boxed(),
+        None => filter(core.clone()),
+    };
+    let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(
-        warp::serve(filter)
+        warp::serve(routes)
             .incoming(listener)
             .graceful(async {
                 let _ = rx.await;

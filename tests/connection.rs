@@ -71,7 +71,7 @@ async fn a_slow_consumer_is_closed_without_slowing_others() {
     // the fast client keeps receiving every one of them meanwhile.
     let text = "y".repeat(48 * 1024);
     let mut sent = 0;
-    while server.db.registry().stats("todo-item").0 == 2 {
+    while server.app.stats("todo-item").subscriptions == 2 {
         assert!(sent < 2000, "the slow client was never dropped");
         server.insert_item(json!({"list_id": 1, "text": format!("{sent} {text}"), "done": false})).await;
         sent += 1;
@@ -117,7 +117,7 @@ async fn a_silent_client_is_closed_by_the_heartbeat() {
 
 #[tokio::test]
 async fn shutdown_closes_sockets_with_going_away() {
-    let TestServer { server, db: _db, _dir } = TestServer::start().await;
+    let TestServer { server, app: _app, db: _db, _dir } = TestServer::start().await;
     let mut c = Client::connect(&server.ws_url()).await;
     let reply = c.ok("todo-item", "subscribe", json!({})).await;
     assert!(reply["epoch"].as_u64().is_some_and(|e| e > 0 && e < 1 << 53), "{reply}");

@@ -224,7 +224,7 @@ async fn unsubscribe_stops_events() {
     c.assert_no_event(&server).await;
     let e = c.err("todo-item", "unsubscribe", json!({"sub": sub})).await;
     assert_eq!(e["code"], "unknown_subscription");
-    assert_eq!(server.db.registry().stats("todo-item"), (1, 1));
+    assert_eq!(server.app.stats("todo-item"), wyrmhole::RouteStats { subscriptions: 1, groups: 1 });
     drop(c);
 }
 
@@ -238,7 +238,7 @@ async fn identical_filters_share_one_group_and_disconnects_release_them() {
         c.ok("todo-item", "subscribe", json!({"filter": {"list_id": 4, "done": false}})).await;
         clients.push(c);
     }
-    assert_eq!(server.db.registry().stats("todo-item"), (10, 1));
+    assert_eq!(server.app.stats("todo-item"), wyrmhole::RouteStats { subscriptions: 10, groups: 1 });
     server.insert_item(json!({"list_id": 4, "text": "x", "done": false})).await;
     for c in &mut clients {
         let (a, b) = (c.next_event().await, c.next_event().await);
@@ -247,10 +247,10 @@ async fn identical_filters_share_one_group_and_disconnects_release_them() {
     }
     drop(clients);
     for _ in 0..100 {
-        if server.db.registry().stats("todo-item") == (0, 0) {
+        if server.app.stats("todo-item") == wyrmhole::RouteStats::default() {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    panic!("subscriptions not released: {:?}", server.db.registry().stats("todo-item"));
+    panic!("subscriptions not released: {:?}", server.app.stats("todo-item"));
 }

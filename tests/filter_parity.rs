@@ -23,8 +23,9 @@ use proptest::prelude::*;
 use proptest::sample::{select, Index};
 use proptest::test_runner::TestRunner;
 use serde_json::json;
-use wyrmhole::filter::fold::{fold_case, register_sqlite_functions};
-use wyrmhole::filter::sql::{bind_all, quote_ident, Bind, Dialect};
+use wyrmhole::filter::fold::fold_case;
+use wyrmhole::sql::fold::register_sqlite_functions;
+use wyrmhole::sql::{bind_all, quote_ident, Bind, Dialect};
 use wyrmhole::filter::{FieldAccess, Lookup};
 use wyrmhole::{FieldDef, FieldType, Filter, Value};
 
@@ -407,7 +408,7 @@ impl Db {
                 let url = std::env::var("DATABASE_URL").unwrap();
                 let db = database::PgDatabase::create(&url);
                 let mut conn = diesel::PgConnection::establish(&db.url).unwrap();
-                wyrmhole::filter::fold::install_postgres_functions(&mut conn).unwrap();
+                wyrmhole::sql::fold::install_postgres_functions(&mut conn).unwrap();
                 conn.batch_execute(
                     "CREATE COLLATION wyrm_nocase (provider = icu, locale = 'und-u-ks-level2', deterministic = false)",
                 )
@@ -500,7 +501,7 @@ fn setup(db: &mut Db, rows: &mut [Vec<Value>]) {
 }
 
 fn sql_ids(db: &mut Db, filter: &Filter) -> Result<Vec<i64>, String> {
-    let fragment = filter.to_sql(db.dialect());
+    let fragment = wyrmhole::sql::render(&filter, db.dialect());
     let sql = format!("SELECT id FROM items WHERE {} ORDER BY id", fragment.sql);
     let ids: Vec<Id> = db.load(&sql, &fragment.binds)?;
     Ok(ids.into_iter().map(|r| i64::from(r.id)).collect())
@@ -533,7 +534,7 @@ fn sql_and_memory_agree() {
                 .unwrap_or_else(|e| panic!("generated filter {json} is invalid: {e:?}"));
             let in_sql = sql_ids(db, &filter).map_err(TestCaseError::fail)?;
             let in_memory = memory_ids(&rows, &filter);
-            prop_assert_eq!(&in_sql, &in_memory, "filter {} as SQL {:?}", json, filter.to_sql(db.dialect()).sql);
+            prop_assert_eq!(&in_sql, &in_memory, "filter {} as SQL {:?}", json, wyrmhole::sql::render(&filter, db.dialect()).sql);
         }
         Ok(())
     });
@@ -616,7 +617,7 @@ fn known_hard_cases() {
     for json in filters {
         let filter = Filter::parse(FIELDS, &json, FieldAccess::All).unwrap();
         if !db.dialect().allows_nul() && json.to_string().contains("\\u0000") {
-            let refused = Filter::parse_for(FIELDS, &json, FieldAccess::All, db.dialect()).unwrap_err();
+            let refused = wyrmhole::sql::parse_filter(FIELDS, &json, FieldAccess::All, db.dialect()).unwrap_err();
             assert!(refused.summary().contains("NUL character"), "{json}: {refused:?}");
             continue;
         }

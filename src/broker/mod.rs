@@ -1,35 +1,31 @@
-//! Brokers carry committed changes between server processes.
+//! Brokers carry committed changes between the processes that serve one
+//! database. They implement the fan-out's [`Broker`] trait and feed other
+//! processes' changes to this one through its
+//! [`Upstream`](crate::fanout::Upstream); they never
+//! touch the store (what a broker loses, the hub reads from history).
 //!
-//! Within a process, the store hands every commit to the [`Hub`](crate::hub::Hub),
-//! which orders changes and fans them out. A broker's job is only the other
-//! processes: [`LocalBroker`], the embedded default, has none; the Redis
-//! broker ([`redis::RedisBroker`]) publishes each commit to the processes
-//! that watch its route and feeds their hubs with theirs.
+//! - [`InProcess`], the default: one process, nobody to tell;
+//! - [`redis::RedisBroker`]: Redis pub/sub, one channel per route.
 
-pub mod redis;
+pub(crate) mod redis;
 
 use futures_util::future::BoxFuture;
 
 use crate::change::Change;
+use crate::fanout::Broker;
 
-/// Sends committed changes to other processes.
-pub trait Broker: Send + Sync + 'static {
-    /// Called after each commit with its changes, in this process's commit
-    /// order. Must not block.
-    fn publish(&self, changes: &[Change]);
+/// One process: nobody to tell.
+#[derive(Debug, Default)]
+pub(crate) struct InProcess;
 
-    /// Resolves once changes of `route` from other processes reach this
-    /// process (a subscription awaits it before reading its snapshot).
-    fn listen(&self, route: &'static str) -> BoxFuture<'static, ()> {
-        let _ = route;
+impl Broker for InProcess {
+    fn publish(&self, _changes: &[Change]) {}
+
+    fn listen(&self, _route: &'static str) -> BoxFuture<'static, ()> {
         Box::pin(std::future::ready(()))
     }
-}
 
-/// One process, nobody to tell.
-#[derive(Debug, Default)]
-pub struct LocalBroker;
-
-impl Broker for LocalBroker {
-    fn publish(&self, _changes: &[Change]) {}
+    fn connects_processes(&self) -> bool {
+        false
+    }
 }

@@ -12,27 +12,38 @@
 //! database. When Redis goes away, local clients keep being served, the
 //! broker reconnects with backoff, and on reconnect the hub catches up from
 //! history, so no change is lost while history holds it; when history cannot
-//! fill a hole, subscribers get a `gap` frame (see [`crate::hub`]).
+//! fill a hole, subscribers get a `gap` frame (see [`crate::fanout::hub`]).
+//!
+//! Both queues are bounded. Outgoing messages: [`OUTGOING`]; when Redis is
+//! slower than the commits, later messages are dropped (and counted in the
+//! log) and the other processes read those changes from history. Listen
+//! requests: [`CONTROL`]; a subscription waits for room.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 
-pub use redis::RedisError;
+pub(crate) use redis::RedisError;
 
-use super::Broker;
 use crate::change::Change;
-use crate::hub::Hub;
-use crate::registry::Registry;
+use crate::fanout::{Broker, Upstream};
+
+/// Messages waiting to be published.
+pub(crate) const OUTGOING: usize = 4096;
+/// Listen requests waiting for the listener.
+pub(crate) const CONTROL: usize = 1024;
 
 /// Publishes to and listens on Redis.
 #[derive(Debug)]
-pub struct RedisBroker {
-    outgoing: mpsc::UnboundedSender<(String, String)>,
-    control: mpsc::UnboundedSender<(&'static str, oneshot::Sender<()>)>,
+pub(crate) struct RedisBroker {
+    outgoing: mpsc::Sender<(String, String)>,
+    control: mpsc::Sender<(&'static str, oneshot::Sender<()>)>,
     origin: u64,
+    dropped: Arc<AtomicU64>,
 }
 
 /// Names this process in its messages, so it can skip its own.
@@ -52,33 +63,58 @@ impl RedisBroker {
     /// Starts the publisher and listener tasks for `url` (`redis://host:port`)
     /// on the current tokio runtime. Connection failures are retried forever
     /// with backoff; they never fail this call.
-    pub fn start(url: &str, hub: Hub, registry: std::sync::Arc<Registry>) -> Result<RedisBroker, RedisError> {
+    pub(crate) fn start(url: &str, upstream: Upstream) -> Result<RedisBroker, RedisError> {
         let client = redis::Client::open(url)?;
         let origin = rand_origin();
-        let (outgoing, rx) = mpsc::unbounded_channel();
+        let (outgoing, rx) = mpsc::channel(OUTGOING);
         tokio::spawn(publish_loop(client.clone(), rx));
-        let (control, control_rx) = mpsc::unbounded_channel();
-        tokio::spawn(listen_loop(client, control_rx, hub, registry, origin));
-        Ok(RedisBroker { outgoing, control, origin })
+        let (control, control_rx) = mpsc::channel(CONTROL);
+        tokio::spawn(listen_loop(client, control_rx, upstream, origin));
+        Ok(RedisBroker { outgoing, control, origin, dropped: Arc::default() })
     }
+}
+
+/// The messages of one transaction: one per route it touched, in the order
+/// the routes first appear, each with that route's changes in order.
+fn messages(origin: u64, changes: &[Change]) -> Vec<(&'static str, String)> {
+    let mut routes: Vec<&'static str> = Vec::new();
+    for change in changes {
+        if !routes.contains(&change.route) {
+            routes.push(change.route);
+        }
+    }
+    routes
+        .into_iter()
+        .map(|route| {
+            let batch: Vec<_> = changes.iter().filter(|c| c.route == route).map(Change::to_wire).collect();
+            (route, serde_json::json!({ "origin": origin, "changes": batch }).to_string())
+        })
+        .collect()
 }
 
 impl Broker for RedisBroker {
     fn publish(&self, changes: &[Change]) {
-        // One message per route and transaction keeps a transaction's changes together.
-        let mut routes: Vec<&'static str> = changes.iter().map(|c| c.route).collect();
-        routes.dedup();
-        for route in routes {
-            let batch: Vec<_> = changes.iter().filter(|c| c.route == route).map(Change::to_wire).collect();
-            let message = serde_json::json!({ "origin": self.origin, "changes": batch }).to_string();
-            let _ = self.outgoing.send((channel(route), message));
+        for (route, message) in messages(self.origin, changes) {
+            if self.outgoing.try_send((channel(route), message)).is_err() {
+                // Full (Redis slower than the commits) or gone: the other
+                // processes read these changes from history.
+                if self.dropped.fetch_add(1, Ordering::Relaxed) % 1000 == 0 {
+                    tracing::warn!(
+                        dropped = self.dropped.load(Ordering::Relaxed),
+                        "redis publish queue full; other processes read these changes from history"
+                    );
+                }
+            }
         }
     }
 
     fn listen(&self, route: &'static str) -> futures_util::future::BoxFuture<'static, ()> {
-        let (done, confirmed) = oneshot::channel();
-        let _ = self.control.send((route, done));
+        let control = self.control.clone();
         Box::pin(async move {
+            let (done, confirmed) = oneshot::channel();
+            if control.send((route, done)).await.is_err() {
+                return;
+            }
             // Listening is confirmed once Redis acknowledged the SUBSCRIBE; if
             // Redis is away, go on: the hub catches up from history later.
             let _ = tokio::time::timeout(Duration::from_secs(2), confirmed).await;
@@ -94,7 +130,7 @@ fn backoff(attempt: u32) -> Duration {
 /// Publishes in batches: everything queued goes out as one pipeline, so a
 /// busy runtime costs one round trip per batch, not per commit (one at a
 /// time fell ~1 s behind under load).
-async fn publish_loop(client: redis::Client, mut rx: mpsc::UnboundedReceiver<(String, String)>) {
+async fn publish_loop(client: redis::Client, mut rx: mpsc::Receiver<(String, String)>) {
     const BATCH: usize = 512;
     let mut attempt = 0;
     let mut conn = None;
@@ -135,9 +171,8 @@ async fn publish_loop(client: redis::Client, mut rx: mpsc::UnboundedReceiver<(St
 
 async fn listen_loop(
     client: redis::Client,
-    mut control: mpsc::UnboundedReceiver<(&'static str, oneshot::Sender<()>)>,
-    hub: Hub,
-    registry: std::sync::Arc<Registry>,
+    mut control: mpsc::Receiver<(&'static str, oneshot::Sender<()>)>,
+    upstream: Upstream,
     origin: u64,
 ) {
     let mut routes: HashSet<&'static str> = HashSet::new();
@@ -173,7 +208,7 @@ async fn listen_loop(
         if attempt > 0 {
             tracing::info!("redis listener reconnected; catching up from history");
             for route in &routes {
-                hub.catch_up(route);
+                upstream.catch_up(route);
             }
         }
         // Routes nobody here watches any more are released now and then.
@@ -182,7 +217,7 @@ async fn listen_loop(
             tokio::select! {
                 _ = sweep.tick() => {
                     let idle: Vec<&'static str> =
-                        routes.iter().copied().filter(|r| !registry.has_subscriptions(r)).collect();
+                        routes.iter().copied().filter(|r| !upstream.watched(r)).collect();
                     let mut failed = false;
                     for route in idle {
                         routes.remove(route);
@@ -193,7 +228,7 @@ async fn listen_loop(
                     }
                 }
                 message = stream.next() => match message {
-                    Some(message) => receive(&message, origin, &hub, &registry),
+                    Some(message) => receive(&message, origin, &upstream),
                     None => break,
                 },
                 request = control.recv() => match request {
@@ -215,7 +250,7 @@ async fn listen_loop(
 }
 
 /// Decodes one message and hands its changes to the hub.
-fn receive(message: &redis::Msg, origin: u64, hub: &Hub, registry: &Registry) {
+fn receive(message: &redis::Msg, origin: u64, upstream: &Upstream) {
     let decoded = serde_json::from_slice::<serde_json::Value>(message.get_payload_bytes());
     let Ok(body) = decoded else {
         tracing::warn!(channel = message.get_channel_name(), "undecodable message");
@@ -226,13 +261,47 @@ fn receive(message: &redis::Msg, origin: u64, hub: &Hub, registry: &Registry) {
     }
     let mut changes = Vec::new();
     for wire in body["changes"].as_array().into_iter().flatten() {
-        let Some(info) = wire["route"].as_str().and_then(|r| registry.route_info(r)) else { continue };
-        match Change::from_wire(wire, info.route, info.fields, info.pk) {
-            Ok(change) => changes.push(change),
-            Err(e) => tracing::warn!(route = info.route, error = %e, "undecodable change"),
+        match upstream.catalog().decode(wire) {
+            Some(Ok(change)) => changes.push(change),
+            Some(Err(e)) => tracing::warn!(error = %e, "undecodable change"),
+            None => {} // a route this process does not serve
         }
     }
     if !changes.is_empty() {
-        hub.push(changes);
+        upstream.offer(changes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Model, Value};
+
+    #[allow(dead_code)]
+    #[derive(crate::Model)]
+    #[wyrm(route = "a")]
+    struct A {
+        id: i32,
+    }
+
+    #[allow(dead_code)]
+    #[derive(crate::Model)]
+    #[wyrm(route = "b")]
+    struct B {
+        id: i32,
+    }
+
+    fn change<M: Model>(id: i64) -> Change {
+        Change::new(M::ROUTE, M::FIELDS, 0, None, Some(vec![Value::Int(id)].into()))
+    }
+
+    #[test]
+    fn one_message_per_route_of_a_transaction_even_when_routes_interleave() {
+        let sent = messages(7, &[change::<A>(1), change::<B>(2), change::<A>(3)]);
+        let routes: Vec<_> = sent.iter().map(|(route, _)| *route).collect();
+        assert_eq!(routes, ["a", "b"]);
+        let a: serde_json::Value = serde_json::from_str(&sent[0].1).unwrap();
+        let ids: Vec<_> = a["changes"].as_array().unwrap().iter().map(|c| c["new"][0].clone()).collect();
+        assert_eq!(ids, [1, 3], "the route's changes, in transaction order");
     }
 }

@@ -2,7 +2,7 @@
 //! parsed once and then evaluated in two places that must agree exactly.
 //!
 //! [`Filter::matches`] runs in memory on every committed change, to decide
-//! which subscriptions hear about it; [`Filter::to_sql`] becomes the `WHERE`
+//! which subscriptions hear about it; [`crate::sql::render`] makes it the `WHERE`
 //! clause of `get_list` reads and subscription snapshots. A row that one of
 //! them accepts and the other rejects would be a row a client sees in its
 //! snapshot but never hears change, or the reverse, so every lookup is
@@ -13,18 +13,17 @@
 //!
 //! - [`parse`](Filter::parse) (in `parse.rs`) checks keys and operand types;
 //! - `eval.rs` evaluates in memory;
-//! - [`sql`] renders SQL per [`Dialect`];
+//! - [`crate::sql`] renders SQL for each database;
 //! - [`fold`] is the case folding shared by both.
+//!
+//! This module is part of wyrmhole's pure core: no database, no runtime.
 
 mod eval;
 pub mod fold;
 mod parse;
-pub mod sql;
 
 use crate::error::FieldErrors;
 use crate::model::{FieldDef, FieldType, Value};
-
-pub use sql::{Dialect, SqlFragment};
 
 /// Which fields a filter may name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,10 +39,10 @@ pub enum FieldAccess {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Filter {
     /// Empty for [`Filter::all`] and [`Filter::nothing`], which fit any model.
-    fields: &'static [FieldDef],
-    predicates: Vec<Predicate>,
+    pub(crate) fields: &'static [FieldDef],
+    pub(crate) predicates: Vec<Predicate>,
     /// Matches no row at all, whatever the predicates (which are then dropped).
-    never: bool,
+    pub(crate) never: bool,
 }
 
 /// A lookup, the part after the last `__` of a filter key (`exact` when absent).
@@ -146,17 +145,17 @@ impl Lookup {
 
 /// One condition on one field.
 #[derive(Debug, Clone, PartialEq)]
-struct Predicate {
+pub(crate) struct Predicate {
     /// Index into the filter's fields.
-    field: usize,
-    op: Op,
+    pub(crate) field: usize,
+    pub(crate) op: Op,
 }
 
 /// A predicate's test, normalized so that equivalent lookups look the same:
 /// `exact: null` and `isnull: true` are both `IsNull(true)`, a one-value `in`
 /// is `Eq`, `in` lists are sorted and deduplicated, `-0.0` is `0.0`.
 #[derive(Debug, Clone, PartialEq)]
-enum Op {
+pub(crate) enum Op {
     /// Equal to a non-null value.
     Eq(Value),
     /// `IS NULL` (true) or `IS NOT NULL` (false).
@@ -175,7 +174,7 @@ enum Op {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Cmp {
+pub(crate) enum Cmp {
     Gt,
     Gte,
     Lt,
@@ -183,7 +182,7 @@ enum Cmp {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TextKind {
+pub(crate) enum TextKind {
     Contains,
     StartsWith,
     EndsWith,
@@ -208,20 +207,20 @@ impl Filter {
         json: &serde_json::Value,
         access: FieldAccess,
     ) -> Result<Filter, FieldErrors> {
-        parse::parse(fields, json, access, None)
+        parse::parse(fields, json, access, true)
     }
 
-    /// Parses like [`Filter::parse`], and also refuses operands the
-    /// database cannot take: text with a NUL character on PostgreSQL (its
-    /// `text` type cannot hold one), reported under the key like any other
-    /// operand error.
-    pub fn parse_for(
+    /// Parses like [`Filter::parse`], and, unless `nul_allowed`, also
+    /// refuses text operands with a NUL character (PostgreSQL's `text` cannot
+    /// hold one), reported under the key like any other operand error.
+    /// [`crate::sql::parse_filter`] picks `nul_allowed` for a database.
+    pub fn parse_checked(
         fields: &'static [FieldDef],
         json: &serde_json::Value,
         access: FieldAccess,
-        dialect: Dialect,
+        nul_allowed: bool,
     ) -> Result<Filter, FieldErrors> {
-        parse::parse(fields, json, access, Some(dialect))
+        parse::parse(fields, json, access, nul_allowed)
     }
 
     /// Both filters must hold.
@@ -248,12 +247,6 @@ impl Filter {
     /// Whether a row (values in field order) passes the filter.
     pub fn matches(&self, row: &[Value]) -> bool {
         !self.never && self.predicates.iter().all(|p| p.op.matches(&row[p.field]))
-    }
-
-    /// The filter as the body of a `WHERE` clause: `1 = 1` when it matches
-    /// everything, `1 = 0` when it matches nothing.
-    pub fn to_sql(&self, dialect: Dialect) -> SqlFragment {
-        sql::render(self, dialect)
     }
 
     /// A text that is the same for filters with the same predicates, in
@@ -331,11 +324,11 @@ impl Op {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
-    pub(super) static FIELDS: &[FieldDef] = &[
+    pub(crate) static FIELDS: &[FieldDef] = &[
         field("id", FieldType::I32, false, true),
         FieldDef { relation: Some("list"), ..field("list_id", FieldType::I32, false, true) },
         field("text", FieldType::Text, false, true),

@@ -9,7 +9,7 @@
 use std::cmp::Ordering;
 
 use super::fold::fold_case;
-use super::{Cmp, Dialect, FieldAccess, Filter, Lookup, Op, Predicate, TextKind};
+use super::{Cmp, FieldAccess, Filter, Lookup, Op, Predicate, TextKind};
 use crate::error::FieldErrors;
 use crate::model::{field_index, json_kind, FieldDef, FieldType, Value};
 
@@ -29,7 +29,7 @@ pub(super) fn parse(
     fields: &'static [FieldDef],
     json: &serde_json::Value,
     access: FieldAccess,
-    dialect: Option<Dialect>,
+    nul_allowed: bool,
 ) -> Result<Filter, FieldErrors> {
     let Some(object) = json.as_object() else {
         return Err(FieldErrors::single(
@@ -40,7 +40,7 @@ pub(super) fn parse(
     let mut errors = FieldErrors::new();
     let mut predicates = Vec::with_capacity(object.len());
     let mut never = false;
-    let refuse_nul = dialect.is_some_and(|d| !d.allows_nul());
+    let refuse_nul = !nul_allowed;
     for (key, operand) in object {
         if refuse_nul && contains_nul(operand) {
             // Reported as a bad filter, not left to fail as an internal
@@ -482,12 +482,12 @@ mod tests {
     }
 
     #[test]
-    fn refuses_nul_only_where_the_dialect_cannot_store_it() {
+    fn refuses_nul_only_when_asked() {
         let json = json!({"text__contains": "a\0b", "text__in": ["x", "\0"], "note": "ok", "id__in": "\0"});
         assert!(
-            Filter::parse_for(FIELDS, &json!({"text__contains": "a\0b"}), FieldAccess::All, Dialect::Sqlite).is_ok()
+            Filter::parse_checked(FIELDS, &json!({"text__contains": "a\0b"}), FieldAccess::All, true).is_ok()
         );
-        let errors = Filter::parse_for(FIELDS, &json, FieldAccess::All, Dialect::Postgres).unwrap_err();
+        let errors = Filter::parse_checked(FIELDS, &json, FieldAccess::All, false).unwrap_err();
         assert_eq!(errors.0.keys().collect::<Vec<_>>(), vec!["id__in", "text__contains", "text__in"]);
         assert!(errors.0["text__contains"][0].contains("NUL character"), "{errors:?}");
         assert_eq!(errors.0["id__in"].len(), 2, "the NUL and the type error are both reported: {errors:?}");

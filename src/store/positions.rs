@@ -12,11 +12,12 @@
 use diesel::sql_types::{BigInt, Text};
 use diesel::QueryableByName;
 
-use super::{load, Conn};
+use super::conn::Conn;
+use super::query::load;
 use crate::change::Change;
 use crate::error::Error;
-use crate::filter::sql::Bind;
 use crate::model::{FieldType, Value};
+use crate::sql::{Bind, Dialect};
 
 /// How many changes of each route the history keeps.
 pub const HISTORY_LEN: u64 = 10_000;
@@ -41,24 +42,50 @@ struct Setting {
     value: String,
 }
 
-#[derive(QueryableByName)]
-struct Kept {
-    #[diesel(sql_type = BigInt)]
-    pos: i64,
-    #[diesel(sql_type = Text)]
-    body: String,
-}
-
-fn text(s: &str) -> Bind {
+pub(super) fn text(s: &str) -> Bind {
     Bind { value: Value::Text(s.to_owned()), ty: FieldType::Text }
 }
 
-fn int(i: u64) -> Bind {
+pub(super) fn int(i: u64) -> Bind {
     Bind { value: Value::Int(i as i64), ty: FieldType::I64 }
 }
 
+/// Runs `f` in a write transaction that no other process's setup runs
+/// beside: on PostgreSQL under a transaction-scoped advisory lock (two
+/// processes opening a fresh database at once would otherwise race in
+/// `CREATE TABLE IF NOT EXISTS`), on SQLite under its write lock.
+pub(super) fn serialized_setup<T>(conn: &mut Conn, f: impl FnOnce(&mut Conn) -> Result<T, Error>) -> Result<T, Error> {
+    use diesel::connection::SimpleConnection;
+    match conn.dialect() {
+        Dialect::Sqlite => conn.begin("BEGIN IMMEDIATE")?,
+        Dialect::Postgres => {
+            conn.begin("BEGIN")?;
+            let locked = conn.batch_execute(&format!("SELECT pg_advisory_xact_lock({})", crate::sql::SETUP_LOCK));
+            if let Err(e) = locked {
+                conn.rollback();
+                return Err(e.into());
+            }
+        }
+    }
+    match f(conn) {
+        Ok(value) => {
+            conn.commit()?;
+            Ok(value)
+        }
+        Err(e) => {
+            conn.rollback();
+            Err(e)
+        }
+    }
+}
+
 /// Creates the tables if missing; returns the epoch, created on first use.
+/// Safe when several processes open a fresh database at once.
 pub(super) fn setup(conn: &mut Conn) -> Result<u64, Error> {
+    serialized_setup(conn, setup_tables)
+}
+
+fn setup_tables(conn: &mut Conn) -> Result<u64, Error> {
     use diesel::connection::SimpleConnection;
     conn.batch_execute(TABLES)?;
     let fresh = random_epoch().to_string();
@@ -127,20 +154,4 @@ pub(super) fn number(conn: &mut Conn, changes: &mut [Change]) -> Result<(), Erro
         }
     }
     Ok(())
-}
-
-/// The encoded changes of `route` after position `after`, in order, or
-/// `None` if history no longer reaches back to `after + 1`.
-pub(crate) fn since(conn: &mut Conn, route: &str, after: u64) -> Result<Option<Vec<(u64, String)>>, Error> {
-    let rows = load::<Kept>(
-        conn,
-        "SELECT pos, body FROM wyrm_changes WHERE route = ? AND pos > ? ORDER BY pos",
-        &[text(route), int(after)],
-    )?;
-    let complete = match rows.first() {
-        Some(first) => first.pos as u64 == after + 1,
-        // Nothing kept after `after`: complete only if nothing happened since.
-        None => current(conn, route)? <= after,
-    };
-    Ok(complete.then(|| rows.into_iter().map(|k| (k.pos as u64, k.body)).collect()))
 }

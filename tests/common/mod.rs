@@ -13,8 +13,8 @@ use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use wyrmhole::filter::Dialect;
-use wyrmhole::{ConnectionConfig, Db, Error, FieldErrors, Identity, Route, Router, Server};
+use wyrmhole::sql::Dialect;
+use wyrmhole::{ConnectionConfig, Db, Error, FieldErrors, Identity, Route, Server, Wyrmhole};
 
 diesel::table! {
     todo_lists (id) {
@@ -133,6 +133,7 @@ pub fn schema(db: &Db) -> &'static str {
 /// A running server with the test routes, on a fresh database.
 pub struct TestServer {
     pub server: Server,
+    pub app: Wyrmhole,
     pub db: Db,
     /// Keeps the database (a temp SQLite file or a PostgreSQL database).
     pub _dir: database::TestDb,
@@ -152,7 +153,7 @@ impl TestServer {
         let (url, dir) = database::fresh();
         let db = Db::open(&url).unwrap();
         db.execute_batch(schema(&db)).await.unwrap();
-        let router = Router::new(db.clone())
+        let app = Wyrmhole::builder(db.clone())
             .route(Route::<Ping>::new())
             .route(
                 // Lists are private: each user sees only their own.
@@ -208,9 +209,11 @@ impl TestServer {
                 None => Ok(Identity::anonymous()),
             })
             .allow_anonymous()
-            .config(config);
-        let server = wyrmhole::serve(router, ([127, 0, 0, 1], 0)).await.unwrap();
-        TestServer { server, db, _dir: dir }
+            .config(config)
+            .build()
+            .unwrap();
+        let server = app.clone().serve(([127, 0, 0, 1], 0)).await.unwrap();
+        TestServer { server, app, db, _dir: dir }
     }
 
     pub fn url(&self) -> String {

@@ -1,4 +1,4 @@
-//! Rendering filters as SQL, and binding values to Diesel queries.
+//! Rendering filters as SQL `WHERE` clauses.
 //!
 //! Each lookup is written so that SQL decides exactly what `eval.rs` decides
 //! in memory, on SQLite and on PostgreSQL alike:
@@ -25,152 +25,14 @@
 //! numbering would make error-prone. [`Dialect::finish`] turns the whole
 //! statement into the dialect's form once, just before it is sent.
 
-use std::borrow::Cow;
-
-use diesel::backend::Backend;
-use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
-use diesel::serialize::ToSql;
-use diesel::sql_types::{BigInt, Bool, Double, HasSqlType, Integer, Nullable, SmallInt, Text};
-
-use super::{Cmp, Filter, Op, TextKind};
+use crate::filter::{Cmp, Filter, Op, TextKind};
 use crate::model::{FieldDef, FieldType, Value};
 
-/// The SQL dialect a filter is rendered for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    /// SQLite 3.35 or later, with [`register_sqlite_functions`](super::fold::register_sqlite_functions)
-    /// applied to the connection.
-    Sqlite,
-    /// PostgreSQL 11 or later, in a UTF8 database where wyrmhole has
-    /// installed `wyrm_upper` (`Db::open` does).
-    Postgres,
-}
+use super::{quote_ident, Bind, Dialect, SqlFragment};
 
-impl Dialect {
-    /// The SQL function that applies `fold_case`.
-    fn fold_function(self) -> &'static str {
-        "wyrm_upper"
-    }
-
-    /// The collation that orders text by its UTF-8 bytes, as `str` does.
-    pub fn byte_collation(self) -> &'static str {
-        match self {
-            Dialect::Sqlite => "BINARY",
-            Dialect::Postgres => "\"C\"",
-        }
-    }
-
-    /// Whether text values may contain NUL characters. PostgreSQL's `text`
-    /// cannot hold them; SQLite's can.
-    pub fn allows_nul(self) -> bool {
-        self == Dialect::Sqlite
-    }
-
-    /// The statement as this dialect takes it: on PostgreSQL, the `?`
-    /// placeholders of wyrmhole's SQL become `$1`, `$2`, ... in order.
-    /// A `?` inside a quoted identifier or a string literal is left alone
-    /// (wyrmhole binds every value, so literals only come from callers);
-    /// no other syntax is understood, so the statement must not use
-    /// PostgreSQL's `?` operators, E'' strings with `\'`, or comments.
-    pub fn finish(self, sql: &str) -> Cow<'_, str> {
-        if self == Dialect::Sqlite || !sql.contains('?') {
-            return Cow::Borrowed(sql);
-        }
-        let mut out = String::with_capacity(sql.len() + 16);
-        let mut quote = None;
-        let mut n = 0;
-        for c in sql.chars() {
-            match (quote, c) {
-                // A doubled quote inside quotes closes and reopens: same state.
-                (None, '\'' | '"') => quote = Some(c),
-                (Some(q), _) if c == q => quote = None,
-                (None, '?') => {
-                    n += 1;
-                    out.push('$');
-                    out.push_str(&n.to_string());
-                    continue;
-                }
-                _ => {}
-            }
-            out.push(c);
-        }
-        Cow::Owned(out)
-    }
-}
-
-/// A value to bind, with the type of the field it is compared with.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Bind {
-    /// The value.
-    pub value: Value,
-    /// The field's type, which picks the SQL type it is bound as.
-    pub ty: FieldType,
-}
-
-/// A piece of SQL with `?` placeholders, and the values for them in order.
-/// Send it through [`Dialect::finish`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct SqlFragment {
-    /// The SQL text.
-    pub sql: String,
-    /// The values for its placeholders.
-    pub binds: Vec<Bind>,
-}
-
-/// Binds every value with its Diesel SQL type (Integer/SmallInt/BigInt/Double/Text/Bool, Nullable where null),
-/// for SQLite or PostgreSQL.
-pub fn bind_all<'f, DB>(query: BoxedSqlQuery<'f, DB, SqlQuery>, binds: &[Bind]) -> BoxedSqlQuery<'f, DB, SqlQuery>
-where
-    DB: Backend
-        + HasSqlType<Bool>
-        + HasSqlType<SmallInt>
-        + HasSqlType<Integer>
-        + HasSqlType<BigInt>
-        + HasSqlType<Double>
-        + HasSqlType<Text>,
-    bool: ToSql<Bool, DB>,
-    i16: ToSql<SmallInt, DB>,
-    i32: ToSql<Integer, DB>,
-    i64: ToSql<BigInt, DB>,
-    f64: ToSql<Double, DB>,
-    String: ToSql<Text, DB>,
-{
-    binds.iter().fold(query, |query, bind| match (&bind.value, bind.ty) {
-        (Value::Null, FieldType::Bool) => query.bind::<Nullable<Bool>, Option<bool>>(None),
-        (Value::Null, FieldType::I16) => query.bind::<Nullable<SmallInt>, Option<i16>>(None),
-        (Value::Null, FieldType::I32) => query.bind::<Nullable<Integer>, Option<i32>>(None),
-        (Value::Null, FieldType::I64) => query.bind::<Nullable<BigInt>, Option<i64>>(None),
-        (Value::Null, FieldType::F64) => query.bind::<Nullable<Double>, Option<f64>>(None),
-        (Value::Null, FieldType::Text) => query.bind::<Nullable<Text>, Option<String>>(None),
-        (Value::Bool(b), _) => query.bind::<Bool, _>(*b),
-        // A value that does not fit its field's width (only possible for
-        // binds built outside `Filter::parse`) is bound whole rather than
-        // wrapped: the database then rejects it or compares it correctly.
-        (Value::Int(i), FieldType::I16) => match i16::try_from(*i) {
-            Ok(small) => query.bind::<SmallInt, _>(small),
-            Err(_) => query.bind::<BigInt, _>(*i),
-        },
-        (Value::Int(i), FieldType::I32) => match i32::try_from(*i) {
-            Ok(int) => query.bind::<Integer, _>(int),
-            Err(_) => query.bind::<BigInt, _>(*i),
-        },
-        (Value::Int(i), _) => query.bind::<BigInt, _>(*i),
-        // SQLite stores a NaN as NULL, and the in-memory filters treat it as
-        // one; PostgreSQL would keep a NaN that sorts above every number.
-        // Binding NULL makes both databases hold what the filters expect.
-        (Value::Float(f), _) if f.is_nan() => query.bind::<Nullable<Double>, Option<f64>>(None),
-        (Value::Float(f), _) => query.bind::<Double, _>(*f),
-        (Value::Text(s), _) => query.bind::<Text, _>(s.clone()),
-    })
-}
-
-/// Quotes an identifier: `"col"`, with embedded quotes doubled.
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// Renders a filter; see [`Filter::to_sql`].
-pub(super) fn render(filter: &Filter, dialect: Dialect) -> SqlFragment {
+/// The filter as the body of a `WHERE` clause: `1 = 1` when it matches
+/// everything, `1 = 0` when it matches nothing.
+pub fn render(filter: &Filter, dialect: Dialect) -> SqlFragment {
     if filter.never {
         return SqlFragment { sql: "1 = 0".into(), binds: Vec::new() };
     }
@@ -337,25 +199,19 @@ impl Writer {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::FIELDS;
-    use super::super::{FieldAccess, Filter};
+    use crate::filter::tests::FIELDS;
+    use crate::filter::FieldAccess;
     use super::*;
     use serde_json::json;
 
     fn sql(filter: serde_json::Value) -> SqlFragment {
-        Filter::parse(FIELDS, &filter, FieldAccess::All).unwrap().to_sql(Dialect::Sqlite)
-    }
-
-    #[test]
-    fn quotes_identifiers() {
-        assert_eq!(quote_ident("list_id"), "\"list_id\"");
-        assert_eq!(quote_ident("we\"ird"), "\"we\"\"ird\"");
+        render(&Filter::parse(FIELDS, &filter, FieldAccess::All).unwrap(), Dialect::Sqlite)
     }
 
     #[test]
     fn all_and_nothing() {
-        assert_eq!(Filter::all().to_sql(Dialect::Sqlite), SqlFragment { sql: "1 = 1".into(), binds: vec![] });
-        assert_eq!(Filter::nothing().to_sql(Dialect::Sqlite), SqlFragment { sql: "1 = 0".into(), binds: vec![] });
+        assert_eq!(render(&Filter::all(), Dialect::Sqlite), SqlFragment { sql: "1 = 1".into(), binds: vec![] });
+        assert_eq!(render(&Filter::nothing(), Dialect::Sqlite), SqlFragment { sql: "1 = 0".into(), binds: vec![] });
         assert_eq!(sql(json!({"list_id__in": [], "text": "x"})).sql, "1 = 0");
     }
 
@@ -390,7 +246,7 @@ mod tests {
     #[test]
     fn renders_each_lookup_for_postgres() {
         let pg = |filter: serde_json::Value| {
-            Filter::parse(FIELDS, &filter, FieldAccess::All).unwrap().to_sql(Dialect::Postgres).sql
+            render(&Filter::parse(FIELDS, &filter, FieldAccess::All).unwrap(), Dialect::Postgres).sql
         };
         let cases = [
             (json!({"list_id": 3}), "\"list_id\" = ?"),
@@ -409,19 +265,6 @@ mod tests {
         for (filter, expected) in cases {
             assert_eq!(pg(filter.clone()), expected, "{filter}");
         }
-    }
-
-    #[test]
-    fn finish_numbers_placeholders_for_postgres_only() {
-        let sql = "SELECT \"a?\" FROM t WHERE x = ? AND (y = 'it''s ?' OR z IN (?, ?)) AND \"q\"\"?\" = ?";
-        assert_eq!(Dialect::Sqlite.finish(sql), sql);
-        assert_eq!(
-            Dialect::Postgres.finish(sql),
-            "SELECT \"a?\" FROM t WHERE x = $1 AND (y = 'it''s ?' OR z IN ($2, $3)) AND \"q\"\"?\" = $4"
-        );
-        assert!(matches!(Dialect::Postgres.finish("SELECT 1"), Cow::Borrowed(_)));
-        let many = ["?"; 12].join(", ");
-        assert!(Dialect::Postgres.finish(&many).ends_with("$11, $12"));
     }
 
     #[test]

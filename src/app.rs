@@ -1,0 +1,251 @@
+//! [`Wyrmhole`]: one builder that wires the layers together — the database,
+//! the fan-out and its hub, the broker, the routes and the connections —
+//! and the running app it builds.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+
+use crate::auth::{AuthError, Identity, UpgradeRequest};
+use crate::broker::redis::{RedisBroker, RedisError};
+use crate::broker::InProcess;
+use crate::connection::ConnectionConfig;
+use crate::error::Error;
+use crate::fanout::{Broker, Catalog, Fanout, RouteInfo, RouteStats};
+use crate::route::{Route, RouteHandler};
+use crate::router::{AuthFn, Router};
+use crate::server::{self, Server};
+use crate::store::{Db, Persist};
+
+/// Why an app could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The Redis URL is not one redis-rs understands.
+    #[error("bad redis URL: {0}")]
+    Redis(#[from] RedisError),
+    /// The database handle already feeds another app.
+    #[error("{0}")]
+    Db(#[from] Error),
+}
+
+/// Builds a [`Wyrmhole`]: routes, authentication, connection settings, and
+/// how commits reach other processes.
+///
+/// ```no_run
+/// # #[derive(diesel::QueryableByName, wyrmhole::Model)]
+/// # #[diesel(table_name = items)]
+/// # struct Item { id: i32 }
+/// # diesel::table! { items (id) { id -> Integer } }
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use wyrmhole::{Db, Identity, Route, Wyrmhole};
+/// let db = Db::open("app.db")?;
+/// let app = Wyrmhole::builder(db)
+///     .route(Route::<Item>::new())
+///     .authenticate(|req| Ok(req.token().map(|_| Identity::user(1)).unwrap_or_default()))
+///     .allow_anonymous()
+///     .build()?;
+/// let server = app.serve(([127, 0, 0, 1], 8000)).await?;
+/// server.wait().await;
+/// # Ok(()) }
+/// ```
+pub struct Builder {
+    db: Db,
+    routes: HashMap<&'static str, Arc<dyn RouteHandler>>,
+    catalog: Catalog,
+    auth: Option<AuthFn>,
+    allow_anonymous: bool,
+    config: ConnectionConfig,
+    redis: Option<String>,
+}
+
+impl Builder {
+    /// Adds a route, named by its model's `ROUTE`.
+    ///
+    /// # Panics
+    /// If a route of that name was already added.
+    pub fn route<M: Persist>(mut self, route: Route<M>) -> Self {
+        let previous = self.routes.insert(M::ROUTE, Arc::new(route));
+        assert!(previous.is_none(), "route {:?} added twice", M::ROUTE);
+        self.catalog.insert(RouteInfo::of::<M>());
+        self
+    }
+
+    /// Decides who connects, from the upgrade request. An `Err` answers the
+    /// upgrade with HTTP 401. An anonymous identity is accepted only after
+    /// [`Builder::allow_anonymous`].
+    pub fn authenticate(
+        mut self,
+        f: impl Fn(&UpgradeRequest) -> Result<Identity, AuthError> + Send + Sync + 'static,
+    ) -> Self {
+        self.auth = Some(Arc::new(f));
+        self
+    }
+
+    /// Accepts anonymous connections (refused by default).
+    pub fn allow_anonymous(mut self) -> Self {
+        self.allow_anonymous = true;
+        self
+    }
+
+    /// Sets connection limits and timings.
+    pub fn config(mut self, config: ConnectionConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Shares commits with the other processes serving the same database
+    /// through Redis (`redis://host:port`). Redis being unreachable is not
+    /// an error: the broker retries with backoff, and changes it misses are
+    /// read back from the database's history.
+    pub fn redis(mut self, url: &str) -> Self {
+        self.redis = Some(url.to_owned());
+        self
+    }
+
+    /// Starts the fan-out (and, with [`Builder::redis`], the broker's tasks,
+    /// so this must run inside a tokio runtime), after which every commit
+    /// through the database handle reaches the app's subscribers.
+    pub fn build(self) -> Result<Wyrmhole, BuildError> {
+        if let Some(url) = &self.redis {
+            // Checked here, where it can be reported as a RedisError.
+            redis::Client::open(url.as_str())?;
+        }
+        let redis = self.redis.clone();
+        let fanout = Fanout::start(&self.db, self.catalog, move |upstream| -> Result<Arc<dyn Broker>, Error> {
+            Ok(match redis {
+                Some(url) => Arc::new(
+                    RedisBroker::start(&url, upstream).map_err(|e| Error::Internal(format!("redis: {e}")))?,
+                ),
+                None => Arc::new(InProcess),
+            })
+        })?;
+        let router = Router {
+            db: self.db,
+            fanout,
+            routes: self.routes,
+            auth: self.auth,
+            allow_anonymous: self.allow_anonymous,
+        };
+        let core = AppCore {
+            router,
+            config: self.config,
+            shutdown: tokio::sync::watch::channel(false).0,
+            connections: AtomicUsize::new(0),
+        };
+        Ok(Wyrmhole { core: Arc::new(core) })
+    }
+}
+
+/// A built app: routes over a database, with their fan-out running. Serve
+/// it with [`Wyrmhole::serve`], or put [`Wyrmhole::filter`] into a warp app
+/// of your own. Cheap to clone.
+#[derive(Clone)]
+pub struct Wyrmhole {
+    core: Arc<AppCore>,
+}
+
+impl std::fmt::Debug for Wyrmhole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wyrmhole").field("router", &self.core.router).finish()
+    }
+}
+
+impl Wyrmhole {
+    /// Starts building an app over `db`.
+    pub fn builder(db: Db) -> Builder {
+        Builder {
+            db,
+            routes: HashMap::new(),
+            catalog: Catalog::default(),
+            auth: None,
+            allow_anonymous: false,
+            config: ConnectionConfig::default(),
+            redis: None,
+        }
+    }
+
+    /// The database behind the app.
+    pub fn db(&self) -> &Db {
+        &self.core.router.db
+    }
+
+    /// How many subscriptions (and distinct filters) this process holds on
+    /// `route`.
+    pub fn stats(&self, route: &str) -> RouteStats {
+        self.core.router.fanout.stats(route)
+    }
+
+    /// The warp filter serving `GET /ws` (the WebSocket endpoint) and the
+    /// JS client (`GET /wyrmhole.js` and `/wyrmhole/*.js`), to combine with
+    /// the app's own filters. Prefer [`Wyrmhole::serve`] or
+    /// [`Wyrmhole::serve_with`], whose [`Server::shutdown`] also closes open
+    /// sockets cleanly.
+    pub fn filter(&self) -> BoxedFilter<(Response,)> {
+        server::filter(self.core.clone())
+    }
+
+    /// Binds `addr` and serves the app at `/ws`, and the JS client.
+    pub async fn serve(self, addr: impl Into<SocketAddr>) -> std::io::Result<Server> {
+        server::serve(self.core, None, addr.into()).await
+    }
+
+    /// Like [`Wyrmhole::serve`], with the app's own warp routes tried after
+    /// wyrmhole's (pages, an admin API, ...).
+    pub async fn serve_with(
+        self,
+        extra: BoxedFilter<(Response,)>,
+        addr: impl Into<SocketAddr>,
+    ) -> std::io::Result<Server> {
+        server::serve(self.core, Some(extra), addr.into()).await
+    }
+}
+
+/// What every connection of an app shares.
+pub(crate) struct AppCore {
+    pub(crate) router: Router,
+    pub(crate) config: ConnectionConfig,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    connections: AtomicUsize,
+}
+
+impl std::fmt::Debug for AppCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppCore").field("router", &self.router).field("connections", &self.open_connections()).finish()
+    }
+}
+
+/// Counts a connection as open while it lives.
+pub(crate) struct OpenConnection(Arc<AppCore>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl AppCore {
+    /// Asks every connection to close (code 1001).
+    pub(crate) fn shut_down(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// A receiver that turns `true` when the server shuts down.
+    pub(crate) fn shutting_down(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// Registers an open connection until the guard drops.
+    pub(crate) fn open(self: &Arc<Self>) -> OpenConnection {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(self.clone())
+    }
+
+    /// How many connections are open.
+    pub(crate) fn open_connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,302 @@
+//! The hub: one thread that owns every route's [`Stream`] and the
+//! [`Registry`], and does all the fan-out.
+//!
+//! Committed changes (this process's, from the store; other processes',
+//! from the broker), subscriptions coming and going, and starting
+//! subscriptions asking for a stream's start all arrive as [`Command`]s on
+//! one bounded queue and are applied one at a time, so each decision about
+//! a route sees one consistent state. The hub fills holes in a stream from
+//! history after [`GAP_TIMEOUT`]; when history cannot, the route's live
+//! subscriptions end with a `gap` frame and starting ones start over.
+//!
+//! The queue holds [`HUB_QUEUE`] commands. At the bound, the writer that
+//! commits waits (backpressure on writes), a subscription waits, and the
+//! broker drops what it received: the stream notices the hole and reads it
+//! from history.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::registry::Registry;
+use super::stream::Stream;
+use super::subscription::Subscription;
+use super::{Catalog, History, Watch};
+use crate::change::Change;
+
+/// How long a hole in a stream may stay open before history is asked.
+pub(crate) const GAP_TIMEOUT: Duration = Duration::from_millis(500);
+/// Commands the hub's queue holds.
+pub(crate) const HUB_QUEUE: usize = 8192;
+/// History entries read per query when filling a hole or catching up.
+pub(crate) const HISTORY_PAGE: usize = 1024;
+
+/// What the hub is asked to do.
+pub(crate) enum Command {
+    /// Committed changes, from this process or another, in any order.
+    Changes(Vec<Change>),
+    /// A new, starting subscription; answered once it is in the registry.
+    Register(Arc<Subscription>, oneshot::Sender<()>),
+    /// A subscription ended.
+    Unregister(Arc<Subscription>),
+    /// A starting subscription accounts for everything of `route` up to the
+    /// position: start the route's stream there unless it has a start.
+    Start(&'static str, u64, oneshot::Sender<()>),
+    /// Read whatever the route committed that has not arrived (the broker
+    /// was away).
+    CatchUp(&'static str),
+}
+
+/// The hub's state, driven by [`HubState::apply`] and [`HubState::tick`].
+pub(crate) struct HubState {
+    registry: Registry,
+    streams: HashMap<&'static str, Stream>,
+    history: Arc<dyn History>,
+    catalog: Arc<Catalog>,
+    watch: Arc<Watch>,
+    /// With a broker, every started stream is caught up from history this
+    /// often, so a message lost while both ends stayed connected is found
+    /// even when no later change reveals the hole.
+    sweep: Option<(Duration, Instant)>,
+}
+
+impl HubState {
+    pub(crate) fn new(
+        history: Arc<dyn History>,
+        catalog: Arc<Catalog>,
+        watch: Arc<Watch>,
+        sweep: Option<Duration>,
+    ) -> Self {
+        HubState {
+            registry: Registry::default(),
+            streams: HashMap::new(),
+            history,
+            catalog,
+            watch,
+            sweep: sweep.map(|every| (every, Instant::now())),
+        }
+    }
+
+    pub(crate) fn apply(&mut self, command: Command) {
+        match command {
+            Command::Changes(changes) => self.changes(changes),
+            Command::Register(sub, done) => {
+                self.register(sub);
+                let _ = done.send(());
+            }
+            Command::Unregister(sub) => self.unregister(&sub),
+            Command::Start(route, after, done) => {
+                self.start(route, after);
+                let _ = done.send(());
+            }
+            Command::CatchUp(route) => self.catch_up(route, usize::MAX),
+        }
+    }
+
+    fn changes(&mut self, changes: Vec<Change>) {
+        let mut touched: Vec<&'static str> = Vec::new();
+        for change in changes {
+            let route = change.route;
+            let Some(stream) = self.streams.get_mut(route) else { continue };
+            if stream.offer(change) && !touched.contains(&route) {
+                touched.push(route);
+            }
+        }
+        for route in touched {
+            self.drain(route);
+        }
+    }
+
+    fn register(&mut self, sub: Arc<Subscription>) {
+        if sub.is_closed() {
+            return; // unsubscribed (or disconnected) before it got here
+        }
+        let stream = self.streams.entry(sub.route()).or_default();
+        sub.fed_after(stream.delivered());
+        let route = sub.route();
+        self.registry.add(sub);
+        self.publish_stats(route);
+    }
+
+    fn unregister(&mut self, sub: &Subscription) {
+        sub.close();
+        if self.registry.remove(sub) {
+            self.forget_if_unwatched(sub.route());
+            self.publish_stats(sub.route());
+        }
+    }
+
+    fn start(&mut self, route: &'static str, after: u64) {
+        let Some(stream) = self.streams.get_mut(route) else { return };
+        if stream.start(after) {
+            for sub in self.registry.members(route) {
+                sub.stream_started(after);
+            }
+            self.drain(route);
+        }
+    }
+
+    /// Delivers what continues the stream without a hole; repairs at once
+    /// if too much waits behind one.
+    fn drain(&mut self, route: &'static str) {
+        let Some(stream) = self.streams.get_mut(route) else { return };
+        while let Some(change) = stream.pop_ready() {
+            self.registry.fan_out(&change);
+        }
+        stream.settle(Instant::now());
+        if stream.needs_repair(Instant::now(), GAP_TIMEOUT) && stream.pending() > super::stream::MAX_PENDING {
+            self.repair(route);
+        }
+    }
+
+    /// Repairs holes that stayed open too long; catches streams up when a
+    /// sweep is due.
+    pub(crate) fn tick(&mut self, now: Instant) {
+        let stale: Vec<&'static str> =
+            self.streams.iter().filter(|(_, s)| s.needs_repair(now, GAP_TIMEOUT)).map(|(r, _)| *r).collect();
+        for route in stale {
+            self.repair(route);
+        }
+        if let Some((every, last)) = self.sweep {
+            if now.duration_since(last) >= every {
+                self.sweep = Some((every, now));
+                let started: Vec<&'static str> =
+                    self.streams.iter().filter(|(_, s)| s.delivered().is_some()).map(|(r, _)| *r).collect();
+                for route in started {
+                    self.catch_up(route, 1);
+                }
+            }
+        }
+    }
+
+    /// Fills the route's first hole from history, or, when history no
+    /// longer has it, ends the stream.
+    fn repair(&mut self, route: &'static str) {
+        while let Some((from, to)) = self.streams.get(route).and_then(Stream::hole) {
+            let limit = usize::try_from(to - from + 1).unwrap_or(usize::MAX).min(HISTORY_PAGE);
+            match self.read(route, from - 1, limit) {
+                Ok(Some(changes)) if changes.first().is_some_and(|c| c.pos == from) => {
+                    let stream = self.streams.get_mut(route).expect("checked above");
+                    changes.into_iter().filter(|c| c.pos <= to).for_each(|c| {
+                        stream.offer(c);
+                    });
+                    self.drain(route);
+                }
+                Ok(_) => {
+                    tracing::warn!(route, from, to, "changes lost; subscribers must resync");
+                    self.break_stream(route, &format!("changes {from} to {to} of {route} were lost"));
+                    return;
+                }
+                Err(e) => {
+                    // Not a loss: the database may be restarting. Try again later.
+                    tracing::warn!(route, error = %e, "reading change history failed; retrying");
+                    if let Some(stream) = self.streams.get_mut(route) {
+                        stream.retry_later(Instant::now());
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Reads what `route` committed after the stream's last delivered
+    /// position, up to `pages` pages.
+    fn catch_up(&mut self, route: &'static str, pages: usize) {
+        for _ in 0..pages {
+            let Some(after) = self.streams.get(route).and_then(Stream::delivered) else { return };
+            match self.read(route, after, HISTORY_PAGE) {
+                Ok(Some(changes)) => {
+                    let full = changes.len() == HISTORY_PAGE;
+                    self.changes(changes);
+                    if !full {
+                        return;
+                    }
+                }
+                Ok(None) => {
+                    self.break_stream(route, &format!("changes of {route} after {after} are no longer kept"));
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(route, error = %e, "catching up from history failed; retrying later");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// History entries decoded; `Ok(None)` when history no longer reaches
+    /// back (or holds something this process cannot decode).
+    fn read(&self, route: &'static str, after: u64, limit: usize) -> Result<Option<Vec<Change>>, crate::Error> {
+        let Some(page) = self.history.page(route, after, limit)? else { return Ok(None) };
+        let mut changes = Vec::with_capacity(page.entries.len());
+        for (pos, body) in &page.entries {
+            match self.catalog.decode_body(route, body) {
+                Ok(change) => changes.push(change),
+                Err(e) => {
+                    tracing::error!(route, pos, error = %e, "undecodable history entry");
+                    return Ok(None);
+                }
+            }
+        }
+        Ok(Some(changes))
+    }
+
+    /// Changes of `route` were lost: live subscriptions end with a `gap`
+    /// frame, starting ones start over, and the stream waits for a new start.
+    fn break_stream(&mut self, route: &'static str, reason: &str) {
+        let Some(stream) = self.streams.get_mut(route) else { return };
+        stream.reset();
+        let ended: Vec<Arc<Subscription>> =
+            self.registry.members(route).filter(|sub| sub.stream_broken(reason)).cloned().collect();
+        for sub in ended {
+            self.registry.remove(&sub);
+        }
+        self.forget_if_unwatched(route);
+        self.publish_stats(route);
+    }
+
+    fn forget_if_unwatched(&mut self, route: &'static str) {
+        if !self.registry.watches(route) {
+            self.streams.remove(route);
+        }
+    }
+
+    fn publish_stats(&self, route: &'static str) {
+        self.watch.set(route, self.registry.stats(route));
+    }
+}
+
+/// Runs the hub on a thread of its own until every sender is gone.
+pub(crate) fn spawn(mut state: HubState, mut commands: mpsc::Receiver<Command>) {
+    std::thread::Builder::new()
+        .name("wyrm-hub".into())
+        .spawn(move || {
+            let runtime =
+                tokio::runtime::Builder::new_current_thread().enable_time().build().expect("the hub's timer runtime");
+            runtime.block_on(async move {
+                loop {
+                    match tokio::time::timeout(GAP_TIMEOUT / 4, commands.recv()).await {
+                        Ok(Some(command)) => apply_guarded(&mut state, command),
+                        Ok(None) => return,
+                        Err(_) => {}
+                    }
+                    // Whatever else is queued, before looking at the clock.
+                    for _ in 0..1024 {
+                        let Ok(command) = commands.try_recv() else { break };
+                        apply_guarded(&mut state, command);
+                    }
+                    state.tick(Instant::now());
+                }
+            })
+        })
+        .expect("spawn the hub thread");
+}
+
+/// A panic in one command is a bug, but it must not stop delivery for everyone.
+fn apply_guarded(state: &mut HubState, command: Command) {
+    if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| state.apply(command))) {
+        tracing::error!(panic = %crate::store::panic_message(&*panic), "the hub panicked applying a command");
+    }
+}

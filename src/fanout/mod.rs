@@ -1,0 +1,272 @@
+//! The fan-out: committed changes in, events to exactly the subscriptions
+//! they concern out, in position order, with nothing lost between a
+//! subscription's snapshot and its stream.
+//!
+//! - [`hub`]: the thread that orders each route's changes ([`stream`]) and
+//!   fans them out through the [`registry`] and its equality [`index`];
+//! - [`subscription`]: one subscription's state, and [`sequence`]: the one
+//!   way a subscription starts, for `subscribe` and `resume` alike;
+//! - [`sink`]: what events are delivered to (the transport's outbox).
+//!
+//! The fan-out sits on the store (it reads history through [`History`],
+//! which [`Db`] implements) and under the brokers, which carry changes
+//! between processes through the [`Broker`] trait defined here and feed the
+//! hub through an [`Upstream`].
+
+pub(crate) mod hub;
+pub(crate) mod index;
+pub(crate) mod registry;
+pub(crate) mod sequence;
+pub(crate) mod sink;
+pub(crate) mod stream;
+pub(crate) mod subscription;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use parking_lot::RwLock;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::change::Change;
+use crate::error::Error;
+use crate::model::{FieldDef, Model};
+use crate::store::history::Page;
+use crate::store::{CommitSink, Db};
+use hub::{Command, HubState, HUB_QUEUE};
+use subscription::Subscription;
+
+pub use registry::RouteStats;
+
+/// Carries committed changes between processes serving one database.
+pub(crate) trait Broker: Send + Sync + 'static {
+    /// Called after each commit with its changes, in this process's commit
+    /// order. Must not block.
+    fn publish(&self, changes: &[Change]);
+
+    /// Resolves once changes of `route` committed from now on by other
+    /// processes will reach this one (a subscription awaits it before
+    /// reading its snapshot).
+    fn listen(&self, route: &'static str) -> BoxFuture<'static, ()>;
+
+    /// Whether other processes write through it (so the hub must also look
+    /// for changes whose message was lost).
+    fn connects_processes(&self) -> bool {
+        true
+    }
+}
+
+/// Where missing changes are read back from: the store's history.
+pub(crate) trait History: Send + Sync + 'static {
+    /// Up to `limit` consecutive history entries of `route` after `after`,
+    /// with the route's head; `None` when history no longer reaches back.
+    /// May block.
+    fn page(&self, route: &'static str, after: u64, limit: usize) -> Result<Option<Page>, Error>;
+}
+
+impl History for Db {
+    fn page(&self, route: &'static str, after: u64, limit: usize) -> Result<Option<Page>, Error> {
+        self.history_blocking(route, after, limit)
+    }
+}
+
+/// What the fan-out knows of a route's model.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RouteInfo {
+    pub(crate) route: &'static str,
+    pub(crate) fields: &'static [FieldDef],
+    pub(crate) pk: usize,
+}
+
+impl RouteInfo {
+    pub(crate) fn of<M: Model>() -> Self {
+        RouteInfo { route: M::ROUTE, fields: M::FIELDS, pk: M::PRIMARY_KEY }
+    }
+}
+
+/// The routes served here: what a change from history or another process
+/// is decoded with.
+#[derive(Debug, Default)]
+pub(crate) struct Catalog(HashMap<&'static str, RouteInfo>);
+
+impl Catalog {
+    pub(crate) fn insert(&mut self, info: RouteInfo) {
+        self.0.insert(info.route, info);
+    }
+
+    /// Decodes a change in its wire form (`Change::to_wire`); `None` for a
+    /// route not served here.
+    pub(crate) fn decode(&self, wire: &serde_json::Value) -> Option<Result<Change, String>> {
+        let info = wire["route"].as_str().and_then(|r| self.0.get(r))?;
+        Some(Change::from_wire(wire, info.route, info.fields, info.pk))
+    }
+
+    /// Decodes a history entry of `route`.
+    pub(crate) fn decode_body(&self, route: &str, body: &str) -> Result<Change, String> {
+        let info = self.0.get(route).ok_or_else(|| format!("route {route} is not served here"))?;
+        let wire: serde_json::Value = serde_json::from_str(body).map_err(|e| e.to_string())?;
+        Change::from_wire(&wire, info.route, info.fields, info.pk)
+    }
+}
+
+/// Subscription counts per route, published by the hub for everyone else
+/// (the broker releasing channels nobody watches, the app's stats).
+#[derive(Debug, Default)]
+pub(crate) struct Watch(RwLock<HashMap<&'static str, RouteStats>>);
+
+impl Watch {
+    fn set(&self, route: &'static str, stats: RouteStats) {
+        let mut routes = self.0.write();
+        if stats.subscriptions == 0 {
+            routes.remove(route);
+        } else {
+            routes.insert(route, stats);
+        }
+    }
+
+    pub(crate) fn stats(&self, route: &str) -> RouteStats {
+        self.0.read().get(route).copied().unwrap_or_default()
+    }
+
+    pub(crate) fn watched(&self, route: &str) -> bool {
+        self.0.read().contains_key(route)
+    }
+}
+
+/// What a broker may do to this process's fan-out.
+#[derive(Clone)]
+pub(crate) struct Upstream {
+    hub: mpsc::Sender<Command>,
+    catalog: Arc<Catalog>,
+    watch: Arc<Watch>,
+}
+
+impl Upstream {
+    /// Changes received from another process. Never waits: when the hub's
+    /// queue is full they are dropped here, and the stream reads the hole
+    /// they leave from history.
+    pub(crate) fn offer(&self, changes: Vec<Change>) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.hub.try_send(Command::Changes(changes)) {
+            tracing::warn!("fan-out queue full; received changes will be read from history");
+        }
+    }
+
+    /// The broker was away: read what `route` committed meanwhile.
+    pub(crate) fn catch_up(&self, route: &'static str) {
+        let _ = self.hub.try_send(Command::CatchUp(route));
+    }
+
+    /// Whether any subscription here watches `route`.
+    pub(crate) fn watched(&self, route: &str) -> bool {
+        self.watch.watched(route)
+    }
+
+    pub(crate) fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+}
+
+/// The fan-out of one app: the hub's queue, the broker, and what starting
+/// subscriptions need. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Fanout {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    hub: mpsc::Sender<Command>,
+    broker: Arc<dyn Broker>,
+    catalog: Arc<Catalog>,
+    watch: Arc<Watch>,
+    history: Arc<dyn History>,
+    epoch: u64,
+    next_id: AtomicU64,
+}
+
+impl std::fmt::Debug for Fanout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fanout").field("routes", &self.shared.catalog.0.len()).finish()
+    }
+}
+
+impl Fanout {
+    /// Starts the hub for `db` and the routes of `catalog`, with the broker
+    /// `broker` builds, and makes `db` hand its commits here.
+    pub(crate) fn start(
+        db: &Db,
+        catalog: Catalog,
+        broker: impl FnOnce(Upstream) -> Result<Arc<dyn Broker>, Error>,
+    ) -> Result<Fanout, Error> {
+        let (hub, commands) = mpsc::channel(HUB_QUEUE);
+        let catalog = Arc::new(catalog);
+        let watch = Arc::new(Watch::default());
+        let upstream = Upstream { hub: hub.clone(), catalog: catalog.clone(), watch: watch.clone() };
+        let broker = broker(upstream)?;
+        // With another process writing, a message its broker lost is
+        // otherwise noticed only when a later change of its route arrives.
+        let sweep = broker.connects_processes().then_some(Duration::from_secs(5));
+        let history: Arc<dyn History> = Arc::new(db.clone());
+        hub::spawn(HubState::new(history.clone(), catalog.clone(), watch.clone(), sweep), commands);
+        let fanout = Fanout {
+            shared: Arc::new(Shared { hub, broker, catalog, watch, history, epoch: db.epoch(), next_id: AtomicU64::new(1) }),
+        };
+        db.set_sink(Arc::new(fanout.clone()))?;
+        Ok(fanout)
+    }
+
+    /// Subscription counts of a route in this process.
+    pub(crate) fn stats(&self, route: &str) -> RouteStats {
+        self.shared.watch.stats(route)
+    }
+
+    /// The epoch positions are numbered in.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.shared.epoch
+    }
+
+    fn next_id(&self) -> u64 {
+        self.shared.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    async fn command(&self, command: Command) {
+        if self.shared.hub.send(command).await.is_err() {
+            tracing::error!("the hub is gone");
+        }
+    }
+
+    async fn register(&self, sub: Arc<Subscription>) {
+        let (done, registered) = oneshot::channel();
+        self.command(Command::Register(sub, done)).await;
+        let _ = registered.await;
+    }
+
+    async fn start_stream(&self, route: &'static str, after: u64) {
+        let (done, started) = oneshot::channel();
+        self.command(Command::Start(route, after, done)).await;
+        let _ = started.await;
+    }
+
+    /// Ends a subscription: nothing more is queued for it from now on.
+    pub(crate) fn unsubscribe(&self, sub: Arc<Subscription>) {
+        sub.close();
+        match self.shared.hub.try_send(Command::Unregister(sub)) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(mpsc::error::TrySendError::Full(command)) => {
+                let hub = self.shared.hub.clone();
+                tokio::spawn(async move { hub.send(command).await });
+            }
+        }
+    }
+}
+
+impl CommitSink for Fanout {
+    fn committed(&self, changes: Vec<Change>) {
+        self.shared.broker.publish(&changes);
+        // On the writer's blocking thread: a full queue holds writes back.
+        if self.shared.hub.blocking_send(Command::Changes(changes)).is_err() {
+            tracing::error!("the hub is gone; changes not delivered");
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! The subscriptions of this process, grouped by effective filter.
+//!
+//! Subscriptions with the same effective filter (the client's filter ANDed
+//! with the identity's scope) share one [`Group`], so a filter is evaluated
+//! once per change however many clients hold it, and its payload is
+//! serialized once. Groups are found through the route's equality
+//! [`Index`]. The hub thread owns the registry: no locks on the hot path.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::index::{Index, Key};
+use super::subscription::{Delivery, Subscription};
+use crate::change::{Action, Change};
+use crate::filter::Filter;
+
+/// Every subscription of this process, by route.
+#[derive(Default)]
+pub(crate) struct Registry {
+    routes: HashMap<&'static str, RouteGroups>,
+    /// Subscription id → (route, group id).
+    placed: HashMap<u64, (&'static str, u64)>,
+}
+
+/// The subscription groups of one route.
+#[derive(Default)]
+struct RouteGroups {
+    groups: HashMap<u64, Group>,
+    by_filter: HashMap<String, u64>,
+    index: Index,
+    next_group: u64,
+    members: usize,
+}
+
+/// Subscriptions that share one effective filter.
+pub(crate) struct Group {
+    filter: Filter,
+    canonical: String,
+    key: Key,
+    members: Vec<Arc<Subscription>>,
+}
+
+impl Group {
+    /// The subscriptions in the group.
+    pub(crate) fn members(&self) -> &[Arc<Subscription>] {
+        &self.members
+    }
+}
+
+/// How many subscriptions and groups a route has here.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RouteStats {
+    /// Subscriptions, starting or live.
+    pub subscriptions: usize,
+    /// Distinct effective filters among them.
+    pub groups: usize,
+}
+
+impl Registry {
+    /// Adds a subscription to its route, in the group of its filter.
+    pub(crate) fn add(&mut self, sub: Arc<Subscription>) {
+        let route = sub.route();
+        let groups = self.routes.entry(route).or_default();
+        let canonical = sub.filter.canonical_key();
+        let id = match groups.by_filter.get(&canonical) {
+            Some(&id) => id,
+            None => {
+                groups.next_group += 1;
+                let id = groups.next_group;
+                let key = groups.index.insert(id, &sub.filter);
+                groups.by_filter.insert(canonical.clone(), id);
+                groups.groups.insert(id, Group { filter: sub.filter.clone(), canonical, key, members: Vec::new() });
+                id
+            }
+        };
+        self.placed.insert(sub.id, (route, id));
+        groups.members += 1;
+        groups.groups.get_mut(&id).expect("group just found").members.push(sub);
+    }
+
+    /// Removes a subscription; returns whether it was here.
+    pub(crate) fn remove(&mut self, sub: &Subscription) -> bool {
+        let Some((route, id)) = self.placed.remove(&sub.id) else { return false };
+        let Some(groups) = self.routes.get_mut(route) else { return false };
+        groups.members -= 1;
+        let group = groups.groups.get_mut(&id).expect("a placed subscription has a group");
+        group.members.retain(|m| m.id != sub.id);
+        if group.members.is_empty() {
+            let group = groups.groups.remove(&id).expect("just seen");
+            groups.by_filter.remove(&group.canonical);
+            groups.index.remove(id, group.key);
+        }
+        if groups.groups.is_empty() {
+            debug_assert!(groups.index.is_empty() && groups.by_filter.is_empty());
+            self.routes.remove(route);
+        }
+        true
+    }
+
+    /// Whether `route` has any subscription here.
+    pub(crate) fn watches(&self, route: &str) -> bool {
+        self.routes.contains_key(route)
+    }
+
+    /// Every subscription of `route`.
+    pub(crate) fn members<'a>(&'a self, route: &str) -> impl Iterator<Item = &'a Arc<Subscription>> + 'a {
+        self.routes.get(route).into_iter().flat_map(|g| g.groups.values()).flat_map(|g| g.members.iter())
+    }
+
+    /// Calls `deliver` for each group of `change.route` that the change
+    /// concerns, with the action its members are told. Only candidate groups
+    /// from the index are evaluated.
+    pub(crate) fn for_each_match(&self, change: &Change, mut deliver: impl FnMut(&Group, Action)) {
+        let Some(groups) = self.routes.get(change.route) else { return };
+        groups.index.candidates(change, |id| {
+            let group = &groups.groups[&id];
+            if let Some(action) = change.action_for(&group.filter) {
+                deliver(group, action);
+            }
+        });
+    }
+
+    /// Delivers a change to every subscription it concerns. Payloads are
+    /// serialized once per change and action, and shared.
+    pub(crate) fn fan_out(&self, change: &Change) {
+        self.for_each_match(change, |group, action| {
+            let Some(data) = change.payload(action) else { return };
+            let delivery = Delivery { pos: change.pos, action, data };
+            for member in &group.members {
+                member.deliver(&delivery);
+            }
+        });
+    }
+
+    /// The route's subscription and group counts.
+    pub(crate) fn stats(&self, route: &str) -> RouteStats {
+        self.routes
+            .get(route)
+            .map_or_else(RouteStats::default, |g| RouteStats { subscriptions: g.members, groups: g.groups.len() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fanout::subscription::tests::Recorder;
+    use crate::fanout::RouteInfo;
+    use crate::filter::FieldAccess;
+    use crate::model::{FieldDef, Model, Value};
+
+    #[allow(dead_code)]
+    #[derive(crate::Model)]
+    #[wyrm(route = "item")]
+    struct Item {
+        id: i32,
+        #[wyrm(update)]
+        list_id: i32,
+        #[wyrm(update)]
+        text: String,
+    }
+    const FIELDS: &[FieldDef] = <Item as Model>::FIELDS;
+
+    fn filter(json: serde_json::Value) -> Filter {
+        Filter::parse(FIELDS, &json, FieldAccess::Published).unwrap()
+    }
+
+    fn row(list: i64, text: &str) -> crate::model::Row {
+        vec![Value::Int(1), Value::Int(list), Value::Text(text.into())].into()
+    }
+
+    fn sub(id: u64, f: &Filter) -> Arc<Subscription> {
+        let info = RouteInfo { route: Item::ROUTE, fields: FIELDS, pk: 0 };
+        Arc::new(Subscription::new(id, info, f.clone(), Arc::new(Recorder::default())))
+    }
+
+    /// (group filter key, action) for each group a change concerns.
+    fn matches(
+        registry: &Registry,
+        old: Option<crate::model::Row>,
+        new: Option<crate::model::Row>,
+    ) -> Vec<(String, Action)> {
+        let change = Change::new(Item::ROUTE, FIELDS, 0, old, new);
+        let mut seen = Vec::new();
+        registry.for_each_match(&change, |group, action| seen.push((group.canonical.clone(), action)));
+        seen.sort_by(|a, b| a.0.cmp(&b.0));
+        seen
+    }
+
+    #[test]
+    fn index_finds_old_and_new_keys_and_unindexed_groups() {
+        let mut registry = Registry::default();
+        let on_1 = filter(serde_json::json!({"list_id": 1}));
+        let on_2 = filter(serde_json::json!({"list__id": 2, "text__startswith": "a"}));
+        let milk = filter(serde_json::json!({"text__icontains": "MILK"}));
+        for (id, f) in [&on_1, &on_2, &milk, &on_1].into_iter().enumerate() {
+            registry.add(sub(id as u64, f));
+        }
+        assert_eq!(registry.stats(Item::ROUTE), RouteStats { subscriptions: 4, groups: 3 });
+
+        // Created in list 1: the list-1 group and the unindexed text group.
+        let seen = matches(&registry, None, Some(row(1, "milk")));
+        let mut want = vec![(on_1.canonical_key(), Action::Created), (milk.canonical_key(), Action::Created)];
+        want.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(seen, want);
+
+        // Moved from list 1 to 2: left one group, entered another.
+        let seen = matches(&registry, Some(row(1, "apples")), Some(row(2, "apples")));
+        let mut want = vec![(on_1.canonical_key(), Action::Deleted), (on_2.canonical_key(), Action::Created)];
+        want.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(seen, want);
+
+        // A change in an unwatched list concerns nobody.
+        assert!(matches(&registry, Some(row(9, "x")), Some(row(9, "y"))).is_empty());
+    }
+
+    #[test]
+    fn removing_the_last_member_removes_the_group_and_the_route() {
+        let mut registry = Registry::default();
+        let f = filter(serde_json::json!({"list_id": 1}));
+        let (a, b) = (sub(1, &f), sub(2, &f));
+        registry.add(a.clone());
+        registry.add(b.clone());
+        assert!(registry.remove(&a));
+        assert!(!registry.remove(&a), "removed once");
+        assert_eq!(registry.stats(Item::ROUTE), RouteStats { subscriptions: 1, groups: 1 });
+        assert!(registry.remove(&b));
+        assert_eq!(registry.stats(Item::ROUTE), RouteStats::default());
+        assert!(!registry.watches(Item::ROUTE));
+        assert!(matches(&registry, None, Some(row(1, "x"))).is_empty());
+    }
+}

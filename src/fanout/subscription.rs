@@ -1,0 +1,350 @@
+//! One subscription's state, shared by the hub (which feeds it changes in
+//! position order) and the task that starts it (which sends its reply,
+//! catches it up from history and the buffer, and turns it live).
+//!
+//! A subscription starts *registered but not live*: the hub buffers the
+//! changes it concerns. The starting task knows the position its snapshot
+//! (or the client's resume point) accounts for, `through`; the hub knows
+//! from which position on it has fed the subscription every change, the
+//! *feed*. [`Subscription::next_step`] compares the two under the
+//! subscription's lock and says what is missing: positions before the feed
+//! come from history, positions after it from the buffer; when neither has
+//! anything left the subscription goes live, and from then on the hub
+//! queues its events directly. Nothing depends on the order in which
+//! snapshots, registrations and baselines happen to arrive.
+//!
+//! The buffer is bounded ([`START_BUFFER`]); when it overflows it is
+//! dropped and the missing positions are read from history again, which
+//! holds every one of them.
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::sink::{Outbound, Sink};
+use super::RouteInfo;
+use crate::change::{Action, Change};
+use crate::filter::Filter;
+use crate::protocol;
+
+/// How many changes a starting subscription buffers before it falls back
+/// to reading history.
+pub(crate) const START_BUFFER: usize = 1024;
+
+/// One client subscription.
+pub(crate) struct Subscription {
+    /// Unique in this process; the client names it in `unsubscribe`.
+    pub(crate) id: u64,
+    /// The route's model.
+    pub(crate) info: RouteInfo,
+    /// The effective filter (the client's, and the identity's scope).
+    pub(crate) filter: Filter,
+    pub(crate) sink: Arc<dyn Sink>,
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription").field("id", &self.id).field("route", &self.info.route).finish()
+    }
+}
+
+/// A change as one subscription is told it.
+#[derive(Debug, Clone)]
+pub(crate) struct Delivery {
+    pub(crate) pos: u64,
+    pub(crate) action: Action,
+    pub(crate) data: Arc<str>,
+}
+
+enum State {
+    Starting(Start),
+    /// Events go straight to the sink, numbered by `seq`, except those at
+    /// or before `through`, which the client already has (the hub may be
+    /// behind the history the subscription caught up from).
+    Live {
+        seq: u64,
+        through: u64,
+    },
+    /// Unsubscribed, disconnected, or ended by a gap.
+    Closed,
+}
+
+#[derive(Default)]
+struct Start {
+    /// The hub has buffered every change after this position that concerns
+    /// the subscription; `None` while the route's stream has no start yet.
+    feed: Option<u64>,
+    buffer: Vec<Delivery>,
+    /// The buffer overflowed and was dropped.
+    overflowed: bool,
+}
+
+/// What the starting task does next (see the module docs).
+#[derive(Debug)]
+pub(crate) enum Step {
+    /// The subscription was closed: stop.
+    Stop,
+    /// The route's stream has no start yet: ask the hub to start it at a
+    /// position after which every change reaches the hub (the snapshot's).
+    Baseline,
+    /// Positions after `through` may be in neither the buffer nor the
+    /// stream: read them from history, up to its head.
+    History,
+    /// Send these buffered changes (all after `through`, in order), then ask again.
+    Send(Vec<Delivery>),
+    /// The subscription is live; everything it needed was sent.
+    Live,
+}
+
+impl Subscription {
+    pub(crate) fn new(id: u64, info: RouteInfo, filter: Filter, sink: Arc<dyn Sink>) -> Self {
+        Subscription { id, info, filter, sink, state: Mutex::new(State::Starting(Start::default())) }
+    }
+
+    /// The route subscribed to.
+    pub(crate) fn route(&self) -> &'static str {
+        self.info.route
+    }
+
+    /// What this subscription is told of `change`, if anything.
+    pub(crate) fn delivery_of(&self, change: &Change) -> Option<Delivery> {
+        let action = change.action_for(&self.filter)?;
+        Some(Delivery { pos: change.pos, action, data: change.payload(action)? })
+    }
+
+    // ---- the hub's side, on the hub thread
+
+    /// Registered with the route's stream, which has delivered everything
+    /// up to `feed` already (`None`: the stream has not started).
+    pub(crate) fn fed_after(&self, feed: Option<u64>) {
+        if let State::Starting(start) = &mut *self.state.lock() {
+            start.feed = feed;
+        }
+    }
+
+    /// The route's stream started after `at`: a starting subscription that
+    /// was waiting for a start is fed from there on.
+    pub(crate) fn stream_started(&self, at: u64) {
+        if let State::Starting(start) = &mut *self.state.lock() {
+            if start.feed.is_none() {
+                start.feed = Some(at);
+            }
+        }
+    }
+
+    /// Changes of the route were lost on their way here. A live
+    /// subscription is ended with a `gap` frame (its client re-subscribes);
+    /// a starting one has announced nothing it cannot keep, so it starts
+    /// over from history, which fails it only if it needs what was lost.
+    /// Returns whether it is closed now.
+    pub(crate) fn stream_broken(&self, reason: &str) -> bool {
+        let mut state = self.state.lock();
+        match &mut *state {
+            State::Starting(start) => {
+                *start = Start::default();
+                false
+            }
+            State::Live { .. } => {
+                self.sink.push(Outbound::Frame(protocol::gap_frame(self.id, reason)));
+                *state = State::Closed;
+                true
+            }
+            State::Closed => true,
+        }
+    }
+
+    /// A change, in position order, that concerns the subscription.
+    pub(crate) fn deliver(&self, delivery: &Delivery) {
+        let mut state = self.state.lock();
+        match &mut *state {
+            State::Starting(start) if start.overflowed => {}
+            State::Starting(start) if start.buffer.len() >= START_BUFFER => {
+                start.buffer = Vec::new();
+                start.overflowed = true;
+            }
+            State::Starting(start) => start.buffer.push(delivery.clone()),
+            State::Live { through, .. } if delivery.pos <= *through => {}
+            State::Live { seq, .. } => {
+                *seq += 1;
+                let event = Outbound::Event {
+                    sub: self.id,
+                    seq: *seq,
+                    pos: delivery.pos,
+                    route: self.info.route,
+                    action: delivery.action,
+                    data: delivery.data.clone(),
+                };
+                if !self.sink.push(event) {
+                    *state = State::Closed;
+                }
+            }
+            State::Closed => {}
+        }
+    }
+
+    // ---- either side
+
+    /// Ends the subscription; nothing more is queued for it.
+    pub(crate) fn close(&self) {
+        *self.state.lock() = State::Closed;
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        matches!(*self.state.lock(), State::Closed)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn is_live(&self) -> bool {
+        matches!(*self.state.lock(), State::Live { .. })
+    }
+
+    // ---- the starting task's side
+
+    /// What to do next, for a task that has sent the client everything up
+    /// to position `through` (its snapshot, its resume point, or the last
+    /// change it sent), numbering events up to `seq`. Turns the
+    /// subscription live when nothing is missing.
+    pub(crate) fn next_step(&self, through: u64, seq: u64) -> Step {
+        let mut state = self.state.lock();
+        let State::Starting(start) = &mut *state else {
+            return match *state {
+                State::Closed => Step::Stop,
+                // Only the starting task turns a subscription live.
+                State::Live { .. } => Step::Live,
+                State::Starting(_) => unreachable!(),
+            };
+        };
+        let Some(feed) = start.feed else { return Step::Baseline };
+        if start.overflowed {
+            // Whatever the dropped buffer held is in history; what arrives
+            // from now on is buffered again.
+            start.overflowed = false;
+            return Step::History;
+        }
+        if feed > through {
+            return Step::History;
+        }
+        start.buffer.retain(|d| d.pos > through);
+        if start.buffer.is_empty() {
+            *state = State::Live { seq, through };
+            return Step::Live;
+        }
+        Step::Send(std::mem::take(&mut start.buffer))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use futures_util::future::BoxFuture;
+
+    /// A sink that keeps everything, and can be told to refuse.
+    #[derive(Default)]
+    pub(crate) struct Recorder {
+        pub(crate) frames: Mutex<Vec<String>>,
+        pub(crate) closed: std::sync::atomic::AtomicBool,
+    }
+
+    impl Recorder {
+        /// `pos N seq M` for events, `gap` for gap frames, the text otherwise.
+        pub(crate) fn take(&self) -> Vec<String> {
+            std::mem::take(&mut *self.frames.lock())
+        }
+    }
+
+    impl Sink for Recorder {
+        fn push(&self, frame: Outbound) -> bool {
+            if self.closed.load(std::sync::atomic::Ordering::Relaxed) {
+                return false;
+            }
+            let text = match frame {
+                Outbound::Event { seq, pos, action, .. } => format!("pos {pos} seq {seq} {}", action.as_str()),
+                Outbound::Frame(text) if text.contains("\"gap\"") => "gap".into(),
+                Outbound::Frame(text) => text,
+            };
+            self.frames.lock().push(text);
+            true
+        }
+
+        fn send(&self, frame: Outbound) -> BoxFuture<'_, bool> {
+            let queued = self.push(frame);
+            Box::pin(async move { queued })
+        }
+    }
+
+    fn delivery(pos: u64) -> Delivery {
+        Delivery { pos, action: Action::Created, data: Arc::from("{}") }
+    }
+
+    fn subscription(sink: Arc<Recorder>) -> Subscription {
+        let info = RouteInfo { route: "item", fields: &[], pk: 0 };
+        Subscription::new(1, info, Filter::all(), sink)
+    }
+
+    #[test]
+    fn waits_for_a_start_then_reads_history_up_to_the_feed() {
+        let sub = subscription(Arc::default());
+        sub.fed_after(None);
+        assert!(matches!(sub.next_step(5, 0), Step::Baseline));
+        sub.stream_started(8);
+        // 6..=8 were never fed: history.
+        assert!(matches!(sub.next_step(5, 0), Step::History));
+        sub.deliver(&delivery(9));
+        let Step::Send(sent) = sub.next_step(8, 0) else { panic!("expected the buffer") };
+        assert_eq!(sent.iter().map(|d| d.pos).collect::<Vec<_>>(), [9]);
+        assert!(matches!(sub.next_step(9, 1), Step::Live));
+        assert!(sub.is_live());
+    }
+
+    #[test]
+    fn drops_buffered_changes_the_client_already_has() {
+        let sink = Arc::new(Recorder::default());
+        let sub = subscription(sink.clone());
+        sub.fed_after(Some(3));
+        for pos in 4..=7 {
+            sub.deliver(&delivery(pos));
+        }
+        let Step::Send(sent) = sub.next_step(5, 0) else { panic!("expected the buffer") };
+        assert_eq!(sent.iter().map(|d| d.pos).collect::<Vec<_>>(), [6, 7]);
+        assert!(matches!(sub.next_step(7, 2), Step::Live));
+        // Live now, and behind the position it went live at: dropped.
+        sub.deliver(&delivery(7));
+        sub.deliver(&delivery(8));
+        assert_eq!(sink.take(), ["pos 8 seq 3 created"]);
+    }
+
+    #[test]
+    fn an_overflowing_buffer_falls_back_to_history() {
+        let sub = subscription(Arc::default());
+        sub.fed_after(Some(0));
+        for pos in 1..=START_BUFFER as u64 + 1 {
+            sub.deliver(&delivery(pos));
+        }
+        assert!(matches!(sub.next_step(0, 0), Step::History));
+        // Buffering again after the overflow was noticed.
+        sub.deliver(&delivery(START_BUFFER as u64 + 2));
+        let Step::Send(sent) = sub.next_step(START_BUFFER as u64 + 1, 0) else { panic!("expected the buffer") };
+        assert_eq!(sent.len(), 1);
+    }
+
+    #[test]
+    fn a_broken_stream_ends_live_subscriptions_and_restarts_starting_ones() {
+        let sink = Arc::new(Recorder::default());
+        let live = subscription(sink.clone());
+        live.fed_after(Some(0));
+        assert!(matches!(live.next_step(0, 0), Step::Live));
+        assert!(live.stream_broken("lost"));
+        assert_eq!(sink.take(), ["gap"]);
+        live.deliver(&delivery(1));
+        assert!(sink.take().is_empty());
+
+        let quiet = Arc::new(Recorder::default());
+        let starting = subscription(quiet.clone());
+        starting.fed_after(Some(0));
+        starting.deliver(&delivery(1));
+        assert!(!starting.stream_broken("lost"));
+        assert!(quiet.take().is_empty(), "no gap frame before the subscription is live");
+        assert!(matches!(starting.next_step(0, 0), Step::Baseline));
+    }
+}

@@ -1,0 +1,261 @@
+//! A [`Route`] exposes one model to clients: the standard verbs, custom
+//! verbs, and the hooks that decide what each identity may see and write.
+//!
+//! The scope is a filter like any other, so it is applied the same way to SQL
+//! reads and to every delivered change: a client never sees a row outside it,
+//! by any verb or event.
+//!
+//! - this module: the [`Route`] builder and the dispatch of a request;
+//! - `args.rs`: typed access to a request's arguments;
+//! - `verbs.rs`: the reads and writes;
+//! - `subscribe.rs`: `subscribe` and `resume`.
+
+mod args;
+mod subscribe;
+mod verbs;
+
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+
+use crate::auth::Identity;
+use crate::error::{Error, FieldErrors};
+use crate::fanout::Fanout;
+use crate::filter::{FieldAccess, Filter};
+use crate::model::Model;
+use crate::protocol::Request;
+use crate::record::{Patch, WriteAccess};
+use crate::session::Session;
+use crate::sql::{self, Dialect};
+use crate::store::{Db, Persist};
+use args::Args;
+
+type ScopeFn = Arc<dyn Fn(&Identity) -> Option<serde_json::Value> + Send + Sync>;
+type InitialFn = Arc<dyn Fn(&Identity) -> serde_json::Value + Send + Sync>;
+type ValidateFn<M> = Arc<dyn Fn(&Validation<'_, M>) -> Result<(), FieldErrors> + Send + Sync>;
+type PermissionFn = Arc<dyn Fn(&Identity, &str) -> Result<(), Error> + Send + Sync>;
+type VerbFn =
+    Arc<dyn Fn(VerbContext, serde_json::Value) -> BoxFuture<'static, Result<serde_json::Value, Error>> + Send + Sync>;
+
+/// The standard verbs.
+pub const STANDARD_VERBS: &[&str] =
+    &["get_single", "get_list", "create", "update", "delete", "subscribe", "resume", "unsubscribe"];
+
+/// What a validation hook sees: the row as it would be committed, and the
+/// row before (for an update). Returning errors rolls the write back.
+#[derive(Debug)]
+pub struct Validation<'a, M> {
+    /// Who is writing.
+    pub identity: &'a Identity,
+    /// The row before an update; `None` on create.
+    pub old: Option<&'a M>,
+    /// The row as it would be committed.
+    pub new: &'a M,
+}
+
+/// What a custom verb handler gets.
+#[derive(Debug, Clone)]
+pub struct VerbContext {
+    /// The database; writes through [`Db::write`] are published as usual.
+    pub db: Db,
+    /// Who called.
+    pub identity: Identity,
+    /// The caller's scope on this route: restrict what the verb touches to it.
+    pub scope: Filter,
+}
+
+/// Sizes a route allows.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// `get_list` page size when the client gives no `limit`.
+    pub default_page: usize,
+    /// The largest `limit` a client may ask for.
+    pub max_page: usize,
+    /// The most rows a `subscribe` snapshot may hold; larger ones are refused
+    /// with `too_many_rows` rather than silently cut.
+    pub max_snapshot: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { default_page: 100, max_page: 1000, max_snapshot: 10_000 }
+    }
+}
+
+/// One model's route.
+pub struct Route<M: Model> {
+    scope: Option<ScopeFn>,
+    initial: Option<InitialFn>,
+    validate: Option<ValidateFn<M>>,
+    permission: Option<PermissionFn>,
+    login_required: Vec<String>,
+    verbs: HashMap<String, VerbFn>,
+    limits: Limits,
+    _model: PhantomData<fn() -> M>,
+}
+
+impl<M: Model> Default for Route<M> {
+    fn default() -> Self {
+        Route {
+            scope: None,
+            initial: None,
+            validate: None,
+            permission: None,
+            login_required: Vec::new(),
+            verbs: HashMap::new(),
+            limits: Limits::default(),
+            _model: PhantomData,
+        }
+    }
+}
+
+impl<M: Persist> Route<M> {
+    /// A route for `M` under the name `M::ROUTE`, open to every connection.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Restricts what each identity may see and write, as a filter in the
+    /// same syntax clients use (and free to name unpublished fields).
+    /// Returning `None` denies the identity the whole route.
+    pub fn scope(mut self, f: impl Fn(&Identity) -> Option<serde_json::Value> + Send + Sync + 'static) -> Self {
+        self.scope = Some(Arc::new(f));
+        self
+    }
+
+    /// Server-side values set on every create, over whatever the client sent
+    /// (like SwampDragon's `get_initial`). Returns a JSON object of fields.
+    pub fn initial(mut self, f: impl Fn(&Identity) -> serde_json::Value + Send + Sync + 'static) -> Self {
+        self.initial = Some(Arc::new(f));
+        self
+    }
+
+    /// Checks a create or update before it commits; errors roll it back and
+    /// reach the client as `validation_failed` with per-field messages.
+    pub fn validate(
+        mut self,
+        f: impl Fn(&Validation<'_, M>) -> Result<(), FieldErrors> + Send + Sync + 'static,
+    ) -> Self {
+        self.validate = Some(Arc::new(f));
+        self
+    }
+
+    /// Decides per identity and verb whether a request may run.
+    pub fn permission(mut self, f: impl Fn(&Identity, &str) -> Result<(), Error> + Send + Sync + 'static) -> Self {
+        self.permission = Some(Arc::new(f));
+        self
+    }
+
+    /// These verbs answer `login_required` to anonymous identities.
+    pub fn login_required(mut self, verbs: &[&str]) -> Self {
+        self.login_required.extend(verbs.iter().map(|v| v.to_string()));
+        self
+    }
+
+    /// Adds a custom verb.
+    pub fn verb<F, Fut>(mut self, name: &str, handler: F) -> Self
+    where
+        F: Fn(VerbContext, serde_json::Value) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<serde_json::Value, Error>> + Send + 'static,
+    {
+        assert!(!STANDARD_VERBS.contains(&name), "custom verb {name:?} would shadow a standard verb");
+        self.verbs.insert(name.to_owned(), Arc::new(move |cx, args| Box::pin(handler(cx, args))));
+        self
+    }
+
+    /// Changes the page and snapshot limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    fn check_permission(&self, identity: &Identity, verb: &str) -> Result<(), Error> {
+        if identity.is_anonymous() && self.login_required.iter().any(|v| v == verb) {
+            return Err(Error::LoginRequired);
+        }
+        match &self.permission {
+            Some(permit) => permit(identity, verb),
+            None => Ok(()),
+        }
+    }
+
+    /// The identity's scope as a filter.
+    fn scope_for(&self, identity: &Identity, dialect: Dialect) -> Result<Filter, Error> {
+        let Some(scope) = &self.scope else { return Ok(Filter::all()) };
+        match scope(identity) {
+            None => Err(Error::Forbidden(format!("no access to {}", M::ROUTE))),
+            Some(json) => sql::parse_filter(M::FIELDS, &json, FieldAccess::All, dialect).map_err(|e| {
+                Error::Internal(format!("scope of route {} is not a valid filter: {}", M::ROUTE, e.summary()))
+            }),
+        }
+    }
+
+    fn initial_for(&self, identity: &Identity) -> Result<Option<Patch>, Error> {
+        let Some(initial) = &self.initial else { return Ok(None) };
+        Patch::parse(M::FIELDS, &initial(identity), WriteAccess::Server)
+            .map(Some)
+            .map_err(|e| Error::Internal(format!("initial values of route {} are invalid: {e}", M::ROUTE)))
+    }
+}
+
+/// A route with its model type erased, as the router holds it.
+pub(crate) trait RouteHandler: Send + Sync {
+    /// Runs one request. `Ok(None)` means the handler queued its reply itself.
+    fn handle<'a>(
+        &'a self,
+        db: &'a Db,
+        fanout: &'a Fanout,
+        session: &'a Session,
+        request: Request,
+    ) -> BoxFuture<'a, Result<Option<serde_json::Value>, Error>>;
+}
+
+impl<M: Persist> RouteHandler for Route<M> {
+    fn handle<'a>(
+        &'a self,
+        db: &'a Db,
+        fanout: &'a Fanout,
+        session: &'a Session,
+        request: Request,
+    ) -> BoxFuture<'a, Result<Option<serde_json::Value>, Error>> {
+        Box::pin(async move {
+            let identity = &session.identity;
+            let verb = request.verb.as_str();
+            if !STANDARD_VERBS.contains(&verb) && !self.verbs.contains_key(verb) {
+                return Err(Error::UnknownVerb { route: M::ROUTE.to_owned(), verb: verb.to_owned() });
+            }
+            self.check_permission(identity, verb)?;
+            let args = Args(&request.args);
+            if verb == "unsubscribe" {
+                args.reject_others(&["sub"])?;
+                let sub = args.count("sub")?.ok_or_else(|| Error::bad_arg("sub", "is required"))? as u64;
+                session.unsubscribe(sub)?;
+                return Ok(Some(serde_json::json!({ "sub": sub })));
+            }
+            let scope = self.scope_for(identity, db.dialect())?;
+            let data = match verb {
+                "get_single" => self.get_single(db, scope, &args).await?,
+                "get_list" => self.get_list(db, scope, &args).await?,
+                "create" => self.create(db, identity, scope, &args).await?,
+                "update" => self.update(db, identity, scope, &args).await?,
+                "delete" => self.delete(db, scope, &args).await?,
+                "subscribe" => {
+                    self.subscribe(db, fanout, session, scope, &request).await?;
+                    return Ok(None);
+                }
+                "resume" => {
+                    self.resume(db, fanout, session, scope, &request).await?;
+                    return Ok(None);
+                }
+                custom => {
+                    let handler = self.verbs[custom].clone();
+                    let cx = VerbContext { db: db.clone(), identity: identity.clone(), scope };
+                    handler(cx, request.args.clone()).await?
+                }
+            };
+            Ok(Some(data))
+        })
+    }
+}

@@ -1,0 +1,105 @@
+//! `subscribe` and `resume`: two ways into the one subscription sequence of
+//! [`crate::fanout::sequence`]. They differ only in what the client gets
+//! first: `subscribe` a snapshot of the rows at position P, then every
+//! change after P; `resume` nothing but the changes after the position the
+//! client already holds.
+
+use super::args::Args;
+use super::Route;
+use crate::error::Error;
+use crate::fanout::{Fanout, RouteInfo};
+use crate::filter::Filter;
+use crate::protocol::{self, Request};
+use crate::record;
+use crate::session::Session;
+use crate::sql::{self, quote_ident};
+use crate::store::{columns, history, load, Db, Persist};
+
+impl<M: Persist> Route<M> {
+    /// Snapshot at a known position, then every change after it: no change
+    /// is lost or doubled, whatever else subscribes meanwhile.
+    pub(super) async fn subscribe(
+        &self,
+        db: &Db,
+        fanout: &Fanout,
+        session: &Session,
+        scope: Filter,
+        request: &Request,
+    ) -> Result<(), Error> {
+        let args = Args(&request.args);
+        args.reject_others(&["filter"])?;
+        let dialect = db.dialect();
+        let filter = args.filter::<M>(dialect)?.and(scope);
+        let opening = fanout.open(RouteInfo::of::<M>(), filter.clone(), session.sink()).await;
+        let Some(sub) = session.track(opening.subscription()) else { return Ok(()) };
+        let cap = self.limits.max_snapshot;
+        let snapshot = db
+            .snapshot(M::ROUTE, move |conn| {
+                let fragment = sql::render(&filter, dialect);
+                let pk = quote_ident(M::FIELDS[M::PRIMARY_KEY].column);
+                let sql = format!(
+                    "SELECT {} FROM {} WHERE {} ORDER BY {pk} LIMIT {}",
+                    columns::<M>(),
+                    quote_ident(M::TABLE),
+                    fragment.sql,
+                    cap + 1
+                );
+                load::<M>(conn, &sql, &fragment.binds)
+            })
+            .await;
+        let (pos, rows) = match snapshot {
+            Ok((_, rows)) if rows.len() > cap => {
+                session.forget(sub);
+                return Err(Error::TooManyRows(format!("the filter matches more than {cap} rows; narrow it")));
+            }
+            Ok(found) => found,
+            Err(e) => {
+                session.forget(sub);
+                return Err(e);
+            }
+        };
+        let rows: Vec<_> = rows.iter().map(|r| record::published(M::FIELDS, &r.to_row())).collect();
+        let reply = protocol::ok_reply(
+            &request.id,
+            serde_json::json!({ "sub": sub, "epoch": fanout.epoch(), "pos": pos, "rows": rows }),
+        );
+        opening.start(reply, pos, pos).await;
+        Ok(())
+    }
+
+    /// Picks a subscription up where a client left it: every change after
+    /// its position `pos` that concerns its filter, streamed from history
+    /// with backpressure, then live. `cannot_resume` when the epoch differs,
+    /// the position is ahead of the route, or history no longer reaches back
+    /// to it; the client then subscribes afresh.
+    pub(super) async fn resume(
+        &self,
+        db: &Db,
+        fanout: &Fanout,
+        session: &Session,
+        scope: Filter,
+        request: &Request,
+    ) -> Result<(), Error> {
+        let args = Args(&request.args);
+        args.reject_others(&["filter", "epoch", "pos"])?;
+        let filter = args.filter::<M>(db.dialect())?.and(scope);
+        let epoch = args.count("epoch")?.ok_or_else(|| Error::bad_arg("epoch", "is required"))? as u64;
+        let after = args.count("pos")?.ok_or_else(|| Error::bad_arg("pos", "is required"))? as u64;
+        if epoch != fanout.epoch() {
+            return Err(Error::CannotResume("the position belongs to another epoch (the database was reset)".into()));
+        }
+        let opening = fanout.open(RouteInfo::of::<M>(), filter, session.sink()).await;
+        let Some(sub) = session.track(opening.subscription()) else { return Ok(()) };
+        let checked = db.snapshot(M::ROUTE, move |conn| history::reaches(conn, M::ROUTE, after)).await;
+        let head = match checked {
+            Ok((head, _)) if after > head => Err(Error::CannotResume(format!("position {after} is ahead of {head}"))),
+            Ok((_, false)) => Err(Error::CannotResume(format!("history no longer reaches back to {}", after + 1))),
+            Ok((head, true)) => Ok(head),
+            Err(e) => Err(e),
+        };
+        let head = head.inspect_err(|_| session.forget(sub))?;
+        let reply = protocol::ok_reply(&request.id, serde_json::json!({ "sub": sub, "epoch": epoch, "pos": after }));
+        opening.start(reply, after, head).await;
+        Ok(())
+    }
+}

@@ -1,0 +1,226 @@
+//! Write transactions: [`WriteTx`], the save API of verbs and server code
+//! alike, which records every row it changes so the commit can publish it.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use super::conn::{Conn, Persist};
+use super::positions;
+use super::query::{columns, get_by_id, load, select, server_filter_for, Lock};
+use crate::change::Change;
+use crate::error::Error;
+use crate::model::{Model, Value};
+use crate::record::{Patch, WriteAccess};
+use crate::sql::{quote_ident, Bind, Dialect};
+
+/// A write transaction. Every write made through it is published after
+/// commit; writes made with raw SQL on [`WriteTx::connection`] are not.
+pub struct WriteTx<'a> {
+    conn: &'a mut Conn,
+    changes: Vec<Change>,
+}
+
+/// Runs `f` in a write transaction on `conn`; on success, numbers its
+/// changes, keeps them in the history and commits. Returns the value and
+/// the committed changes (for the caller to publish); on failure or panic,
+/// rolls back and returns the error.
+pub(super) fn transaction<T, E, F>(conn: &mut Conn, f: F) -> Result<(T, Vec<Change>), E>
+where
+    F: FnOnce(&mut WriteTx<'_>) -> Result<T, E>,
+    E: From<Error>,
+{
+    // SQLite: take the write lock now, not at the first write, so a reader's
+    // snapshot cannot make this transaction fail with BUSY halfway.
+    // PostgreSQL locks rows as it writes them.
+    let begin = match conn.dialect() {
+        Dialect::Sqlite => "BEGIN IMMEDIATE",
+        Dialect::Postgres => "BEGIN",
+    };
+    conn.begin(begin).map_err(Error::from)?;
+    let mut tx = WriteTx { conn, changes: Vec::new() };
+    let outcome = catch_unwind(AssertUnwindSafe(|| f(&mut tx)));
+    let WriteTx { conn, mut changes } = tx;
+    let value = match outcome {
+        Ok(Ok(value)) => value,
+        Ok(Err(e)) => {
+            conn.rollback();
+            return Err(e);
+        }
+        Err(panic) => {
+            conn.rollback();
+            let what = panic_message(&*panic);
+            tracing::error!(panic = %what, "write transaction panicked; rolled back");
+            return Err(Error::Internal(format!("panic in write transaction: {what}")).into());
+        }
+    };
+    // Number the changes and keep them in history inside the transaction,
+    // so positions follow commit order per route and a rollback consumes none.
+    if let Err(e) = positions::number(conn, &mut changes) {
+        conn.rollback();
+        return Err(e.into());
+    }
+    if let Err(e) = conn.commit() {
+        conn.rollback();
+        return Err(Error::from(e).into());
+    }
+    Ok((value, changes))
+}
+
+/// The text of a panic payload.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+impl WriteTx<'_> {
+    /// The transaction's connection, for queries wyrmhole does not know
+    /// about: match on the [`Conn`] to reach Diesel's SQLite or PostgreSQL
+    /// connection. Changes made this way are not published.
+    pub fn connection(&mut self) -> &mut Conn {
+        self.conn
+    }
+
+    /// The SQL dialect of the transaction's database.
+    pub fn dialect(&self) -> Dialect {
+        self.conn.dialect()
+    }
+
+    /// Reads the rows matching a filter (in the client filter syntax, free
+    /// to name unpublished fields), ordered by primary key.
+    pub fn select<M: Persist>(&mut self, filter: &serde_json::Value) -> Result<Vec<M>, Error> {
+        let filter = server_filter_for::<M>(filter, self.dialect())?;
+        select::<M>(self.conn, &filter)
+    }
+
+    /// Reads one row by primary key.
+    pub fn get<M: Persist>(&mut self, id: impl Into<Value>) -> Result<Option<M>, Error> {
+        get_by_id::<M>(self.conn, &id.into(), None, Lock::No)
+    }
+
+    /// Inserts a row from JSON field values. Server code may set any field.
+    pub fn insert<M: Persist>(&mut self, data: &serde_json::Value) -> Result<M, Error> {
+        let patch = Patch::parse(M::FIELDS, data, WriteAccess::Server)?;
+        self.insert_patch(&patch)
+    }
+
+    /// Inserts a row from checked values.
+    pub fn insert_patch<M: Persist>(&mut self, patch: &Patch) -> Result<M, Error> {
+        self.check_storable::<M>(patch)?;
+        let (names, binds) = bind_patch::<M>(patch);
+        let sql = if names.is_empty() {
+            format!("INSERT INTO {} DEFAULT VALUES RETURNING {}", quote_ident(M::TABLE), columns::<M>())
+        } else {
+            let marks = vec!["?"; names.len()].join(", ");
+            format!(
+                "INSERT INTO {} ({}) VALUES ({marks}) RETURNING {}",
+                quote_ident(M::TABLE),
+                names.join(", "),
+                columns::<M>()
+            )
+        };
+        let new = one::<M>(load(self.conn, &sql, &binds)?)?;
+        self.record::<M>(None, Some(&new));
+        Ok(new)
+    }
+
+    /// Updates some fields of a row from JSON. `Ok(None)` if there is no such row.
+    pub fn update<M: Persist>(&mut self, id: impl Into<Value>, data: &serde_json::Value) -> Result<Option<M>, Error> {
+        let patch = Patch::parse(M::FIELDS, data, WriteAccess::Server)?;
+        Ok(self.update_patch::<M>(&id.into(), &patch)?.map(|(_, new)| new))
+    }
+
+    /// Writes every field of `item` to its row (by primary key).
+    pub fn save<M: Persist>(&mut self, item: &M) -> Result<Option<M>, Error> {
+        let id = item.field(M::PRIMARY_KEY).to_owned();
+        let patch = Patch::from_row(M::FIELDS, &item.to_row());
+        Ok(self.update_patch::<M>(&id, &patch)?.map(|(_, new)| new))
+    }
+
+    /// Applies checked values to a row; returns the row before and after.
+    pub fn update_patch<M: Persist>(&mut self, id: &Value, patch: &Patch) -> Result<Option<(M, M)>, Error> {
+        // Locked, so the row published as "before" is the one this update
+        // replaces even if a writer outside wyrmhole changes it meanwhile.
+        let Some(old) = get_by_id::<M>(self.conn, id, None, Lock::ForUpdate)? else { return Ok(None) };
+        self.update_locked(old, patch).map(Some)
+    }
+
+    /// Applies checked values to a row the caller read, locked, in this
+    /// transaction (a verb that checked its scope first).
+    pub(crate) fn update_locked<M: Persist>(&mut self, old: M, patch: &Patch) -> Result<(M, M), Error> {
+        self.check_storable::<M>(patch)?;
+        let id = old.field(M::PRIMARY_KEY).to_owned();
+        if patch.is_empty() {
+            let same = get_by_id::<M>(self.conn, &id, None, Lock::No)?.ok_or_else(vanished)?;
+            return Ok((old, same));
+        }
+        let (names, mut binds) = bind_patch::<M>(patch);
+        let sets = names.iter().map(|n| format!("{n} = ?")).collect::<Vec<_>>().join(", ");
+        let pk = &M::FIELDS[M::PRIMARY_KEY];
+        binds.push(Bind { value: id, ty: pk.ty });
+        let sql = format!(
+            "UPDATE {} SET {sets} WHERE {} = ? RETURNING {}",
+            quote_ident(M::TABLE),
+            quote_ident(pk.column),
+            columns::<M>()
+        );
+        let new = one::<M>(load(self.conn, &sql, &binds)?)?;
+        self.record::<M>(Some(&old), Some(&new));
+        Ok((old, new))
+    }
+
+    /// Deletes a row by primary key; returns it, or `None` if there was none.
+    pub fn delete<M: Persist>(&mut self, id: impl Into<Value>) -> Result<Option<M>, Error> {
+        let pk = &M::FIELDS[M::PRIMARY_KEY];
+        let sql = format!(
+            "DELETE FROM {} WHERE {} = ? RETURNING {}",
+            quote_ident(M::TABLE),
+            quote_ident(pk.column),
+            columns::<M>()
+        );
+        let old = load::<M>(self.conn, &sql, &[Bind { value: id.into(), ty: pk.ty }])?.pop();
+        if let Some(old) = &old {
+            self.record::<M>(Some(old), None);
+        }
+        Ok(old)
+    }
+
+    /// Reads one row by primary key within `scope`, locked for the rest of
+    /// the transaction: what a verb checks before it writes.
+    pub(crate) fn get_in_scope<M: Persist>(
+        &mut self,
+        id: &Value,
+        scope: &crate::filter::Filter,
+    ) -> Result<Option<M>, Error> {
+        get_by_id::<M>(self.conn, id, Some(scope), Lock::ForUpdate)
+    }
+
+    /// Refuses values this database cannot store (NUL in PostgreSQL text).
+    fn check_storable<M: Model>(&self, patch: &Patch) -> Result<(), Error> {
+        if self.dialect().allows_nul() {
+            return Ok(());
+        }
+        patch.check_no_nul(M::FIELDS)
+    }
+
+    fn record<M: Model>(&mut self, old: Option<&M>, new: Option<&M>) {
+        self.changes.push(Change::new(M::ROUTE, M::FIELDS, M::PRIMARY_KEY, old.map(M::to_row), new.map(M::to_row)));
+    }
+}
+
+fn vanished() -> Error {
+    Error::Internal("row vanished inside its own transaction".into())
+}
+
+fn one<M>(mut rows: Vec<M>) -> Result<M, Error> {
+    rows.pop().ok_or_else(vanished)
+}
+
+fn bind_patch<M: Model>(patch: &Patch) -> (Vec<String>, Vec<Bind>) {
+    patch
+        .values()
+        .iter()
+        .map(|(i, v)| (quote_ident(M::FIELDS[*i].column), Bind { value: v.clone(), ty: M::FIELDS[*i].ty }))
+        .unzip()
+}
