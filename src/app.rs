@@ -117,19 +117,14 @@ impl Builder {
         let redis = self.redis.clone();
         let fanout = Fanout::start(&self.db, self.catalog, move |upstream| -> Result<Arc<dyn Broker>, Error> {
             Ok(match redis {
-                Some(url) => Arc::new(
-                    RedisBroker::start(&url, upstream).map_err(|e| Error::Internal(format!("redis: {e}")))?,
-                ),
+                Some(url) => {
+                    Arc::new(RedisBroker::start(&url, upstream).map_err(|e| Error::Internal(format!("redis: {e}")))?)
+                }
                 None => Arc::new(InProcess),
             })
         })?;
-        let router = Router {
-            db: self.db,
-            fanout,
-            routes: self.routes,
-            auth: self.auth,
-            allow_anonymous: self.allow_anonymous,
-        };
+        let router =
+            Router { db: self.db, fanout, routes: self.routes, auth: self.auth, allow_anonymous: self.allow_anonymous };
         let core = AppCore {
             router,
             config: self.config,

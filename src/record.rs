@@ -245,7 +245,8 @@ mod tests {
             value: f64,
         }
         let fields = <Measure as crate::Model>::FIELDS;
-        let diff = |a: f64, b: f64| changed(fields, 0, &[Value::Int(1), Value::Float(a)], &[Value::Int(1), Value::Float(b)]);
+        let diff =
+            |a: f64, b: f64| changed(fields, 0, &[Value::Int(1), Value::Float(a)], &[Value::Int(1), Value::Float(b)]);
         assert_eq!(diff(0.0, -0.0), Some(serde_json::json!({"id": 1, "value": -0.0})));
         assert!(diff(-0.0, 0.0).is_some());
         assert_eq!(diff(1.5, 1.5), None);

@@ -24,9 +24,9 @@ use proptest::sample::{select, Index};
 use proptest::test_runner::TestRunner;
 use serde_json::json;
 use wyrmhole::filter::fold::fold_case;
+use wyrmhole::filter::{FieldAccess, Lookup};
 use wyrmhole::sql::fold::register_sqlite_functions;
 use wyrmhole::sql::{bind_all, quote_ident, Bind, Dialect};
-use wyrmhole::filter::{FieldAccess, Lookup};
 use wyrmhole::{FieldDef, FieldType, Filter, Value};
 
 const fn field(name: &'static str, column: &'static str, ty: FieldType, nullable: bool) -> FieldDef {
@@ -501,7 +501,7 @@ fn setup(db: &mut Db, rows: &mut [Vec<Value>]) {
 }
 
 fn sql_ids(db: &mut Db, filter: &Filter) -> Result<Vec<i64>, String> {
-    let fragment = wyrmhole::sql::render(&filter, db.dialect());
+    let fragment = wyrmhole::sql::render(filter, db.dialect());
     let sql = format!("SELECT id FROM items WHERE {} ORDER BY id", fragment.sql);
     let ids: Vec<Id> = db.load(&sql, &fragment.binds)?;
     Ok(ids.into_iter().map(|r| i64::from(r.id)).collect())
@@ -534,7 +534,13 @@ fn sql_and_memory_agree() {
                 .unwrap_or_else(|e| panic!("generated filter {json} is invalid: {e:?}"));
             let in_sql = sql_ids(db, &filter).map_err(TestCaseError::fail)?;
             let in_memory = memory_ids(&rows, &filter);
-            prop_assert_eq!(&in_sql, &in_memory, "filter {} as SQL {:?}", json, wyrmhole::sql::render(&filter, db.dialect()).sql);
+            prop_assert_eq!(
+                &in_sql,
+                &in_memory,
+                "filter {} as SQL {:?}",
+                json,
+                wyrmhole::sql::render(&filter, db.dialect()).sql
+            );
         }
         Ok(())
     });

@@ -75,7 +75,9 @@ async fn simultaneous_first_subscribers_lose_nothing() {
         .db
         .write(|tx| {
             for i in 0..1500 {
-                tx.insert::<TodoItem>(&json!({"list_id": 4 + i % 50, "text": format!("seed {i} {}", "x".repeat(100)), "done": false}))?;
+                tx.insert::<TodoItem>(
+                    &json!({"list_id": 4 + i % 50, "text": format!("seed {i} {}", "x".repeat(100)), "done": false}),
+                )?;
             }
             Ok::<_, Error>(())
         })
@@ -85,8 +87,9 @@ async fn simultaneous_first_subscribers_lose_nothing() {
     let mut checked = 0;
     for round in 0..ROUNDS {
         let stop = Arc::new(AtomicBool::new(false));
-        let writers: Vec<_> =
-            (0..3).map(|w| tokio::spawn(writer(server.db.clone(), (round * 10 + w) as u64 + 1, stop.clone()))).collect();
+        let writers: Vec<_> = (0..3)
+            .map(|w| tokio::spawn(writer(server.db.clone(), (round * 10 + w) as u64 + 1, stop.clone())))
+            .collect();
         tokio::time::sleep(Duration::from_millis(30)).await;
         // Everyone subscribes at once; the larger filters come first, so
         // their (slower) snapshots tend to finish last.

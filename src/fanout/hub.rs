@@ -6,8 +6,8 @@
 //! subscriptions asking for a stream's start all arrive as [`Command`]s on
 //! one bounded queue and are applied one at a time, so each decision about
 //! a route sees one consistent state. The hub fills holes in a stream from
-//! history after [`GAP_TIMEOUT`]; when history cannot, the route's live
-//! subscriptions end with a `gap` frame and starting ones start over.
+//! history after [`GAP_TIMEOUT`]; what history no longer has is skipped, and
+//! the live subscriptions that needed it end with a `gap` frame.
 //!
 //! The queue holds [`HUB_QUEUE`] commands. At the bound, the writer that
 //! commits waits (backpressure on writes), a subscription waits, and the
@@ -32,6 +32,13 @@ pub(crate) const GAP_TIMEOUT: Duration = Duration::from_millis(500);
 pub(crate) const HUB_QUEUE: usize = 8192;
 /// History entries read per query when filling a hole or catching up.
 pub(crate) const HISTORY_PAGE: usize = 1024;
+
+/// History read back: the changes, and the last position history no
+/// longer has, if it skipped any.
+struct Read {
+    changes: Vec<Change>,
+    lost: Option<u64>,
+}
 
 /// What the hub is asked to do.
 pub(crate) enum Command {
@@ -146,7 +153,7 @@ impl HubState {
             self.registry.fan_out(&change);
         }
         stream.settle(Instant::now());
-        if stream.needs_repair(Instant::now(), GAP_TIMEOUT) && stream.pending() > super::stream::MAX_PENDING {
+        if stream.delivered().is_some() && stream.pending() > super::stream::MAX_PENDING {
             self.repair(route);
         }
     }
@@ -171,24 +178,13 @@ impl HubState {
         }
     }
 
-    /// Fills the route's first hole from history, or, when history no
-    /// longer has it, ends the stream.
+    /// Fills the route's holes from history; what history no longer has
+    /// is skipped (see [`HubState::skip`]).
     fn repair(&mut self, route: &'static str) {
         while let Some((from, to)) = self.streams.get(route).and_then(Stream::hole) {
             let limit = usize::try_from(to - from + 1).unwrap_or(usize::MAX).min(HISTORY_PAGE);
-            match self.read(route, from - 1, limit) {
-                Ok(Some(changes)) if changes.first().is_some_and(|c| c.pos == from) => {
-                    let stream = self.streams.get_mut(route).expect("checked above");
-                    changes.into_iter().filter(|c| c.pos <= to).for_each(|c| {
-                        stream.offer(c);
-                    });
-                    self.drain(route);
-                }
-                Ok(_) => {
-                    tracing::warn!(route, from, to, "changes lost; subscribers must resync");
-                    self.break_stream(route, &format!("changes {from} to {to} of {route} were lost"));
-                    return;
-                }
+            let read = match self.read(route, from - 1, limit) {
+                Ok(read) => read,
                 Err(e) => {
                     // Not a loss: the database may be restarting. Try again later.
                     tracing::warn!(route, error = %e, "reading change history failed; retrying");
@@ -197,7 +193,20 @@ impl HubState {
                     }
                     return;
                 }
+            };
+            let filled = read.changes.first().is_some_and(|c| c.pos == from);
+            if let Some(lost) = read.lost {
+                self.skip(route, lost.min(to), &format!("changes {from} to {} of {route} were lost", lost.min(to)));
+            } else if !filled {
+                // History ends before changes this process holds: the
+                // database is not the one they were numbered in.
+                self.skip(route, to, &format!("changes {from} to {to} of {route} are not in this database"));
             }
+            let Some(stream) = self.streams.get_mut(route) else { return };
+            read.changes.into_iter().filter(|c| c.pos <= to).for_each(|c| {
+                stream.offer(c);
+            });
+            self.drain(route);
         }
     }
 
@@ -207,16 +216,15 @@ impl HubState {
         for _ in 0..pages {
             let Some(after) = self.streams.get(route).and_then(Stream::delivered) else { return };
             match self.read(route, after, HISTORY_PAGE) {
-                Ok(Some(changes)) => {
-                    let full = changes.len() == HISTORY_PAGE;
-                    self.changes(changes);
+                Ok(read) => {
+                    let full = read.changes.len() == HISTORY_PAGE;
+                    if let Some(lost) = read.lost {
+                        self.skip(route, lost, &format!("changes of {route} after {after} are no longer kept"));
+                    }
+                    self.changes(read.changes);
                     if !full {
                         return;
                     }
-                }
-                Ok(None) => {
-                    self.break_stream(route, &format!("changes of {route} after {after} are no longer kept"));
-                    return;
                 }
                 Err(e) => {
                     tracing::warn!(route, error = %e, "catching up from history failed; retrying later");
@@ -226,35 +234,41 @@ impl HubState {
         }
     }
 
-    /// History entries decoded; `Ok(None)` when history no longer reaches
-    /// back (or holds something this process cannot decode).
-    fn read(&self, route: &'static str, after: u64, limit: usize) -> Result<Option<Vec<Change>>, crate::Error> {
-        let Some(page) = self.history.page(route, after, limit)? else { return Ok(None) };
-        let mut changes = Vec::with_capacity(page.entries.len());
+    /// History after `after`, decoded, and the last position it no longer
+    /// has (or holds something this process cannot decode), if any.
+    fn read(&self, route: &'static str, after: u64, limit: usize) -> Result<Read, crate::Error> {
+        let page = self.history.page(route, after, limit)?;
+        let mut read = Read { changes: Vec::with_capacity(page.entries.len()), lost: page.lost_after(after) };
         for (pos, body) in &page.entries {
             match self.catalog.decode_body(route, body) {
-                Ok(change) => changes.push(change),
+                Ok(change) => read.changes.push(change),
                 Err(e) => {
                     tracing::error!(route, pos, error = %e, "undecodable history entry");
-                    return Ok(None);
+                    read.changes.clear();
+                    read.lost = Some(*pos);
+                    break;
                 }
             }
         }
-        Ok(Some(changes))
+        Ok(read)
     }
 
-    /// Changes of `route` were lost: live subscriptions end with a `gap`
-    /// frame, starting ones start over, and the stream waits for a new start.
-    fn break_stream(&mut self, route: &'static str, reason: &str) {
+    /// Changes of `route` up to `through` were lost on their way here and
+    /// history no longer has them: the stream goes on after them, live
+    /// subscriptions that needed them end with a `gap` frame (their clients
+    /// re-subscribe), starting ones go on (see [`Subscription::stream_skipped`]).
+    fn skip(&mut self, route: &'static str, through: u64, reason: &str) {
         let Some(stream) = self.streams.get_mut(route) else { return };
-        stream.reset();
+        tracing::warn!(route, through, reason, "changes lost; subscribers that needed them must resync");
+        stream.skip_to(through);
         let ended: Vec<Arc<Subscription>> =
-            self.registry.members(route).filter(|sub| sub.stream_broken(reason)).cloned().collect();
+            self.registry.members(route).filter(|sub| sub.stream_skipped(through, reason)).cloned().collect();
         for sub in ended {
             self.registry.remove(&sub);
         }
         self.forget_if_unwatched(route);
         self.publish_stats(route);
+        self.drain(route);
     }
 
     fn forget_if_unwatched(&mut self, route: &'static str) {

@@ -17,6 +17,8 @@ pub(crate) mod hub;
 pub(crate) mod index;
 pub(crate) mod registry;
 pub(crate) mod sequence;
+#[cfg(test)]
+mod simulation;
 pub(crate) mod sink;
 pub(crate) mod stream;
 pub(crate) mod subscription;
@@ -60,14 +62,13 @@ pub(crate) trait Broker: Send + Sync + 'static {
 
 /// Where missing changes are read back from: the store's history.
 pub(crate) trait History: Send + Sync + 'static {
-    /// Up to `limit` consecutive history entries of `route` after `after`,
-    /// with the route's head; `None` when history no longer reaches back.
-    /// May block.
-    fn page(&self, route: &'static str, after: u64, limit: usize) -> Result<Option<Page>, Error>;
+    /// Up to `limit` consecutive history entries of `route` after `after`
+    /// (from the first one still kept), with the route's head. May block.
+    fn page(&self, route: &'static str, after: u64, limit: usize) -> Result<Page, Error>;
 }
 
 impl History for Db {
-    fn page(&self, route: &'static str, after: u64, limit: usize) -> Result<Option<Page>, Error> {
+    fn page(&self, route: &'static str, after: u64, limit: usize) -> Result<Page, Error> {
         self.history_blocking(route, after, limit)
     }
 }
@@ -210,7 +211,15 @@ impl Fanout {
         let history: Arc<dyn History> = Arc::new(db.clone());
         hub::spawn(HubState::new(history.clone(), catalog.clone(), watch.clone(), sweep), commands);
         let fanout = Fanout {
-            shared: Arc::new(Shared { hub, broker, catalog, watch, history, epoch: db.epoch(), next_id: AtomicU64::new(1) }),
+            shared: Arc::new(Shared {
+                hub,
+                broker,
+                catalog,
+                watch,
+                history,
+                epoch: db.epoch(),
+                next_id: AtomicU64::new(1),
+            }),
         };
         db.set_sink(Arc::new(fanout.clone()))?;
         Ok(fanout)

@@ -18,14 +18,16 @@
 //! before it starts (the snapshot failed, the request was refused) removes
 //! the subscription.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::sink::{Outbound, Sink};
-use super::subscription::{Step, Subscription};
-use super::{Fanout, RouteInfo};
+use super::subscription::{Delivery, Step, Subscription};
+use super::{Catalog, Fanout, RouteInfo};
 use crate::filter::Filter;
 use crate::protocol;
+use crate::store::history::Page;
 
 /// History entries read and streamed per query while catching up.
 const CATCH_UP_PAGE: usize = 256;
@@ -92,69 +94,132 @@ impl Drop for Opening {
 
 /// Sends the subscription everything after `through` that the client is
 /// missing, until it is live. `Err` when history no longer has what it needs.
-async fn catch_up(fanout: &Fanout, sub: &Arc<Subscription>, mut through: u64, fence: u64) -> Result<(), String> {
-    let mut seq = 0;
+async fn catch_up(fanout: &Fanout, sub: &Arc<Subscription>, through: u64, fence: u64) -> Result<(), String> {
+    let mut catching = CatchUp::new(through, fence);
     loop {
-        match sub.next_step(through, seq) {
-            Step::Stop | Step::Live => return Ok(()),
-            Step::Baseline => fanout.start_stream(sub.route(), fence).await,
-            Step::Send(deliveries) => {
-                for d in deliveries {
-                    seq += 1;
-                    if !send(sub, seq, d.pos, d.action, d.data).await {
-                        return Ok(());
-                    }
-                    through = d.pos;
-                }
-            }
-            Step::History => {
-                if !replay_history(fanout, sub, &mut through, &mut seq).await? {
+        match catching.next(sub) {
+            Action::Done => return Ok(()),
+            Action::Send(seq, d) => {
+                let event = Outbound::Event {
+                    sub: sub.id,
+                    seq,
+                    pos: d.pos,
+                    route: sub.route(),
+                    action: d.action,
+                    data: d.data,
+                };
+                if !sub.sink.send(event).await {
                     return Ok(());
                 }
             }
+            Action::StartStream(fence) => fanout.start_stream(sub.route(), fence).await,
+            Action::ReadHistory(after) => {
+                let page = read_history(fanout, sub.route(), after).await?;
+                catching.history(sub, &fanout.shared.catalog, after, &page)?;
+            }
         }
     }
 }
 
-async fn send(sub: &Subscription, seq: u64, pos: u64, action: crate::change::Action, data: Arc<str>) -> bool {
-    let event = Outbound::Event { sub: sub.id, seq, pos, route: sub.route(), action, data };
-    sub.sink.send(event).await
+/// The catching-up of one subscription as a state machine without I/O:
+/// [`CatchUp::next`] says what to do, the caller does it (and hands history
+/// pages back through [`CatchUp::history`]). The async driver above and the
+/// deterministic simulation in the tests run the same machine.
+pub(crate) struct CatchUp {
+    /// Everything up to here is accounted for (sent, or queued below).
+    through: u64,
+    /// Where the route's stream may start (see [`Opening::start`]).
+    fence: u64,
+    /// The last sequence number used.
+    seq: u64,
+    /// Events to send, and positions accounted for without one.
+    queue: VecDeque<Queued>,
+    /// A history read stopped short of the head: read on before asking the
+    /// subscription again.
+    more_history: bool,
 }
 
-/// Streams the history after `through` up to its head, with backpressure.
-/// `Ok(false)` if the connection went away meanwhile.
-async fn replay_history(fanout: &Fanout, sub: &Arc<Subscription>, through: &mut u64, seq: &mut u64) -> Result<bool, String> {
-    loop {
-        let page = read_history(fanout, sub.route(), *through).await?;
-        let after = *through;
+enum Queued {
+    Event(Delivery),
+    Through(u64),
+}
+
+/// What the catching-up task does next.
+#[derive(Debug)]
+pub(crate) enum Action {
+    /// Queue this event (sequence number, change) with backpressure.
+    Send(u64, Delivery),
+    /// Ask the hub to start the route's stream after this position.
+    StartStream(u64),
+    /// Read history after this position and hand it to [`CatchUp::history`].
+    ReadHistory(u64),
+    /// Live, or closed: nothing more to do.
+    Done,
+}
+
+impl CatchUp {
+    pub(crate) fn new(through: u64, fence: u64) -> Self {
+        CatchUp { through, fence, seq: 0, queue: VecDeque::new(), more_history: false }
+    }
+
+    pub(crate) fn next(&mut self, sub: &Subscription) -> Action {
+        loop {
+            match self.queue.pop_front() {
+                Some(Queued::Event(d)) => {
+                    self.seq += 1;
+                    self.through = d.pos;
+                    return Action::Send(self.seq, d);
+                }
+                Some(Queued::Through(pos)) => {
+                    self.through = pos;
+                    continue;
+                }
+                None if self.more_history => return Action::ReadHistory(self.through),
+                None => {}
+            }
+            match sub.next_step(self.through, self.seq) {
+                Step::Stop | Step::Live => return Action::Done,
+                Step::Baseline => return Action::StartStream(self.fence),
+                Step::History => {
+                    self.more_history = true;
+                    return Action::ReadHistory(self.through);
+                }
+                Step::Send(deliveries) => self.queue.extend(deliveries.into_iter().map(Queued::Event)),
+            }
+        }
+    }
+
+    /// A page of history read after `after`: queues what concerns the
+    /// subscription. `Err` if an entry cannot be decoded.
+    pub(crate) fn history(
+        &mut self,
+        sub: &Subscription,
+        catalog: &Catalog,
+        after: u64,
+        page: &Page,
+    ) -> Result<(), String> {
         for (pos, body) in &page.entries {
-            let change = fanout
-                .shared
-                .catalog
+            let change = catalog
                 .decode_body(sub.route(), body)
                 .map_err(|e| format!("history entry {pos} of {} is unreadable: {e}", sub.route()))?;
-            if let Some(d) = sub.delivery_of(&change) {
-                *seq += 1;
-                if !send(sub, *seq, d.pos, d.action, d.data).await {
-                    return Ok(false);
-                }
-            }
-            *through = *pos;
+            self.queue.push_back(match sub.delivery_of(&change) {
+                Some(d) => Queued::Event(d),
+                None => Queued::Through(*pos),
+            });
         }
-        if page.reaches_head(after) || sub.is_closed() {
-            return Ok(true);
-        }
+        self.more_history = !page.reaches_head(after);
+        Ok(())
     }
 }
 
-async fn read_history(fanout: &Fanout, route: &'static str, after: u64) -> Result<crate::store::history::Page, String> {
+async fn read_history(fanout: &Fanout, route: &'static str, after: u64) -> Result<Page, String> {
     let mut attempt = 0;
     loop {
         let history = fanout.shared.history.clone();
         let read = tokio::task::spawn_blocking(move || history.page(route, after, CATCH_UP_PAGE)).await;
         match read {
-            Ok(Ok(Some(page))) => return Ok(page),
-            Ok(Ok(None)) => return Err(format!("changes of {route} after {after} are no longer kept")),
+            Ok(Ok(page)) if page.continues(after) => return Ok(page),
+            Ok(Ok(_)) => return Err(format!("changes of {route} after {after} are no longer kept")),
             Ok(Err(e)) if attempt + 1 < HISTORY_ATTEMPTS => {
                 attempt += 1;
                 tracing::warn!(route, error = %e, attempt, "reading history failed; retrying");

@@ -49,9 +49,15 @@ impl Stream {
         true
     }
 
-    /// Forgets everything, start included (after a loss).
-    pub(crate) fn reset(&mut self) {
-        *self = Stream::default();
+    /// Goes on after `through`: positions up to it are lost (history no
+    /// longer has them), so the stream stops waiting for them.
+    pub(crate) fn skip_to(&mut self, through: u64) {
+        if self.next.is_some_and(|next| next > through) {
+            return;
+        }
+        self.next = Some(through + 1);
+        self.pending = self.pending.split_off(&(through + 1));
+        self.waiting_since = None;
     }
 
     /// A committed change, in any order. Returns false if it was dropped as

@@ -133,18 +133,21 @@ impl Subscription {
         }
     }
 
-    /// Changes of the route were lost on their way here. A live
-    /// subscription is ended with a `gap` frame (its client re-subscribes);
-    /// a starting one has announced nothing it cannot keep, so it starts
-    /// over from history, which fails it only if it needs what was lost.
-    /// Returns whether it is closed now.
-    pub(crate) fn stream_broken(&self, reason: &str) -> bool {
+    /// The route's stream skipped positions up to `through`: they were lost
+    /// on their way here and history no longer has them. A live
+    /// subscription that needed them ends with a `gap` frame (its client
+    /// re-subscribes); a starting one has announced nothing it cannot keep,
+    /// so it just knows it is fed from there on, and fails only if it
+    /// needs what was lost. Returns whether it is closed now.
+    pub(crate) fn stream_skipped(&self, through: u64, reason: &str) -> bool {
         let mut state = self.state.lock();
         match &mut *state {
             State::Starting(start) => {
-                *start = Start::default();
+                start.feed = start.feed.map(|feed| feed.max(through));
+                start.buffer.retain(|d| d.pos > through);
                 false
             }
+            State::Live { through: had, .. } if *had >= through => false,
             State::Live { .. } => {
                 self.sink.push(Outbound::Frame(protocol::gap_frame(self.id, reason)));
                 *state = State::Closed;
@@ -329,22 +332,31 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_broken_stream_ends_live_subscriptions_and_restarts_starting_ones() {
+    fn a_skip_ends_live_subscriptions_that_needed_it_and_moves_starting_ones_on() {
         let sink = Arc::new(Recorder::default());
         let live = subscription(sink.clone());
         live.fed_after(Some(0));
         assert!(matches!(live.next_step(0, 0), Step::Live));
-        assert!(live.stream_broken("lost"));
+        assert!(live.stream_skipped(3, "lost"));
         assert_eq!(sink.take(), ["gap"]);
-        live.deliver(&delivery(1));
-        assert!(sink.take().is_empty());
+        live.deliver(&delivery(4));
+        assert!(sink.take().is_empty(), "nothing after the gap");
+
+        // Live past the skipped positions already (it read them from history).
+        let ahead = subscription(Arc::default());
+        ahead.fed_after(Some(0));
+        assert!(matches!(ahead.next_step(5, 0), Step::Live));
+        assert!(!ahead.stream_skipped(3, "lost"));
 
         let quiet = Arc::new(Recorder::default());
         let starting = subscription(quiet.clone());
         starting.fed_after(Some(0));
         starting.deliver(&delivery(1));
-        assert!(!starting.stream_broken("lost"));
+        assert!(!starting.stream_skipped(3, "lost"));
         assert!(quiet.take().is_empty(), "no gap frame before the subscription is live");
-        assert!(matches!(starting.next_step(0, 0), Step::Baseline));
+        // Fed from 3 on: what it needs before that comes from history (and
+        // fails there if it is gone).
+        assert!(matches!(starting.next_step(0, 0), Step::History));
+        assert!(matches!(starting.next_step(3, 0), Step::Live));
     }
 }

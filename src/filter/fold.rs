@@ -81,5 +81,4 @@ mod tests {
             assert_eq!(fold_char(folded), folded, "folding {c:?} is not idempotent");
         }
     }
-
 }

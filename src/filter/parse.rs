@@ -484,9 +484,7 @@ mod tests {
     #[test]
     fn refuses_nul_only_when_asked() {
         let json = json!({"text__contains": "a\0b", "text__in": ["x", "\0"], "note": "ok", "id__in": "\0"});
-        assert!(
-            Filter::parse_checked(FIELDS, &json!({"text__contains": "a\0b"}), FieldAccess::All, true).is_ok()
-        );
+        assert!(Filter::parse_checked(FIELDS, &json!({"text__contains": "a\0b"}), FieldAccess::All, true).is_ok());
         let errors = Filter::parse_checked(FIELDS, &json, FieldAccess::All, false).unwrap_err();
         assert_eq!(errors.0.keys().collect::<Vec<_>>(), vec!["id__in", "text__contains", "text__in"]);
         assert!(errors.0["text__contains"][0].contains("NUL character"), "{errors:?}");

@@ -5,7 +5,7 @@
 //! reaches the caller.
 
 use super::args::Args;
-use super::{Route, Validation, ValidateFn};
+use super::{Route, ValidateFn, Validation};
 use crate::auth::Identity;
 use crate::error::Error;
 use crate::filter::Filter;
@@ -149,4 +149,3 @@ fn count(conn: &mut Conn, table: &str, filter: &str, binds: &[Bind]) -> Result<i
     let counted = load::<Count>(conn, &sql, binds)?.pop();
     Ok(counted.ok_or_else(|| Error::Internal("COUNT(*) returned no row".into()))?.n)
 }
-

@@ -31,9 +31,9 @@
 
 use std::borrow::Cow;
 
+use crate::filter::fold::fold_case;
 #[cfg(feature = "postgres")]
 use crate::filter::fold::fold_char;
-use crate::filter::fold::fold_case;
 
 // Private so the generated helper items need no docs of their own.
 mod function {

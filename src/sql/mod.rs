@@ -212,5 +212,4 @@ mod tests {
         let many = ["?"; 12].join(", ");
         assert!(Dialect::Postgres.finish(&many).ends_with("$11, $12"));
     }
-
 }

@@ -199,9 +199,9 @@ impl Writer {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
     use crate::filter::tests::FIELDS;
     use crate::filter::FieldAccess;
-    use super::*;
     use serde_json::json;
 
     fn sql(filter: serde_json::Value) -> SqlFragment {

@@ -18,13 +18,32 @@ use crate::error::Error;
 /// A run of consecutive history entries of one route.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Page {
-    /// `(position, encoded change)`, consecutive from the position asked for.
+    /// `(position, encoded change)`, consecutive, from the first position
+    /// kept after the one asked for.
     pub(crate) entries: Vec<(u64, String)>,
     /// The route's last committed position when the page was read.
     pub(crate) head: u64,
 }
 
 impl Page {
+    /// Whether the page continues right after `after`: nothing between was
+    /// trimmed away.
+    pub(crate) fn continues(&self, after: u64) -> bool {
+        match self.entries.first() {
+            Some((first, _)) => *first == after + 1,
+            None => self.head <= after,
+        }
+    }
+
+    /// The positions after `after` that history no longer holds, when it
+    /// does not continue: `after + 1 ..= last`.
+    pub(crate) fn lost_after(&self, after: u64) -> Option<u64> {
+        if self.continues(after) {
+            return None;
+        }
+        Some(self.entries.first().map_or(self.head, |(first, _)| first - 1))
+    }
+
     /// The last position the page accounts for: its last entry, or the
     /// position asked after when it is empty.
     pub(crate) fn through(&self, after: u64) -> u64 {
@@ -46,25 +65,26 @@ struct Kept {
 }
 
 /// Up to `limit` changes of `route` after position `after`, in order, read
-/// in one transaction with the route's head position. `None` when history
-/// no longer reaches back to `after + 1` although later positions were
-/// committed (they were trimmed).
-pub(crate) fn after(conn: &mut Conn, route: &str, after: u64, limit: usize) -> Result<Option<Page>, Error> {
+/// in one transaction with the route's head position. When history was
+/// trimmed past `after`, the page starts at the first position it still
+/// holds (see [`Page::continues`]).
+pub(crate) fn after(conn: &mut Conn, route: &str, after: u64, limit: usize) -> Result<Page, Error> {
     conn.read_transaction(|conn| {
         let head = current(conn, route)?;
         if head <= after {
-            return Ok(Some(Page { entries: Vec::new(), head }));
+            return Ok(Page { entries: Vec::new(), head });
         }
         let rows = load::<Kept>(
             conn,
-            &format!("SELECT pos, body FROM wyrm_changes WHERE route = ? AND pos > ? ORDER BY pos LIMIT {}", limit.max(1)),
+            &format!(
+                "SELECT pos, body FROM wyrm_changes WHERE route = ? AND pos > ? ORDER BY pos LIMIT {}",
+                limit.max(1)
+            ),
             &[text(route), int(after)],
         )?;
-        let contiguous = rows.iter().enumerate().all(|(i, k)| k.pos as u64 == after + 1 + i as u64);
-        if rows.is_empty() || !contiguous {
-            return Ok(None);
-        }
-        Ok(Some(Page { entries: rows.into_iter().map(|k| (k.pos as u64, k.body)).collect(), head }))
+        // Positions are dense and trimming removes a prefix, so the rows
+        // are consecutive from the first one.
+        Ok(Page { entries: rows.into_iter().map(|k| (k.pos as u64, k.body)).collect(), head })
     })
 }
 

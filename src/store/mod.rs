@@ -249,13 +249,13 @@ impl Db {
     }
 
     /// Up to `limit` history entries of `route` after `after`, with the
-    /// route's head position, read consistently; `None` if trimmed. Blocks.
+    /// route's head position, read consistently. Blocks.
     pub(crate) fn history_blocking(
         &self,
         route: &'static str,
         after: u64,
         limit: usize,
-    ) -> Result<Option<history::Page>, Error> {
+    ) -> Result<history::Page, Error> {
         let mut conn = self.inner.readers.get().map_err(no_connection)?;
         history::after(&mut conn, route, after, limit)
     }
@@ -351,8 +351,14 @@ mod tests {
     fn several_openers_of_a_fresh_database_agree_on_its_epoch() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("fresh.db").to_str().unwrap().to_owned();
-        let openers: Vec<_> =
-            (0..6).map(|_| std::thread::spawn({ let path = path.clone(); move || Db::open(&path).map(|db| db.epoch()) })).collect();
+        let openers: Vec<_> = (0..6)
+            .map(|_| {
+                std::thread::spawn({
+                    let path = path.clone();
+                    move || Db::open(&path).map(|db| db.epoch())
+                })
+            })
+            .collect();
         let epochs: Vec<u64> = openers.into_iter().map(|t| t.join().unwrap().unwrap()).collect();
         assert!(epochs.windows(2).all(|w| w[0] == w[1]), "{epochs:?}");
     }
