@@ -163,6 +163,56 @@ async fn a_failed_statement_rolls_back_and_the_next_write_works() {
 }
 
 #[tokio::test]
+async fn a_float_changing_sign_at_zero_reaches_subscribers() {
+    let server = TestServer::start().await;
+    let item = server.insert_item(json!({"list_id": 1, "text": "x", "done": false, "score": 0.0})).await;
+    let mut c = server.client().await;
+    c.ok("todo-item", "subscribe", json!({})).await;
+    let stored = |v: &Value| v["score"].to_string();
+    let mut last = stored(&c.ok("todo-item", "get_single", json!({"id": item.id})).await);
+    let mut events = 0;
+    for score in [-0.0, 0.0, -0.0] {
+        c.ok("todo-item", "update", json!({"id": item.id, "data": {"score": score}})).await;
+        let now = stored(&c.ok("todo-item", "get_single", json!({"id": item.id})).await);
+        // Subscribers are told exactly when what get_single reads changes
+        // (SQLite stores a zero without its sign; PostgreSQL keeps it).
+        if now != last {
+            let e = c.next_event().await;
+            assert_eq!(stored(&e["data"]), now, "{e}");
+            events += 1;
+        } else {
+            c.assert_no_event(&server).await;
+        }
+        last = now;
+    }
+    if backend() == Backend::Postgres {
+        assert_eq!(events, 3, "PostgreSQL keeps the sign, so every update is a change");
+    }
+}
+
+#[tokio::test]
+async fn processes_opening_a_fresh_database_at_once_all_succeed() {
+    let (url, _guard) = database::fresh();
+    let openers: Vec<_> = (0..8)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || Db::open(&url).map(|db| db.epoch()))
+        })
+        .collect();
+    let epochs: Vec<u64> = openers.into_iter().map(|t| t.join().unwrap().unwrap()).collect();
+    assert!(epochs.windows(2).all(|w| w[0] == w[1]), "one epoch: {epochs:?}");
+    // Their schema setup is serialized too.
+    let dbs: Vec<Db> = (0..4).map(|_| Db::open(&url).unwrap()).collect();
+    let setups = dbs.iter().map(|db| {
+        let db = db.clone();
+        async move { db.execute_batch("CREATE TABLE IF NOT EXISTS shared (id INTEGER PRIMARY KEY)").await }
+    });
+    for result in futures_util::future::join_all(setups).await {
+        result.unwrap();
+    }
+}
+
+#[tokio::test]
 async fn open_errors_say_why() {
     let e = Db::open("mysql://localhost/app").unwrap_err();
     assert!(e.to_string().contains("`mysql://`"), "{e}");

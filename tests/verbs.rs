@@ -198,6 +198,12 @@ async fn scopes_hold_for_every_verb() {
     assert_eq!(mine["rows"], json!([{"id": id, "name": "alice's"}]));
     assert_eq!(bob.err("todo-list", "get_single", json!({"id": id})).await["code"], "not_found");
     assert_eq!(bob.err("todo-list", "update", json!({"id": id, "data": {"name": "pwned"}})).await["code"], "not_found");
+    // Not even a constraint the write would break tells bob the row exists
+    // (list names are unique): the scope is checked before the write.
+    let e = bob.err("todo-list", "update", json!({"id": id, "data": {"name": "bob's"}})).await;
+    assert_eq!(e["code"], "not_found", "{e}");
+    let missing = bob.err("todo-list", "update", json!({"id": 9999, "data": {"name": "bob's"}})).await;
+    assert_eq!(missing["message"].as_str().unwrap().replace("9999", &id.to_string()), e["message"].as_str().unwrap());
     assert_eq!(bob.err("todo-list", "delete", json!({"id": id})).await["code"], "not_found");
     let snapshot = bob.ok("todo-list", "subscribe", json!({})).await;
     assert_eq!(snapshot["rows"].as_array().unwrap().len(), 1);

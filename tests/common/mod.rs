@@ -90,7 +90,7 @@ pub struct TodoItem {
 /// The test tables on SQLite.
 pub const SCHEMA: &str = "
     CREATE TABLE pings (id INTEGER PRIMARY KEY AUTOINCREMENT, n INTEGER NOT NULL);
-    CREATE TABLE todo_lists (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, owner_id INTEGER NOT NULL DEFAULT 0);
+    CREATE TABLE todo_lists (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, owner_id INTEGER NOT NULL DEFAULT 0);
     CREATE TABLE todo_items (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         list_id INTEGER NOT NULL,
@@ -108,7 +108,7 @@ pub const SCHEMA: &str = "
 /// exactly (`SMALLINT` for `i16`, `DOUBLE PRECISION` for `f64`).
 pub const SCHEMA_POSTGRES: &str = "
     CREATE TABLE pings (id SERIAL PRIMARY KEY, n INTEGER NOT NULL);
-    CREATE TABLE todo_lists (id SERIAL PRIMARY KEY, name TEXT NOT NULL, owner_id INTEGER NOT NULL DEFAULT 0);
+    CREATE TABLE todo_lists (id SERIAL PRIMARY KEY, name TEXT NOT NULL UNIQUE, owner_id INTEGER NOT NULL DEFAULT 0);
     CREATE TABLE todo_items (
         id SERIAL PRIMARY KEY,
         list_id INTEGER NOT NULL,
