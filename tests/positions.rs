@@ -128,3 +128,47 @@ async fn resume_refuses_what_it_cannot_replay() {
     assert_eq!(reply["pos"], 1);
     assert_eq!(server.app.stats("todo-item").subscriptions, 1, "refused resumes leave no subscription behind");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_streams_a_replay_larger_than_the_outbound_queue() {
+    let server = TestServer::start().await;
+    let mut c = server.client().await;
+    let reply = c.ok("todo-item", "subscribe", json!({})).await;
+    let (epoch, pos) = (reply["epoch"].clone(), reply["pos"].as_u64().unwrap());
+    drop(c);
+    // Three times the outbound queue (1024 frames) while the client is away,
+    // large enough (12 MB) that the socket's buffers cannot absorb them.
+    const MISSED: u64 = 3 * 1024;
+    let filler = "x".repeat(4096);
+    for batch in 0..MISSED / 128 {
+        let filler = filler.clone();
+        server
+            .db
+            .write(move |tx| {
+                for i in 0..128 {
+                    let text = format!("{batch}.{i} {filler}");
+                    tx.insert::<TodoItem>(&json!({"list_id": 1, "text": text, "done": false}))?;
+                }
+                Ok::<_, Error>(())
+            })
+            .await
+            .unwrap();
+    }
+    let mut c = server.client().await;
+    c.send_text(json!({"id": 1, "route": "todo-item", "verb": "resume", "args": {"epoch": epoch, "pos": pos}}).to_string())
+        .await;
+    // Not reading for a while: the replay must wait for room, not overflow.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let reply = c.next_reply().await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    let mut view = View::new(&json!({"sub": reply["data"]["sub"], "rows": []}));
+    for _ in 0..MISSED {
+        let e = c.next_event().await;
+        view.apply(&e);
+    }
+    assert_eq!(view.rows.len() as u64, MISSED);
+    // Then live, numbered on.
+    server.insert_item(json!({"list_id": 1, "text": "live", "done": false})).await;
+    let e = c.next_event().await;
+    assert_eq!((e["seq"].as_u64(), e["pos"].as_u64()), (Some(MISSED + 1), Some(pos + MISSED + 1)));
+}
