@@ -30,6 +30,8 @@ export type ErrorCode =
   | "conflict"
   | "unknown_subscription"
   | "too_many_rows"
+  /** `resume` cannot replay what was missed (history trimmed, database reset); the client re-subscribes itself. */
+  | "cannot_resume"
   | "internal"
   /** No reply within `requestTimeout` (counted from when the request was made, queued or not). */
   | "timeout"

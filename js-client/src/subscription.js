@@ -10,8 +10,10 @@
 // the changes after the last position we applied (#pos, within #epoch) and
 // the collection keeps its rows. When the server cannot (history trimmed,
 // database reset) it answers `cannot_resume` and we subscribe with a fresh
-// snapshot. After a seq gap our rows cannot be trusted, so that always
-// re-snapshots.
+// snapshot. After a seq gap or a `gap` frame our rows cannot be trusted, so
+// that always re-snapshots. A resume that the connection cut before it
+// brought us one position further is not tried again: the next attempt is a
+// fresh snapshot, so a client can never loop on a resume that cannot finish.
 
 const RETRY_MS = 1_000; // after a subscribe timed out on a live connection
 
@@ -26,6 +28,7 @@ export class Subscription {
   #epoch = null; // names #pos's numbering; null while our rows are not a trusted view
   #attempt = 0; // increases on each (re)subscribe; stale replies are dropped
   #inFlight = false;
+  #resumedFrom = null; // the position the current resume started at, until it moved us on
   #stopped = false;
   #retryTimer = null;
 
@@ -51,6 +54,7 @@ export class Subscription {
     }
     this.#seq = frame.seq;
     this.#pos = frame.pos;
+    this.#resumedFrom = null; // progress: a later resume starts further on
     this.#sink.event(frame.action, frame.data);
   }
 
@@ -65,6 +69,9 @@ export class Subscription {
 
   /** The connection dropped: the server forgot our subscription. */
   connectionLost() {
+    // A resume that got us nowhere is not repeated: take a fresh snapshot.
+    if (this.#resumedFrom != null && this.#resumedFrom === this.#pos) this.#epoch = null;
+    this.#resumedFrom = null;
     this.#forget();
     this.#attempt += 1; // whatever was in flight will never be answered usefully
     this.#inFlight = false;
@@ -88,6 +95,7 @@ export class Subscription {
     clearTimeout(this.#retryTimer);
     const attempt = ++this.#attempt;
     const resuming = this.#epoch != null;
+    this.#resumedFrom = resuming ? this.#pos : null;
     this.#inFlight = true;
     const onReply = (data) => {
       // Runs synchronously with the reply, before the events that follow it.
@@ -95,6 +103,8 @@ export class Subscription {
       this.#inFlight = false;
       this.#sub = data.sub;
       this.#seq = 0;
+      // A snapshot stands at its position; a resume at ours, the missed
+      // changes following as events.
       this.#pos = data.pos;
       this.#epoch = data.epoch;
       this.#client._route(data.sub, this);
@@ -115,6 +125,7 @@ export class Subscription {
       }
       if (resuming && err.code === "cannot_resume") {
         this.#epoch = null; // the server cannot replay: take a fresh snapshot
+        this.#resumedFrom = null;
         return this.#attach();
       }
       // Refused (bad_filter, forbidden, too_many_rows, ...): retrying cannot help.

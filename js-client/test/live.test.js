@@ -66,7 +66,11 @@ async function assertConverges(collection, reader, what) {
   let expected;
   await waitFor(
     async () => {
-      expected = (await reader.route(collection.route).getList({ filter: collection.filter, limit: 1000 })).rows;
+      expected = [];
+      for (let page; !page || page.hasMore; ) {
+        page = await reader.route(collection.route).getList({ filter: collection.filter, limit: 1000, offset: expected.length });
+        expected.push(...page.rows);
+      }
       return JSON.stringify(byId(collection.items)) === JSON.stringify(byId(expected));
     },
     { timeout: 15_000, every: 50, what: `${what} to converge` },
@@ -187,6 +191,33 @@ describe("live collections", () => {
     assert.equal(log[0].action, "reset");
     assert.equal(collection.get(keep.id).text, "keep");
     assert.equal(collection.get(change.id).text, "changed");
+  });
+
+  test("a long absence resumes in one go, with no reconnect loop", TIMEOUT, async () => {
+    const writer = client();
+    const list = await newList(writer, "Away");
+    const proxy = await startProxy(server.wsUrl);
+    cleanup.push(() => proxy.close());
+    const observer = client(proxy.url(server.wsUrl));
+    const collection = observer.route("todo-item").subscribe({ list_id: list });
+    const { log } = shadow(collection);
+    await collection.ready;
+
+    proxy.down();
+    await waitForState(observer, "reconnecting");
+    // More changes than the server's outbound queue holds (1024 frames).
+    const items = writer.route("todo-item");
+    for (let i = 0; i < 1500; i += 50) {
+      await Promise.all(Array.from({ length: 50 }, (_, j) => items.create({ list_id: list, text: `away ${i + j}`, done: false })));
+    }
+    const states = [];
+    observer.on("state", (s) => states.push(s));
+    proxy.restore();
+    await waitForState(observer, "open");
+    await assertConverges(collection, writer, "resumed collection");
+    assert.equal(collection.size, 1500);
+    assert.deepEqual(states, ["open"], "no reconnection after the one that resumed");
+    assert.deepEqual(log.filter((e) => e.action === "reset"), [{ action: "reset" }], "resumed, not re-snapshotted");
   });
 
   test("a TCP connection reset mid-stream: the collection converges", TIMEOUT, async () => {

@@ -139,3 +139,38 @@ test("a refused subscription rejects ready and emits error, without an unhandled
   assert.equal(collection.state, "stopped");
   client.close();
 });
+
+test("a resume the connection cuts before it moved on is not repeated: the next attempt re-snapshots", async () => {
+  const { client, collection, log, ws } = await subscribed({ backoff: { min: 5, max: 10 } });
+  ws.receive(reply(ws.request("subscribe").id, { sub: 7, epoch: 5, pos: 100, rows: [{ id: 1, text: "a" }] }));
+  await collection.ready;
+  ws.receive(event(7, 1, "updated", { id: 1, text: "a1" }));
+  const drop = (socket) => {
+    socket.readyState = 3;
+    socket.onclose?.({ code: 4008, reason: "slow consumer" });
+  };
+
+  // Dropped while live: resume from the last position applied.
+  drop(ws);
+  const second = await waitFor(() => ScriptedWebSocket.last !== ws && ScriptedWebSocket.last?.request("resume") && ScriptedWebSocket.last);
+  assert.deepEqual(second.request("resume").args, { filter: { list_id: 1 }, epoch: 5, pos: 101 });
+  // The resume moves us on by one change, then the connection drops again:
+  // progress, so resuming again (from further on) is fine.
+  second.receive(reply(second.request("resume").id, { sub: 8, epoch: 5, pos: 101 }), {
+    ...event(8, 1, "created", { id: 2, text: "b" }),
+    pos: 102,
+  });
+  drop(second);
+  const third = await waitFor(() => ScriptedWebSocket.last !== second && ScriptedWebSocket.last?.request("resume") && ScriptedWebSocket.last);
+  assert.equal(third.request("resume").args.pos, 102);
+  // This one is cut before it brings anything: no third resume from 102.
+  third.receive(reply(third.request("resume").id, { sub: 9, epoch: 5, pos: 102 }));
+  drop(third);
+  const fourth = await waitFor(() => ScriptedWebSocket.last !== third && ScriptedWebSocket.last?.sent.length > 0 && ScriptedWebSocket.last);
+  assert.equal(fourth.request("resume"), undefined, "a resume that got nowhere is not tried again");
+  const again = fourth.request("subscribe");
+  fourth.receive(reply(again.id, { sub: 10, epoch: 5, pos: 110, rows: [{ id: 2, text: "b" }, { id: 3, text: "c" }] }));
+  assert.deepEqual(collection.items.map((i) => i.id), [2, 3]);
+  assert.deepEqual(log, ["reset", "updated 1", "created 2", "deleted 1", "created 3", "reset"]);
+  client.close();
+});
