@@ -10,75 +10,11 @@
 //! `cargo build --example todo`).
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::cluster::{free_port, redis_server, todo_server};
 use common::*;
 use serde_json::{json, Value};
-
-/// A child process killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn redis_server(port: u16, dir: &std::path::Path) -> Proc {
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .arg("--dir")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server must be installed (tests/run-all.sh installs it)");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "redis-server did not start on port {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Proc(child)
-}
-
-/// The todo example, built by `cargo test` next to this test's binary.
-fn example_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let bin = dir.join("examples").join("todo");
-    assert!(bin.exists(), "{} is missing: run `cargo build --example todo`", bin.display());
-    bin
-}
-
-/// Starts one todo process; returns it and its WebSocket URL.
-fn todo_server(db: &str, redis: &str) -> (Proc, String) {
-    let mut child = Command::new(example_binary())
-        .env("WYRM_PORT", "0")
-        .env("WYRM_DB", db)
-        .env("REDIS_URL", redis)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let url = loop {
-        let line = lines.next().expect("the example exited").unwrap();
-        if let Some(rest) = line.strip_prefix("wyrmhole todo example at http://") {
-            break format!("ws://{}ws", rest);
-        }
-    };
-    // Keep draining stdout so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (Proc(child), url)
-}
 
 /// One client: its filter, its view, and its connection.
 struct Watcher {

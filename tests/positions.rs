@@ -155,8 +155,10 @@ async fn resume_streams_a_replay_larger_than_the_outbound_queue() {
             .unwrap();
     }
     let mut c = server.client().await;
-    c.send_text(json!({"id": 1, "route": "todo-item", "verb": "resume", "args": {"epoch": epoch, "pos": pos}}).to_string())
-        .await;
+    c.send_text(
+        json!({"id": 1, "route": "todo-item", "verb": "resume", "args": {"epoch": epoch, "pos": pos}}).to_string(),
+    )
+    .await;
     // Not reading for a while: the replay must wait for room, not overflow.
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     let reply = c.next_reply().await;

@@ -3,6 +3,7 @@
 //! [`database`]).
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod database;
 
 use std::collections::VecDeque;

@@ -1,7 +1,8 @@
 # A throwaway PostgreSQL server for the test run. Source this file, then:
 #
 #   pg_install   # apt-get installs the server and libpq-dev when missing
-#   pg_start     # starts a server, exports DATABASE_URL, stops it on exit
+#   pg_start     # starts a server, exports DATABASE_URL (and WYRM_PG_RESTART,
+#                # a command that crashes and restarts it), stops it on exit
 #
 # The server lives in a fresh temporary directory (data and Unix socket),
 # listens on 127.0.0.1 only, on a random free port, with trust
@@ -104,6 +105,8 @@ pg_start() {
       -o "-c listen_addresses=127.0.0.1 -p $port -k $PG_DIR -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
       start >/dev/null; then
       export DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
+      # How tests/soak.rs crashes and restarts the server mid-run.
+      export WYRM_PG_RESTART="$PG_AS $PG_BIN/pg_ctl -D $PG_DIR/data -l $PG_DIR/server.log -w -t 60 -m immediate restart >/dev/null"
       echo "== PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$port ($PG_DIR)"
       return 0
     fi
