@@ -5,6 +5,7 @@
 //! request runs as its own task; a failing or panicking handler becomes an
 //! error reply and the connection stays open.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,12 +18,12 @@ use tokio_tungstenite::tungstenite::{self, Message};
 /// An upgraded WebSocket.
 pub(crate) type WebSocket = tokio_tungstenite::WebSocketStream<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>;
 
-use crate::app::AppCore;
 use crate::auth::Identity;
 use crate::error::Error;
 use crate::fanout::sink::{Outbound, Sink};
 use crate::outbox::Outbox;
 use crate::protocol::{self, CloseReason, Request};
+use crate::router::Router;
 use crate::store::panic_message;
 
 /// Limits and timings of connections.
@@ -61,6 +62,56 @@ impl Default for ConnectionConfig {
             read_buffer_bytes: 1024,
             write_buffer_bytes: 16 * 1024,
         }
+    }
+}
+
+/// What every connection of an app shares.
+pub(crate) struct AppCore {
+    pub(crate) router: Router,
+    pub(crate) config: ConnectionConfig,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    connections: AtomicUsize,
+}
+
+impl std::fmt::Debug for AppCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppCore").field("router", &self.router).field("connections", &self.open_connections()).finish()
+    }
+}
+
+/// Counts a connection as open while it lives.
+pub(crate) struct OpenConnection(Arc<AppCore>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl AppCore {
+    pub(crate) fn new(router: Router, config: ConnectionConfig) -> Self {
+        AppCore { router, config, shutdown: tokio::sync::watch::channel(false).0, connections: AtomicUsize::new(0) }
+    }
+
+    /// Asks every connection to close (code 1001).
+    pub(crate) fn shut_down(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// A receiver that turns `true` when the server shuts down.
+    pub(crate) fn shutting_down(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// Registers an open connection until the guard drops.
+    pub(crate) fn open(self: &Arc<Self>) -> OpenConnection {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(self.clone())
+    }
+
+    /// How many connections are open.
+    pub(crate) fn open_connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
     }
 }
 

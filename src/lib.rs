@@ -45,7 +45,7 @@ pub mod route;
 pub(crate) mod router;
 pub(crate) mod session;
 // 7. the transport
-pub(crate) mod app;
+pub(crate) mod builder;
 pub(crate) mod connection;
 pub(crate) mod outbox;
 pub(crate) mod server;
@@ -53,8 +53,8 @@ pub(crate) mod server;
 #[doc(hidden)]
 pub mod bench;
 
-pub use app::{BuildError, Builder, Wyrmhole};
 pub use auth::{AuthError, Identity, UpgradeRequest};
+pub use builder::{BuildError, Builder, Wyrmhole};
 pub use connection::ConnectionConfig;
 pub use error::{Error, FieldErrors};
 pub use fanout::RouteStats;

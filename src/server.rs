@@ -16,8 +16,8 @@ use warp::http::{HeaderMap, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
-use crate::app::AppCore;
 use crate::auth::UpgradeRequest;
+use crate::connection::AppCore;
 
 /// `GET /ws` (the WebSocket endpoint) and the JS client.
 pub(crate) fn filter(core: Arc<AppCore>) -> BoxedFilter<(Response,)> {

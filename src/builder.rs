@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use warp::filters::BoxedFilter;
@@ -13,7 +12,7 @@ use warp::reply::Response;
 use crate::auth::{AuthError, Identity, UpgradeRequest};
 use crate::broker::redis::{RedisBroker, RedisError};
 use crate::broker::InProcess;
-use crate::connection::ConnectionConfig;
+use crate::connection::{AppCore, ConnectionConfig};
 use crate::error::Error;
 use crate::fanout::{Broker, Catalog, Fanout, RouteInfo, RouteStats};
 use crate::route::{Route, RouteHandler};
@@ -125,13 +124,7 @@ impl Builder {
         })?;
         let router =
             Router { db: self.db, fanout, routes: self.routes, auth: self.auth, allow_anonymous: self.allow_anonymous };
-        let core = AppCore {
-            router,
-            config: self.config,
-            shutdown: tokio::sync::watch::channel(false).0,
-            connections: AtomicUsize::new(0),
-        };
-        Ok(Wyrmhole { core: Arc::new(core) })
+        Ok(Wyrmhole { core: Arc::new(AppCore::new(router, self.config)) })
     }
 }
 
@@ -196,51 +189,5 @@ impl Wyrmhole {
         addr: impl Into<SocketAddr>,
     ) -> std::io::Result<Server> {
         server::serve(self.core, Some(extra), addr.into()).await
-    }
-}
-
-/// What every connection of an app shares.
-pub(crate) struct AppCore {
-    pub(crate) router: Router,
-    pub(crate) config: ConnectionConfig,
-    shutdown: tokio::sync::watch::Sender<bool>,
-    connections: AtomicUsize,
-}
-
-impl std::fmt::Debug for AppCore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppCore").field("router", &self.router).field("connections", &self.open_connections()).finish()
-    }
-}
-
-/// Counts a connection as open while it lives.
-pub(crate) struct OpenConnection(Arc<AppCore>);
-
-impl Drop for OpenConnection {
-    fn drop(&mut self) {
-        self.0.connections.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-impl AppCore {
-    /// Asks every connection to close (code 1001).
-    pub(crate) fn shut_down(&self) {
-        self.shutdown.send_replace(true);
-    }
-
-    /// A receiver that turns `true` when the server shuts down.
-    pub(crate) fn shutting_down(&self) -> tokio::sync::watch::Receiver<bool> {
-        self.shutdown.subscribe()
-    }
-
-    /// Registers an open connection until the guard drops.
-    pub(crate) fn open(self: &Arc<Self>) -> OpenConnection {
-        self.connections.fetch_add(1, Ordering::Relaxed);
-        OpenConnection(self.clone())
-    }
-
-    /// How many connections are open.
-    pub(crate) fn open_connections(&self) -> usize {
-        self.connections.load(Ordering::Relaxed)
     }
 }
