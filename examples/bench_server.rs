@@ -8,7 +8,8 @@
 //! One model, `item` (id, list_id, text, done, sent_at_us), on a SQLite file in
 //! a temp dir, with the in-process broker. With `--db PATH` it uses that file
 //! instead (created and seeded if it has no `items` table yet, left as it is
-//! otherwise), so several processes can share one database; with
+//! otherwise), or a `postgres://` URL (built with `--features postgres`), so
+//! several processes can share one database; with
 //! `--redis URL` (or `REDIS_URL`) it builds the app with `.redis(url)`, so they share
 //! their commits through Redis. It prints
 //! `bench_server listening on ws://ADDR/ws pid PID` and serves until stdin
@@ -27,6 +28,8 @@
 //! (outbound frames per connection before a slow-consumer close; the default
 //! is large so a benchmark never trips it), `--workers N` (tokio worker
 //! threads; default one per core), `--rows N` (extra rows in other lists),
+//! `--hot N` (rows in list 1, ids 1 to N, default 1: what the load generator
+//! updates),
 //! `--max-secs N` (default 1800), `--db PATH` (a SQLite file to share with
 //! other processes), `--redis URL` (or `REDIS_URL`: `redis://127.0.0.1:6379`).
 
@@ -76,6 +79,17 @@ const SCHEMA: &str = "
     CREATE INDEX IF NOT EXISTS items_list ON items (list_id);
 ";
 
+const SCHEMA_POSTGRES: &str = "
+    CREATE TABLE IF NOT EXISTS items (
+        id SERIAL PRIMARY KEY,
+        list_id INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        done BOOLEAN NOT NULL DEFAULT false,
+        sent_at_us BIGINT NOT NULL DEFAULT 0
+    );
+    CREATE INDEX IF NOT EXISTS items_list ON items (list_id);
+";
+
 fn now_us() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
 }
@@ -85,6 +99,7 @@ struct Options {
     queue: usize,
     workers: Option<usize>,
     rows: usize,
+    hot: usize,
     max_secs: u64,
     db: Option<String>,
     redis: Option<String>,
@@ -96,6 +111,7 @@ fn options() -> Result<Options, String> {
         queue: 1 << 16,
         workers: None,
         rows: 1000,
+        hot: 1,
         max_secs: 1800,
         db: None,
         redis: std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty()),
@@ -109,6 +125,7 @@ fn options() -> Result<Options, String> {
             "--queue" => o.queue = number(value()?)? as usize,
             "--workers" => o.workers = Some(number(value()?)? as usize),
             "--rows" => o.rows = number(value()?)? as usize,
+            "--hot" => o.hot = number(value()?)?.max(1) as usize,
             "--max-secs" => o.max_secs = number(value()?)?,
             "--db" => o.db = Some(value()?),
             "--redis" => o.redis = Some(value()?),
@@ -145,22 +162,37 @@ async fn run(o: Options) -> Result<(), Box<dyn std::error::Error>> {
         Some(path) => path.clone(),
         None => dir.path().join("bench.db").to_str().ok_or("temp path is not UTF-8")?.to_owned(),
     };
-    let db = Db::open_sqlite(&path)?;
-    // Row 1 (list 1) is the one the load generator updates; the rest sit in
-    // other lists so the table and the index are not trivially small. A
-    // shared file is seeded once: by whichever process finds `items` empty
-    // (`execute_batch` runs in one write-locking transaction).
-    let seed = format!(
-        "{SCHEMA}
-        CREATE TEMP TABLE seed_needed AS SELECT NOT EXISTS (SELECT 1 FROM items) AS yes;
-        INSERT INTO items (list_id, text) SELECT 1, 'the benchmark row' WHERE (SELECT yes FROM seed_needed);
-        INSERT INTO items (list_id, text)
-            SELECT 2 + i % 100, 'row ' || i
-            FROM (WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i + 1 < {rows}) SELECT i FROM c)
-            WHERE i < {rows} AND (SELECT yes FROM seed_needed);
-        DROP TABLE seed_needed;",
-        rows = o.rows
-    );
+    let db = Db::open(&path)?;
+    // Rows 1..=hot (list 1) are the ones the load generator updates; the
+    // rest sit in other lists so the table and the index are not trivially
+    // small. A shared database is seeded once: by whichever process finds
+    // `items` empty (`execute_batch` runs in one transaction, serialized
+    // across processes).
+    let (hot, rows) = (o.hot, o.rows);
+    let seed = match db.dialect() {
+        wyrmhole::sql::Dialect::Sqlite => format!(
+            "{SCHEMA}
+            CREATE TEMP TABLE seed_needed AS SELECT NOT EXISTS (SELECT 1 FROM items) AS yes;
+            INSERT INTO items (list_id, text)
+                SELECT 1, 'the benchmark row ' || i
+                FROM (WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < {hot}) SELECT i FROM c)
+                WHERE (SELECT yes FROM seed_needed);
+            INSERT INTO items (list_id, text)
+                SELECT 2 + i % 100, 'row ' || i
+                FROM (WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i + 1 < {rows}) SELECT i FROM c)
+                WHERE i < {rows} AND (SELECT yes FROM seed_needed);
+            DROP TABLE seed_needed;"
+        ),
+        wyrmhole::sql::Dialect::Postgres => format!(
+            "{SCHEMA_POSTGRES}
+            CREATE TEMP TABLE seed_needed AS SELECT NOT EXISTS (SELECT 1 FROM items) AS yes;
+            INSERT INTO items (list_id, text)
+                SELECT 1, 'the benchmark row ' || i FROM generate_series(1, {hot}) i WHERE (SELECT yes FROM seed_needed);
+            INSERT INTO items (list_id, text)
+                SELECT 2 + i % 100, 'row ' || i FROM generate_series(0, {rows} - 1) i WHERE (SELECT yes FROM seed_needed);
+            DROP TABLE seed_needed;"
+        ),
+    };
     db.execute_batch(&seed).await?;
 
     let mut app = app(db, o.queue);
@@ -193,7 +225,7 @@ async fn run(o: Options) -> Result<(), Box<dyn std::error::Error>> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let o = options().map_err(|e| {
-        format!("{e}\nusage: bench_server [--port N] [--queue N] [--workers N] [--rows N] [--max-secs N] [--db PATH] [--redis URL]")
+        format!("{e}\nusage: bench_server [--port N] [--queue N] [--workers N] [--rows N] [--hot N] [--max-secs N] [--db PATH|URL] [--redis URL]")
     })?;
     let nofile = os::raise_nofile_limit();
     if nofile < 12_000 {

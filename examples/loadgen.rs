@@ -56,12 +56,25 @@
 //! cargo run --release --example loadgen -- --processes 2 --subs 10,100,1000,10000
 //! ```
 //!
+//! `--writes SECS` measures committed writes per second instead (see
+//! `loadgen/writes.rs`): `--writers N` connections (default 4) with
+//! `--window N` requests in flight each (default 16) update `--hot N` rows
+//! (default 64) for SECS seconds, with S subscribers watching them (S may be
+//! 0), on `--processes N` servers; `--db URL` puts the servers on that
+//! database (PostgreSQL, with the servers built `--features postgres`).
+//!
+//! ```text
+//! cargo run --release --example loadgen -- --writes 10 --subs 0,1000 --processes 3
+//! ```
+//!
 //! The two processes are separate on purpose: 10k client sockets plus 10k
 //! server sockets would not fit one process's 20k open-files limit. Both
 //! raise their soft limit to the hard one.
 
 #[path = "loadgen/os.rs"]
 mod os;
+#[path = "loadgen/writes.rs"]
+mod writes;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -113,11 +126,20 @@ struct Options {
     /// Server processes sharing one database through Redis (1: the in-process broker).
     processes: usize,
     redis_bin: PathBuf,
+    /// `--writes SECS`: measure committed writes per second instead of fan-out.
+    writes: Option<u64>,
+    /// The servers' database URL (a PostgreSQL one, say) instead of a SQLite file.
+    db: Option<String>,
+    writers: usize,
+    window: usize,
+    /// Rows in list 1 that the writers update.
+    hot: usize,
 }
 
 const USAGE: &str = "usage: loadgen [--subs 10,100,1000,10000] [--closed N] [--warmup N] [--open N] \
 [--idle N] [--no-fanout] [--driver bump|update] [--queue N] [--server-bin PATH] [--server-workers N] \
-[--url ws://HOST:PORT/ws --pid PID] [--concurrency N] [--timeout SECS] [--processes N] [--redis-bin PATH]";
+[--url ws://HOST:PORT/ws --pid PID] [--concurrency N] [--timeout SECS] [--processes N] [--redis-bin PATH] \
+[--writes SECS [--writers N] [--window N] [--hot N]] [--db URL]";
 
 fn options() -> Result<Options, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
@@ -139,6 +161,11 @@ fn options() -> Result<Options, String> {
         timeout: Duration::from_secs(120),
         processes: 1,
         redis_bin: PathBuf::from("redis-server"),
+        writes: None,
+        db: None,
+        writers: 4,
+        window: 16,
+        hot: 64,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -175,6 +202,11 @@ fn options() -> Result<Options, String> {
             "--timeout" => o.timeout = Duration::from_secs(number(value()?)? as u64),
             "--processes" => o.processes = number(value()?)?.max(1),
             "--redis-bin" => o.redis_bin = PathBuf::from(value()?),
+            "--writes" => o.writes = Some(number(value()?)? as u64),
+            "--db" => o.db = Some(value()?),
+            "--writers" => o.writers = number(value()?)?.max(1),
+            "--window" => o.window = number(value()?)?.max(1),
+            "--hot" => o.hot = number(value()?)?.max(1),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown option {other}")),
         }
@@ -344,7 +376,14 @@ impl ServerProc {
             )
             .into());
         }
-        let mut args = vec!["--port".to_string(), "0".into(), "--queue".into(), o.queue.to_string()];
+        let mut args = vec![
+            "--port".to_string(),
+            "0".into(),
+            "--queue".into(),
+            o.queue.to_string(),
+            "--hot".into(),
+            o.hot.to_string(),
+        ];
         if let Some(w) = o.server_workers {
             args.extend(["--workers".to_string(), w.to_string()]);
         }
@@ -428,12 +467,20 @@ struct Cluster {
 
 impl Cluster {
     fn start(o: &Options) -> Result<Cluster, BoxError> {
+        let db_args = |db: &str| ["--db".to_string(), db.to_owned()];
         if o.processes <= 1 {
-            return Ok(Cluster { servers: vec![ServerProc::start(o)?], redis: None, _dir: None });
+            let server = match &o.db {
+                Some(db) => ServerProc::start_with(o, &db_args(db))?,
+                None => ServerProc::start(o)?,
+            };
+            return Ok(Cluster { servers: vec![server], redis: None, _dir: None });
         }
         let dir = tempfile::tempdir()?;
         let redis = RedisProc::start(o, dir.path())?;
-        let db = dir.path().join("shared.db").to_str().ok_or("temp path is not UTF-8")?.to_owned();
+        let db = match &o.db {
+            Some(db) => db.clone(),
+            None => dir.path().join("shared.db").to_str().ok_or("temp path is not UTF-8")?.to_owned(),
+        };
         let extra = ["--db".to_string(), db, "--redis".into(), redis.url.clone()];
         // One after the other: the first creates and seeds the shared file.
         let mut servers = Vec::new();
@@ -1272,10 +1319,48 @@ fn report(o: &Options, runs: &[(Outcome, String)], idle: &Option<(Idle, String)>
     ok
 }
 
+fn write_report(o: &Options, runs: &[(writes::WriteOutcome, String)]) -> bool {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let db =
+        o.db.as_deref()
+            .map_or("a SQLite file", |u| if u.starts_with("postgres") { "PostgreSQL" } else { "a SQLite file" });
+    println!(
+        "\n## Committed writes per second: {} process(es) on {db}, {} writers x {} in flight, `{:?}` verb, {} hot rows\n",
+        o.processes, o.writers, o.window, o.driver, o.hot
+    );
+    println!("Command: `loadgen {}`", args.join(" "));
+    if let Some((_, command)) = runs.first() {
+        println!("Server: `{command}`\n");
+    }
+    println!("| S | writes/s | server µs CPU per write | deliveries | subscribers off | load average |");
+    println!("|---|---|---|---|---|---|");
+    let mut ok = true;
+    for (w, _) in runs {
+        println!(
+            "| {} | {:.0} | {:.0} | {} | {} | {} |",
+            w.subs,
+            w.writes_per_sec(),
+            w.server_us_per_write(),
+            w.deliveries,
+            w.lost,
+            w.load
+        );
+        ok &= w.lost == 0 && w.failed == 0;
+    }
+    ok
+}
+
 // ---------------------------------------------------------------- main
 
 async fn main_async(o: Options) -> Result<bool, BoxError> {
     build_server(&o)?;
+    if let Some(secs) = o.writes {
+        let mut runs = Vec::new();
+        for &s in &o.subs {
+            runs.push(writes::write_run(&o, s, secs).await?);
+        }
+        return Ok(write_report(&o, &runs));
+    }
     let mut runs = Vec::new();
     if o.fanout {
         for &s in &o.subs {

@@ -296,6 +296,19 @@ mod tests {
     }
 
     #[test]
+    fn a_full_publish_queue_drops_messages_instead_of_waiting() {
+        let (outgoing, mut queued) = mpsc::channel(1);
+        let (control, _control) = mpsc::channel(1);
+        let broker = RedisBroker { outgoing, control, origin: 1, dropped: Arc::default() };
+        for id in 0..3 {
+            broker.publish(&[change::<A>(id)]);
+        }
+        assert_eq!(broker.dropped.load(Ordering::Relaxed), 2);
+        assert!(queued.try_recv().is_ok());
+        assert!(queued.try_recv().is_err());
+    }
+
+    #[test]
     fn one_message_per_route_of_a_transaction_even_when_routes_interleave() {
         let sent = messages(7, &[change::<A>(1), change::<B>(2), change::<A>(3)]);
         let routes: Vec<_> = sent.iter().map(|(route, _)| *route).collect();

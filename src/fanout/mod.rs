@@ -279,3 +279,63 @@ impl CommitSink for Fanout {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Quiet;
+
+    impl Broker for Quiet {
+        fn publish(&self, _changes: &[Change]) {}
+
+        fn listen(&self, _route: &'static str) -> BoxFuture<'static, ()> {
+            Box::pin(std::future::ready(()))
+        }
+    }
+
+    struct NoHistory;
+
+    impl History for NoHistory {
+        fn page(&self, _route: &'static str, _after: u64, _limit: usize) -> Result<Page, Error> {
+            Err(Error::Internal("no history here".into()))
+        }
+    }
+
+    #[test]
+    fn changes_from_another_process_are_dropped_not_waited_for_when_the_hub_queue_is_full() {
+        let (hub, mut commands) = mpsc::channel(1);
+        let upstream = Upstream { hub, catalog: Arc::default(), watch: Arc::default() };
+        upstream.offer(Vec::new());
+        upstream.offer(Vec::new()); // full: dropped at once (history fills the hole later)
+        assert!(matches!(commands.try_recv(), Ok(Command::Changes(_))));
+        assert!(commands.try_recv().is_err(), "the second batch was dropped");
+    }
+
+    #[test]
+    fn a_commit_waits_for_room_in_the_hub_queue() {
+        let (hub, mut commands) = mpsc::channel(1);
+        let fanout = Fanout {
+            shared: Arc::new(Shared {
+                hub,
+                broker: Arc::new(Quiet),
+                catalog: Arc::default(),
+                watch: Arc::default(),
+                history: Arc::new(NoHistory),
+                epoch: 1,
+                next_id: AtomicU64::new(1),
+            }),
+        };
+        fanout.committed(Vec::new());
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let writer = std::thread::spawn(move || {
+            fanout.committed(Vec::new()); // the queue is full: waits
+            done_tx.send(()).unwrap();
+        });
+        assert!(done.recv_timeout(Duration::from_millis(200)).is_err(), "the second commit waits for room");
+        assert!(matches!(commands.blocking_recv(), Some(Command::Changes(_))));
+        done.recv_timeout(Duration::from_secs(5)).expect("room made: the commit goes through");
+        writer.join().unwrap();
+        assert!(matches!(commands.blocking_recv(), Some(Command::Changes(_))));
+    }
+}

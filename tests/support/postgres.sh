@@ -7,8 +7,10 @@
 # The server lives in a fresh temporary directory (data and Unix socket),
 # listens on 127.0.0.1 only, on a random free port, with trust
 # authentication: nothing outside this machine can reach it, and it is gone
-# when the shell exits. Durability is switched off (fsync, synchronous
-# commit): the data is thrown away anyway, and the tests run faster.
+# when the shell exits. fsync is switched off (the data is thrown away, and
+# only an operating-system crash could lose what was written), but commits
+# stay synchronous: tests/soak.rs crashes the server mid-run, and a commit
+# acknowledged and then lost would reuse its position (see docs/reliability.md).
 #
 # Any failure prints why and exits non-zero: a run must never look green
 # because PostgreSQL silently did not run.
@@ -102,7 +104,7 @@ pg_start() {
     # -k: the Unix socket goes in our own directory, not /var/run/postgresql
     # (which may not exist, and may belong to a system cluster).
     if $PG_AS "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 \
-      -o "-c listen_addresses=127.0.0.1 -p $port -k $PG_DIR -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+      -o "-c listen_addresses=127.0.0.1 -p $port -k $PG_DIR -c fsync=off -c full_page_writes=off -c max_connections=200" \
       start >/dev/null; then
       export DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
       # How tests/soak.rs crashes and restarts the server mid-run.
