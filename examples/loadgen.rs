@@ -376,14 +376,10 @@ impl ServerProc {
             )
             .into());
         }
-        let mut args = vec![
-            "--port".to_string(),
-            "0".into(),
-            "--queue".into(),
-            o.queue.to_string(),
-            "--hot".into(),
-            o.hot.to_string(),
-        ];
+        let mut args = vec!["--port".to_string(), "0".into(), "--queue".into(), o.queue.to_string()];
+        if o.writes.is_some() {
+            args.extend(["--hot".to_string(), o.hot.to_string()]);
+        }
         if let Some(w) = o.server_workers {
             args.extend(["--workers".to_string(), w.to_string()]);
         }

@@ -43,7 +43,7 @@ impl Matcher {
     /// Adds a subscription to `filter`.
     pub fn subscribe(&mut self, filter: Filter) {
         self.next_id += 1;
-        self.registry.add(Arc::new(Subscription::new(self.next_id, self.info, filter, self.sink.clone())));
+        self.registry.add(Arc::new(Subscription::new(self.next_id, self.info.route, self.sink.clone())), filter);
     }
 
     /// How many subscription groups `change` concerns.

@@ -25,6 +25,7 @@ use super::stream::Stream;
 use super::subscription::Subscription;
 use super::{Catalog, History, Watch};
 use crate::change::Change;
+use crate::filter::Filter;
 
 /// How long a hole in a stream may stay open before history is asked.
 pub(crate) const GAP_TIMEOUT: Duration = Duration::from_millis(500);
@@ -44,8 +45,9 @@ struct Read {
 pub(crate) enum Command {
     /// Committed changes, from this process or another, in any order.
     Changes(Vec<Change>),
-    /// A new, starting subscription; answered once it is in the registry.
-    Register(Arc<Subscription>, oneshot::Sender<()>),
+    /// A new, starting subscription and its effective filter; answered
+    /// once it is in the registry.
+    Register(Arc<Subscription>, Filter, oneshot::Sender<()>),
     /// A subscription ended.
     Unregister(Arc<Subscription>),
     /// A starting subscription accounts for everything of `route` up to the
@@ -89,8 +91,8 @@ impl HubState {
     pub(crate) fn apply(&mut self, command: Command) {
         match command {
             Command::Changes(changes) => self.changes(changes),
-            Command::Register(sub, done) => {
-                self.register(sub);
+            Command::Register(sub, filter, done) => {
+                self.register(sub, filter);
                 let _ = done.send(());
             }
             Command::Unregister(sub) => self.unregister(&sub),
@@ -116,14 +118,14 @@ impl HubState {
         }
     }
 
-    fn register(&mut self, sub: Arc<Subscription>) {
+    fn register(&mut self, sub: Arc<Subscription>, filter: Filter) {
         if sub.is_closed() {
             return; // unsubscribed (or disconnected) before it got here
         }
         let stream = self.streams.entry(sub.route()).or_default();
         sub.fed_after(stream.delivered());
         let route = sub.route();
-        self.registry.add(sub);
+        self.registry.add(sub, filter);
         self.publish_stats(route);
     }
 
@@ -290,18 +292,25 @@ pub(crate) fn spawn(mut state: HubState, mut commands: mpsc::Receiver<Command>) 
             let runtime =
                 tokio::runtime::Builder::new_current_thread().enable_time().build().expect("the hub's timer runtime");
             runtime.block_on(async move {
+                // One timer for the thread, not one per command.
+                let mut tick = tokio::time::interval(GAP_TIMEOUT / 4);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
                 loop {
-                    match tokio::time::timeout(GAP_TIMEOUT / 4, commands.recv()).await {
-                        Ok(Some(command)) => apply_guarded(&mut state, command),
-                        Ok(None) => return,
-                        Err(_) => {}
+                    tokio::select! {
+                        // The clock first: it is ready only every tick, and
+                        // a steady stream of commands must not starve repairs.
+                        biased;
+                        _ = tick.tick() => state.tick(Instant::now()),
+                        command = commands.recv() => {
+                            let Some(command) = command else { return };
+                            apply_guarded(&mut state, command);
+                            // Whatever else is queued, in one go.
+                            for _ in 0..1024 {
+                                let Ok(command) = commands.try_recv() else { break };
+                                apply_guarded(&mut state, command);
+                            }
+                        }
                     }
-                    // Whatever else is queued, before looking at the clock.
-                    for _ in 0..1024 {
-                        let Ok(command) = commands.try_recv() else { break };
-                        apply_guarded(&mut state, command);
-                    }
-                    state.tick(Instant::now());
                 }
             })
         })

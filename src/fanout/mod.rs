@@ -245,9 +245,9 @@ impl Fanout {
         }
     }
 
-    async fn register(&self, sub: Arc<Subscription>) {
+    async fn register(&self, sub: Arc<Subscription>, filter: crate::filter::Filter) {
         let (done, registered) = oneshot::channel();
-        self.command(Command::Register(sub, done)).await;
+        self.command(Command::Register(sub, filter, done)).await;
         let _ = registered.await;
     }
 

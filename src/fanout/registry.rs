@@ -18,8 +18,6 @@ use crate::filter::Filter;
 #[derive(Default)]
 pub(crate) struct Registry {
     routes: HashMap<&'static str, RouteGroups>,
-    /// Subscription id → (route, group id).
-    placed: HashMap<u64, (&'static str, u64)>,
 }
 
 /// The subscription groups of one route.
@@ -57,31 +55,33 @@ pub struct RouteStats {
 }
 
 impl Registry {
-    /// Adds a subscription to its route, in the group of its filter.
-    pub(crate) fn add(&mut self, sub: Arc<Subscription>) {
+    /// Adds a subscription to its route, in the group of its effective
+    /// filter (the client's, and the identity's scope).
+    pub(crate) fn add(&mut self, sub: Arc<Subscription>, filter: Filter) {
         let route = sub.route();
         let groups = self.routes.entry(route).or_default();
-        let canonical = sub.filter.canonical_key();
+        let canonical = filter.canonical_key();
         let id = match groups.by_filter.get(&canonical) {
             Some(&id) => id,
             None => {
                 groups.next_group += 1;
                 let id = groups.next_group;
-                let key = groups.index.insert(id, &sub.filter);
+                let key = groups.index.insert(id, &filter);
                 groups.by_filter.insert(canonical.clone(), id);
-                groups.groups.insert(id, Group { filter: sub.filter.clone(), canonical, key, members: Vec::new() });
+                groups.groups.insert(id, Group { filter, canonical, key, members: Vec::new() });
                 id
             }
         };
-        self.placed.insert(sub.id, (route, id));
+        sub.set_group(id);
         groups.members += 1;
         groups.groups.get_mut(&id).expect("group just found").members.push(sub);
     }
 
     /// Removes a subscription; returns whether it was here.
     pub(crate) fn remove(&mut self, sub: &Subscription) -> bool {
-        let Some((route, id)) = self.placed.remove(&sub.id) else { return false };
-        let Some(groups) = self.routes.get_mut(route) else { return false };
+        let (route, id) = (sub.route(), sub.group());
+        let Some(groups) = self.routes.get_mut(route).filter(|_| id != 0) else { return false };
+        sub.set_group(0);
         groups.members -= 1;
         let group = groups.groups.get_mut(&id).expect("a placed subscription has a group");
         group.members.retain(|m| m.id != sub.id);
@@ -144,7 +144,6 @@ impl Registry {
 mod tests {
     use super::*;
     use crate::fanout::subscription::tests::Recorder;
-    use crate::fanout::RouteInfo;
     use crate::filter::FieldAccess;
     use crate::model::{FieldDef, Model, Value};
 
@@ -168,9 +167,8 @@ mod tests {
         vec![Value::Int(1), Value::Int(list), Value::Text(text.into())].into()
     }
 
-    fn sub(id: u64, f: &Filter) -> Arc<Subscription> {
-        let info = RouteInfo { route: Item::ROUTE, fields: FIELDS, pk: 0 };
-        Arc::new(Subscription::new(id, info, f.clone(), Arc::new(Recorder::default())))
+    fn sub(id: u64) -> Arc<Subscription> {
+        Arc::new(Subscription::new(id, Item::ROUTE, Arc::new(Recorder::default())))
     }
 
     /// (group filter key, action) for each group a change concerns.
@@ -193,7 +191,7 @@ mod tests {
         let on_2 = filter(serde_json::json!({"list__id": 2, "text__startswith": "a"}));
         let milk = filter(serde_json::json!({"text__icontains": "MILK"}));
         for (id, f) in [&on_1, &on_2, &milk, &on_1].into_iter().enumerate() {
-            registry.add(sub(id as u64, f));
+            registry.add(sub(id as u64 + 1), f.clone());
         }
         assert_eq!(registry.stats(Item::ROUTE), RouteStats { subscriptions: 4, groups: 3 });
 
@@ -217,9 +215,9 @@ mod tests {
     fn removing_the_last_member_removes_the_group_and_the_route() {
         let mut registry = Registry::default();
         let f = filter(serde_json::json!({"list_id": 1}));
-        let (a, b) = (sub(1, &f), sub(2, &f));
-        registry.add(a.clone());
-        registry.add(b.clone());
+        let (a, b) = (sub(1), sub(2));
+        registry.add(a.clone(), f.clone());
+        registry.add(b.clone(), f);
         assert!(registry.remove(&a));
         assert!(!registry.remove(&a), "removed once");
         assert_eq!(registry.stats(Item::ROUTE), RouteStats { subscriptions: 1, groups: 1 });

@@ -38,6 +38,8 @@ const HISTORY_ATTEMPTS: u32 = 5;
 /// A registered subscription that has not announced itself yet.
 pub(crate) struct Opening {
     sub: Arc<Subscription>,
+    /// The effective filter, for matching what it catches up on.
+    filter: Filter,
     fanout: Fanout,
     started: bool,
 }
@@ -46,14 +48,14 @@ impl Fanout {
     /// Step 1: registers a subscription to `filter` on `info`'s route,
     /// delivering to `sink`, and listens for other processes' changes.
     pub(crate) async fn open(&self, info: RouteInfo, filter: Filter, sink: Arc<dyn Sink>) -> Opening {
-        let sub = Arc::new(Subscription::new(self.next_id(), info, filter, sink));
+        let sub = Arc::new(Subscription::new(self.next_id(), info.route, sink));
         // Registered before listening, so the broker never sees the route
         // unwatched in between; listening before the caller's snapshot, so
         // a change committed after it cannot be published before this
         // process hears it.
-        self.register(sub.clone()).await;
+        self.register(sub.clone(), filter.clone()).await;
         self.shared.broker.listen(info.route).await;
-        Opening { sub, fanout: self.clone(), started: false }
+        Opening { sub, filter, fanout: self.clone(), started: false }
     }
 }
 
@@ -76,7 +78,8 @@ impl Opening {
             fanout.unsubscribe(sub);
             return;
         }
-        if let Err(reason) = catch_up(&fanout, &sub, through, fence).await {
+        let catching = CatchUp::new(through, fence, std::mem::replace(&mut self.filter, Filter::nothing()));
+        if let Err(reason) = catch_up(&fanout, &sub, catching).await {
             tracing::warn!(sub = sub.id, route = sub.route(), %reason, "subscription could not catch up");
             sub.sink.push(Outbound::Frame(protocol::gap_frame(sub.id, &reason)));
             fanout.unsubscribe(sub);
@@ -94,8 +97,7 @@ impl Drop for Opening {
 
 /// Sends the subscription everything after `through` that the client is
 /// missing, until it is live. `Err` when history no longer has what it needs.
-async fn catch_up(fanout: &Fanout, sub: &Arc<Subscription>, through: u64, fence: u64) -> Result<(), String> {
-    let mut catching = CatchUp::new(through, fence);
+async fn catch_up(fanout: &Fanout, sub: &Arc<Subscription>, mut catching: CatchUp) -> Result<(), String> {
     loop {
         match catching.next(sub) {
             Action::Done => return Ok(()),
@@ -130,6 +132,8 @@ pub(crate) struct CatchUp {
     through: u64,
     /// Where the route's stream may start (see [`Opening::start`]).
     fence: u64,
+    /// The subscription's effective filter.
+    filter: Filter,
     /// The last sequence number used.
     seq: u64,
     /// Events to send, and positions accounted for without one.
@@ -158,8 +162,8 @@ pub(crate) enum Action {
 }
 
 impl CatchUp {
-    pub(crate) fn new(through: u64, fence: u64) -> Self {
-        CatchUp { through, fence, seq: 0, queue: VecDeque::new(), more_history: false }
+    pub(crate) fn new(through: u64, fence: u64, filter: Filter) -> Self {
+        CatchUp { through, fence, filter, seq: 0, queue: VecDeque::new(), more_history: false }
     }
 
     pub(crate) fn next(&mut self, sub: &Subscription) -> Action {
@@ -202,7 +206,10 @@ impl CatchUp {
             let change = catalog
                 .decode_body(sub.route(), body)
                 .map_err(|e| format!("history entry {pos} of {} is unreadable: {e}", sub.route()))?;
-            self.queue.push_back(match sub.delivery_of(&change) {
+            let delivery = change
+                .action_for(&self.filter)
+                .and_then(|action| Some(Delivery { pos: change.pos, action, data: change.payload(action)? }));
+            self.queue.push_back(match delivery {
                 Some(d) => Queued::Event(d),
                 None => Queued::Through(*pos),
             });

@@ -266,8 +266,8 @@ impl Sim {
             None => (list, None),
         };
         let sink = Arc::new(SimSink::default());
-        let sub = Arc::new(Subscription::new(self.next_id, RouteInfo::of::<Item>(), filter(list), sink.clone()));
-        self.hub.apply(Command::Register(sub.clone(), oneshot::channel().0));
+        let sub = Arc::new(Subscription::new(self.next_id, Item::ROUTE, sink.clone()));
+        self.hub.apply(Command::Register(sub.clone(), filter(list), oneshot::channel().0));
         self.clients.push(Client { sub, sink, list, phase: Phase::Registered, resume_from, start: None });
     }
 
@@ -295,7 +295,7 @@ impl Sim {
                 drop(db);
                 client.sink.push(Outbound::Frame(through.to_string()));
                 client.start = Some((through, view));
-                client.phase = Phase::CatchingUp(CatchUp::new(through, head));
+                client.phase = Phase::CatchingUp(CatchUp::new(through, head, filter(client.list)));
             }
             Phase::CatchingUp(catching) => match traced(trace, client.sub.id, catching.next(&client.sub)) {
                 Action::Done => client.phase = if client.sub.is_closed() { Phase::Gone } else { Phase::Live },

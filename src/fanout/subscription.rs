@@ -17,14 +17,13 @@
 //! dropped and the missing positions are read from history again, which
 //! holds every one of them.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 
 use super::sink::{Outbound, Sink};
-use super::RouteInfo;
-use crate::change::{Action, Change};
-use crate::filter::Filter;
+use crate::change::Action;
 use crate::protocol;
 
 /// How many changes a starting subscription buffers before it falls back
@@ -35,17 +34,17 @@ pub(crate) const START_BUFFER: usize = 1024;
 pub(crate) struct Subscription {
     /// Unique in this process; the client names it in `unsubscribe`.
     pub(crate) id: u64,
-    /// The route's model.
-    pub(crate) info: RouteInfo,
-    /// The effective filter (the client's, and the identity's scope).
-    pub(crate) filter: Filter,
+    route: &'static str,
     pub(crate) sink: Arc<dyn Sink>,
+    /// The registry group it is in (0: none); the hub's to read and write.
+    /// The filter lives in the group (and, while starting, in its catch-up).
+    group: AtomicU64,
     state: Mutex<State>,
 }
 
 impl std::fmt::Debug for Subscription {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Subscription").field("id", &self.id).field("route", &self.info.route).finish()
+        f.debug_struct("Subscription").field("id", &self.id).field("route", &self.route).finish()
     }
 }
 
@@ -58,14 +57,13 @@ pub(crate) struct Delivery {
 }
 
 enum State {
-    Starting(Start),
+    /// Boxed: a subscription is live far longer than it is starting, and a
+    /// live one should cost little.
+    Starting(Box<Start>),
     /// Events go straight to the sink, numbered by `seq`, except those at
     /// or before `through`, which the client already has (the hub may be
     /// behind the history the subscription caught up from).
-    Live {
-        seq: u64,
-        through: u64,
-    },
+    Live { seq: u64, through: u64 },
     /// Unsubscribed, disconnected, or ended by a gap.
     Closed,
 }
@@ -98,19 +96,22 @@ pub(crate) enum Step {
 }
 
 impl Subscription {
-    pub(crate) fn new(id: u64, info: RouteInfo, filter: Filter, sink: Arc<dyn Sink>) -> Self {
-        Subscription { id, info, filter, sink, state: Mutex::new(State::Starting(Start::default())) }
+    pub(crate) fn new(id: u64, route: &'static str, sink: Arc<dyn Sink>) -> Self {
+        Subscription { id, route, sink, group: AtomicU64::new(0), state: Mutex::new(State::Starting(Box::default())) }
+    }
+
+    /// The registry group it is in, 0 if none.
+    pub(crate) fn group(&self) -> u64 {
+        self.group.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_group(&self, group: u64) {
+        self.group.store(group, Ordering::Relaxed);
     }
 
     /// The route subscribed to.
     pub(crate) fn route(&self) -> &'static str {
-        self.info.route
-    }
-
-    /// What this subscription is told of `change`, if anything.
-    pub(crate) fn delivery_of(&self, change: &Change) -> Option<Delivery> {
-        let action = change.action_for(&self.filter)?;
-        Some(Delivery { pos: change.pos, action, data: change.payload(action)? })
+        self.route
     }
 
     // ---- the hub's side, on the hub thread
@@ -174,7 +175,7 @@ impl Subscription {
                     sub: self.id,
                     seq: *seq,
                     pos: delivery.pos,
-                    route: self.info.route,
+                    route: self.route,
                     action: delivery.action,
                     data: delivery.data.clone(),
                 };
@@ -281,8 +282,7 @@ pub(crate) mod tests {
     }
 
     fn subscription(sink: Arc<Recorder>) -> Subscription {
-        let info = RouteInfo { route: "item", fields: &[], pk: 0 };
-        Subscription::new(1, info, Filter::all(), sink)
+        Subscription::new(1, "item", sink)
     }
 
     #[test]
