@@ -110,10 +110,18 @@ async fn writer(url: String, addr: String, o: Options, index: u64, until: Instan
     sink.flush().await?;
     while ok + failed < sent {
         match stream.next().await {
-            Some(Ok(Message::Text(t))) if t.as_str().starts_with(r#"{"type":"reply""#) => {
-                if t.as_str().contains(r#""ok":true"#) {
+            Some(Ok(Message::Text(t))) => {
+                // Replies are serialized with sorted keys: parse, do not scan.
+                let reply: serde_json::Value = serde_json::from_str(t.as_str())?;
+                if reply["type"] != "reply" {
+                    continue;
+                }
+                if reply["ok"] == true {
                     ok += 1;
                 } else {
+                    if failed < 3 {
+                        eprintln!("  write failed: {reply}");
+                    }
                     failed += 1;
                 }
                 if Instant::now() < until {
