@@ -23,29 +23,19 @@ struct Watcher {
     view: View,
 }
 
-/// A small deterministic random sequence (no extra dependency).
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
-    }
-}
-
 async fn random_writes(url: String, lists: Vec<i64>, seed: u64, count: usize) {
     let mut c = Client::connect(&url).await;
-    let mut rng = Lcg(seed);
+    let mut rng = Rng(seed);
     for step in 0..count {
-        let list = lists[rng.next(lists.len() as u64) as usize];
-        let id = rng.next(60) as i64 + 1;
-        let args = match rng.next(4) {
+        let list = lists[rng.below(lists.len() as u64) as usize];
+        let id = rng.below(60) as i64 + 1;
+        let args = match rng.below(4) {
             0 | 1 => ("create", json!({"data": {"list_id": list, "text": format!("s{seed} {step}"), "done": false}})),
             2 => (
                 "update",
-                json!({"id": id, "data": {"list_id": list, "done": rng.next(2) == 0, "text": format!("u{step}")}}),
+                json!({"id": id, "data": {"list_id": list, "done": rng.below(2) == 0, "text": format!("u{step}")}}),
             ),
-            _ => ("update", json!({"id": id, "data": {"done": rng.next(2) == 0}})),
+            _ => ("update", json!({"id": id, "data": {"done": rng.below(2) == 0}})),
         };
         // Updates of ids that do not exist answer not_found; that is fine here.
         let _ = c.call("todo-item", args.0, args.1).await;

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::cluster::{free_port, redis_server, todo_server, Proc};
-use common::database;
+use common::{database, Rng};
 use futures_util::{SinkExt, StreamExt};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
@@ -35,24 +35,6 @@ const CLIENTS: usize = 50;
 const WRITERS: usize = 4;
 const PROCESSES: usize = 3;
 const LISTS: i64 = 3;
-
-/// A small deterministic random sequence.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n.max(1)
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-
-    fn millis(&mut self, from: u64, to: u64) -> Duration {
-        Duration::from_millis(from + self.below(to - from))
-    }
-}
 
 /// The filters clients use, evaluated here on `[id, list_id, text, done]`.
 #[derive(Debug, Clone, PartialEq)]

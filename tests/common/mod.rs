@@ -251,6 +251,28 @@ pub struct Client {
     ping_sub: Option<Value>,
 }
 
+/// A small deterministic random sequence (no extra dependency), so a
+/// failing run can be replayed from its seed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// A number below `n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n.max(1)
+    }
+
+    /// True `percent` times in a hundred.
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+
+    /// A duration from `from` to `to` milliseconds.
+    pub fn millis(&mut self, from: u64, to: u64) -> Duration {
+        Duration::from_millis(from + self.below(to - from))
+    }
+}
+
 pub const WAIT: Duration = Duration::from_secs(10);
 
 impl Client {
