@@ -150,3 +150,26 @@ async fn three_processes_share_changes_through_redis() {
     drop(redis);
     drop(servers);
 }
+
+/// Processes started together on a database none of them has set up all
+/// open it (SQLite's switch to WAL and wyrmhole's own tables race otherwise).
+#[test]
+fn processes_started_together_on_a_fresh_database_all_open_it() {
+    for round in 0..12 {
+        let (db, _database) = database::fresh();
+        let go = std::sync::Arc::new(std::sync::Barrier::new(8));
+        let starting: Vec<_> = (0..8)
+            .map(|_| {
+                let (db, go) = (db.clone(), go.clone());
+                std::thread::spawn(move || {
+                    go.wait();
+                    // No Redis here: an unreachable URL only makes them retry quietly.
+                    std::panic::catch_unwind(|| todo_server(&db, "redis://127.0.0.1:1"))
+                })
+            })
+            .collect();
+        for (i, process) in starting.into_iter().enumerate() {
+            assert!(process.join().unwrap().is_ok(), "round {round}: process {i} failed to open a fresh database");
+        }
+    }
+}

@@ -152,9 +152,24 @@ impl<T: QueryableByName<Sqlite> + QueryableByName<Pg>> ByName for T {}
 /// instead of immediate `SQLITE_BUSY`, foreign keys, and wyrmhole's SQL
 /// functions.
 pub(super) fn setup_sqlite(conn: &mut SqliteConnection) -> QueryResult<()> {
-    conn.batch_execute(
-        "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-    )?;
+    conn.batch_execute("PRAGMA busy_timeout = 5000;")?;
+    // Switching a fresh file to WAL needs an exclusive lock, and SQLite
+    // answers "database is locked" at once, without its busy handler, when
+    // another process opening the same fresh file holds one: wait and retry.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut pause = std::time::Duration::from_millis(5);
+    loop {
+        match conn.batch_execute("PRAGMA journal_mode = WAL;") {
+            Err(diesel::result::Error::DatabaseError(_, info))
+                if info.message().contains("locked") && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(200));
+            }
+            done => break done?,
+        }
+    }
+    conn.batch_execute("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
     register_sqlite_functions(conn)
 }
 

@@ -348,6 +348,20 @@ mod tests {
     }
 
     #[test]
+    fn opening_waits_for_another_process_holding_a_fresh_file() {
+        // What another process opening the same fresh file does for a
+        // moment: hold it locked before it is in WAL mode.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fresh.db").to_str().unwrap().to_owned();
+        let mut holder = SqliteConnection::establish(&path).unwrap();
+        holder.batch_execute("BEGIN EXCLUSIVE; CREATE TABLE t (x INTEGER);").unwrap();
+        let opener = std::thread::spawn(move || Db::open(&path).map(|db| db.epoch()));
+        std::thread::sleep(Duration::from_millis(300));
+        holder.batch_execute("COMMIT").unwrap();
+        assert!(opener.join().unwrap().is_ok(), "a lock held for a moment is waited for");
+    }
+
+    #[test]
     fn several_openers_of_a_fresh_database_agree_on_its_epoch() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("fresh.db").to_str().unwrap().to_owned();
