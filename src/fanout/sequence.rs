@@ -38,10 +38,10 @@ const HISTORY_ATTEMPTS: u32 = 5;
 /// A registered subscription that has not announced itself yet.
 pub(crate) struct Opening {
     sub: Arc<Subscription>,
-    /// The effective filter, for matching what it catches up on.
-    filter: Filter,
+    /// The effective filter, for matching what it catches up on; taken
+    /// when it starts (so a drop before that ends the subscription).
+    filter: Option<Filter>,
     fanout: Fanout,
-    started: bool,
 }
 
 impl Fanout {
@@ -55,7 +55,7 @@ impl Fanout {
         // process hears it.
         self.register(sub.clone(), filter.clone()).await;
         self.shared.broker.listen(info.route).await;
-        Opening { sub, filter, fanout: self.clone(), started: false }
+        Opening { sub, filter: Some(filter), fanout: self.clone() }
     }
 }
 
@@ -72,13 +72,13 @@ impl Opening {
     /// hub sees it, and a stream may start there. Returns when the
     /// subscription is live, or ended (closed, or a `gap`).
     pub(crate) async fn start(mut self, reply: String, through: u64, fence: u64) {
-        self.started = true;
+        let filter = self.filter.take().expect("an opening starts once");
         let (sub, fanout) = (self.sub.clone(), self.fanout.clone());
         if !sub.sink.send(Outbound::Frame(reply)).await {
             fanout.unsubscribe(sub);
             return;
         }
-        let catching = CatchUp::new(through, fence, std::mem::replace(&mut self.filter, Filter::nothing()));
+        let catching = CatchUp::new(through, fence, filter);
         if let Err(reason) = catch_up(&fanout, &sub, catching).await {
             tracing::warn!(sub = sub.id, route = sub.route(), %reason, "subscription could not catch up");
             sub.sink.push(Outbound::Frame(protocol::gap_frame(sub.id, &reason)));
@@ -89,7 +89,7 @@ impl Opening {
 
 impl Drop for Opening {
     fn drop(&mut self) {
-        if !self.started {
+        if self.filter.is_some() {
             self.fanout.unsubscribe(self.sub.clone());
         }
     }
