@@ -31,9 +31,9 @@ use crate::store::history::Page;
 
 /// History entries read and streamed per query while catching up.
 const CATCH_UP_PAGE: usize = 256;
-/// Attempts at a history read that fails (the database restarting) before
-/// the subscription is ended with a `gap` frame.
-const HISTORY_ATTEMPTS: u32 = 5;
+/// How long a catching-up subscription keeps retrying a history read that
+/// fails (the database restarting) before it is ended with a `gap` frame.
+const HISTORY_PATIENCE: Duration = Duration::from_secs(20);
 
 /// A registered subscription that has not announced itself yet.
 pub(crate) struct Opening {
@@ -220,17 +220,18 @@ impl CatchUp {
 }
 
 async fn read_history(fanout: &Fanout, route: &'static str, after: u64) -> Result<Page, String> {
-    let mut attempt = 0;
+    let give_up = tokio::time::Instant::now() + HISTORY_PATIENCE;
+    let mut pause = Duration::from_millis(50);
     loop {
         let history = fanout.shared.history.clone();
         let read = tokio::task::spawn_blocking(move || history.page(route, after, CATCH_UP_PAGE)).await;
         match read {
             Ok(Ok(page)) if page.continues(after) => return Ok(page),
             Ok(Ok(_)) => return Err(format!("changes of {route} after {after} are no longer kept")),
-            Ok(Err(e)) if attempt + 1 < HISTORY_ATTEMPTS => {
-                attempt += 1;
-                tracing::warn!(route, error = %e, attempt, "reading history failed; retrying");
-                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+            Ok(Err(e)) if tokio::time::Instant::now() + pause < give_up => {
+                tracing::warn!(route, error = %e, "reading history failed; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
             }
             Ok(Err(e)) => return Err(format!("history of {route} could not be read: {e}")),
             Err(join) => return Err(format!("history read failed: {join}")),

@@ -50,6 +50,10 @@ use crate::filter::Filter;
 use crate::sql::Dialect;
 use conn::{dialect_of, setup_sqlite, Manager};
 
+/// How long a history read waits for a pooled connection before it fails
+/// (and is retried by its caller).
+const HISTORY_CHECKOUT: Duration = Duration::from_millis(250);
+
 /// Where committed changes go. [`crate::Wyrmhole`] installs the fan-out here;
 /// a `Db` used on its own commits without telling anyone.
 pub trait CommitSink: Send + Sync + 'static {
@@ -256,7 +260,10 @@ impl Db {
         after: u64,
         limit: usize,
     ) -> Result<history::Page, Error> {
-        let mut conn = self.inner.readers.get().map_err(no_connection)?;
+        // A short wait for a connection: the hub reads history on its own
+        // thread, and a database that is away (restarting) must cost it a
+        // retry later, not the pool's whole checkout timeout.
+        let mut conn = self.inner.readers.get_timeout(HISTORY_CHECKOUT).map_err(no_connection)?;
         history::after(&mut conn, route, after, limit)
     }
 
