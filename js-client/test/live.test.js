@@ -59,6 +59,22 @@ function shadow(collection) {
   return { rows, log };
 }
 
+/**
+ * A collection of `list`'s items on a client behind a proxy, loaded, then
+ * cut off: the proxy is down and the client is reconnecting.
+ */
+async function awayFrom(list) {
+  const proxy = await startProxy(server.wsUrl);
+  cleanup.push(() => proxy.close());
+  const observer = client(proxy.url(server.wsUrl));
+  const collection = observer.route("todo-item").subscribe({ list_id: list });
+  const { log } = shadow(collection);
+  await collection.ready;
+  proxy.down();
+  await waitForState(observer, "reconnecting");
+  return { proxy, observer, collection, log };
+}
+
 const byId = (rows) => [...rows].sort((a, b) => a.id - b.id);
 
 /** Waits until the collection holds exactly what get_list returns now, then checks its invariants. */
@@ -164,15 +180,7 @@ describe("live collections", () => {
       ["keep", "change", "remove"].map((text) => items.create({ list_id: list, text, done: false })),
     );
 
-    const proxy = await startProxy(server.wsUrl);
-    cleanup.push(() => proxy.close());
-    const observer = client(proxy.url(server.wsUrl));
-    const collection = observer.route("todo-item").subscribe({ list_id: list });
-    const { log } = shadow(collection);
-    await collection.ready;
-
-    proxy.down();
-    await waitForState(observer, "reconnecting");
+    const { proxy, observer, collection, log } = await awayFrom(list);
     const added = await items.create({ list_id: list, text: "added", done: false });
     await items.update(change.id, { text: "changed" });
     await items.delete(remove.id);
@@ -196,15 +204,7 @@ describe("live collections", () => {
   test("a long absence resumes in one go, with no reconnect loop", TIMEOUT, async () => {
     const writer = client();
     const list = await newList(writer, "Away");
-    const proxy = await startProxy(server.wsUrl);
-    cleanup.push(() => proxy.close());
-    const observer = client(proxy.url(server.wsUrl));
-    const collection = observer.route("todo-item").subscribe({ list_id: list });
-    const { log } = shadow(collection);
-    await collection.ready;
-
-    proxy.down();
-    await waitForState(observer, "reconnecting");
+    const { proxy, observer, collection, log } = await awayFrom(list);
     // More changes than the server's outbound queue holds (1024 frames).
     const items = writer.route("todo-item");
     for (let i = 0; i < 1500; i += 50) {
