@@ -24,6 +24,7 @@ use crate::fanout::sink::{Outbound, Sink};
 use crate::outbox::Outbox;
 use crate::protocol::{self, CloseReason, Request};
 use crate::router::Router;
+use crate::session::Session;
 use crate::store::panic_message;
 
 /// Limits and timings of connections.
@@ -165,38 +166,19 @@ pub(crate) async fn serve(socket: WebSocket, app: Arc<AppCore>, identity: Identi
                 continue;
             }
         };
-        if text.len() > config.max_frame_bytes {
-            let e = Error::FrameTooLarge { size: text.len(), limit: config.max_frame_bytes };
-            outbox.push(Outbound::Frame(protocol::error_reply(&Request::peek_id(text), &e)));
-            continue;
-        }
-        let request = match Request::parse(text) {
+        let request = match read_request(text, config.max_frame_bytes) {
             Ok(request) => request,
-            Err((id, e)) => {
-                outbox.push(Outbound::Frame(protocol::error_reply(&id, &e)));
+            Err(reply) => {
+                outbox.push(Outbound::Frame(reply));
                 continue;
             }
         };
         let Ok(permit) = in_flight.clone().acquire_owned().await else { break };
         let (app, session) = (app.clone(), session.clone());
         tokio::spawn(async move {
-            let id = request.id.clone();
-            let outcome = std::panic::AssertUnwindSafe(app.router.handle(&session, request)).catch_unwind().await;
-            let frame = match outcome {
-                Ok(Ok(Some(data))) => protocol::ok_reply(&id, data),
-                Ok(Ok(None)) => return, // the handler queued its own reply
-                Ok(Err(e)) => {
-                    if let Error::Internal(detail) = &e {
-                        tracing::error!(%detail, "request failed");
-                    }
-                    protocol::error_reply(&id, &e)
-                }
-                Err(panic) => {
-                    tracing::error!(panic = %panic_message(&*panic), "request handler panicked");
-                    protocol::error_reply(&id, &Error::Internal("handler panicked".into()))
-                }
-            };
-            session.reply(frame);
+            if let Some(frame) = run_request(&app.router, &session, request).await {
+                session.reply(frame);
+            }
             drop(permit);
         });
     }
@@ -219,6 +201,37 @@ pub(crate) async fn serve(socket: WebSocket, app: Arc<AppCore>, identity: Identi
         let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
     }
     let _ = writer.await;
+}
+
+/// The request in one text frame, or the error reply it gets instead.
+pub(crate) fn read_request(text: &str, max_frame_bytes: usize) -> Result<Request, String> {
+    if text.len() > max_frame_bytes {
+        let e = Error::FrameTooLarge { size: text.len(), limit: max_frame_bytes };
+        return Err(protocol::error_reply(&Request::peek_id(text), &e));
+    }
+    Request::parse(text).map_err(|(id, e)| protocol::error_reply(&id, &e))
+}
+
+/// Runs one request and gives its reply frame; `None` when the handler
+/// queued its reply itself. A failing or panicking handler becomes an
+/// error reply.
+pub(crate) async fn run_request(router: &Router, session: &Session, request: Request) -> Option<String> {
+    let id = request.id.clone();
+    let outcome = std::panic::AssertUnwindSafe(router.handle(session, request)).catch_unwind().await;
+    Some(match outcome {
+        Ok(Ok(Some(data))) => protocol::ok_reply(&id, data),
+        Ok(Ok(None)) => return None,
+        Ok(Err(e)) => {
+            if let Error::Internal(detail) = &e {
+                tracing::error!(%detail, "request failed");
+            }
+            protocol::error_reply(&id, &e)
+        }
+        Err(panic) => {
+            tracing::error!(panic = %panic_message(&*panic), "request handler panicked");
+            protocol::error_reply(&id, &Error::Internal("handler panicked".into()))
+        }
+    })
 }
 
 async fn write_loop(
