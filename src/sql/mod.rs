@@ -175,15 +175,30 @@ pub fn parse_filter(
 }
 
 /// Database failures map to `conflict` for constraint violations and
-/// `internal` for everything else.
+/// `internal` for everything else. A conflict says which kind of
+/// constraint refused the write, never which table, column or constraint:
+/// those are the schema's, not the client's (the detail goes to the log).
 impl From<diesel::result::Error> for Error {
     fn from(e: diesel::result::Error) -> Self {
         use diesel::result::{DatabaseErrorKind as K, Error as D};
         match &e {
             D::DatabaseError(
-                K::UniqueViolation | K::ForeignKeyViolation | K::NotNullViolation | K::CheckViolation,
+                kind @ (K::UniqueViolation | K::ForeignKeyViolation | K::NotNullViolation | K::CheckViolation),
                 info,
-            ) => Error::Conflict(info.message().to_owned()),
+            ) => {
+                tracing::info!(detail = info.message(), constraint = ?info.constraint_name(), "a constraint refused a write");
+                Error::Conflict(
+                    match kind {
+                        K::UniqueViolation => "a value that must be unique is already taken",
+                        K::ForeignKeyViolation => {
+                            "the write refers to an object that does not exist, or removes one still referred to"
+                        }
+                        K::NotNullViolation => "a required value is missing",
+                        _ => "a value breaks a rule of the database",
+                    }
+                    .into(),
+                )
+            }
             D::NotFound => Error::Internal("row vanished during the request".into()),
             _ => Error::Internal(e.to_string()),
         }
