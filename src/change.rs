@@ -9,7 +9,7 @@
 use std::sync::{Arc, OnceLock};
 
 use crate::filter::Filter;
-use crate::model::{FieldDef, Row};
+use crate::model::{FieldDef, Row, Value};
 use crate::record;
 
 /// What a subscriber is told about a row.
@@ -73,6 +73,20 @@ impl Change {
         new: Option<Row>,
     ) -> Self {
         Change { route, fields, pk, pos: 0, old, new, payloads: Default::default() }
+    }
+
+    /// Roughly the memory its rows take: what a queue of changes is
+    /// bounded by.
+    pub fn approx_bytes(&self) -> usize {
+        let row = |row: &Option<Row>| {
+            row.as_deref().map_or(0, |values| {
+                values
+                    .iter()
+                    .map(|v| std::mem::size_of::<Value>() + if let Value::Text(t) = v { t.len() } else { 0 })
+                    .sum()
+            })
+        };
+        std::mem::size_of::<Change>() + row(&self.old) + row(&self.new)
     }
 
     /// What a subscription to `filter` is told of this change, if anything:

@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::registry::Registry;
+use super::lane::Item;
+use super::registry::{Lanes, Registry};
 use super::stream::Stream;
 use super::subscription::Subscription;
 use super::{Catalog, History, Watch};
@@ -61,6 +62,8 @@ pub(crate) enum Command {
 /// The hub's state, driven by [`HubState::apply`] and [`HubState::tick`].
 pub(crate) struct HubState {
     registry: Registry,
+    /// Subscriptions lanes ended, to unregister.
+    ended: Arc<parking_lot::Mutex<Vec<Arc<Subscription>>>>,
     streams: HashMap<&'static str, Stream>,
     history: Arc<dyn History>,
     catalog: Arc<Catalog>,
@@ -77,9 +80,11 @@ impl HubState {
         catalog: Arc<Catalog>,
         watch: Arc<Watch>,
         sweep: Option<Duration>,
+        lanes: Lanes,
     ) -> Self {
         HubState {
-            registry: Registry::default(),
+            ended: lanes.ended.clone(),
+            registry: Registry::with_lanes(lanes),
             streams: HashMap::new(),
             history,
             catalog,
@@ -91,16 +96,19 @@ impl HubState {
     pub(crate) fn apply(&mut self, command: Command) {
         match command {
             Command::Changes(changes) => self.changes(changes),
-            Command::Register(sub, filter, done) => {
-                self.register(sub, filter);
-                let _ = done.send(());
-            }
+            Command::Register(sub, filter, done) => self.register(sub, filter, done),
             Command::Unregister(sub) => self.unregister(&sub),
-            Command::Start(route, after, done) => {
-                self.start(route, after);
-                let _ = done.send(());
-            }
+            Command::Start(route, after, done) => self.start(route, after, done),
             Command::CatchUp(route) => self.catch_up(route, usize::MAX),
+        }
+        self.unregister_ended();
+    }
+
+    /// Unregisters the subscriptions lanes ended.
+    fn unregister_ended(&mut self) {
+        let ended = std::mem::take(&mut *self.ended.lock());
+        for sub in ended {
+            self.unregister(&sub);
         }
     }
 
@@ -118,14 +126,20 @@ impl HubState {
         }
     }
 
-    fn register(&mut self, sub: Arc<Subscription>, filter: Filter) {
+    fn register(&mut self, sub: Arc<Subscription>, filter: Filter, done: oneshot::Sender<()>) {
         if sub.is_closed() {
             return; // unsubscribed (or disconnected) before it got here
         }
-        let stream = self.streams.entry(sub.route()).or_default();
-        sub.fed_after(stream.delivered());
         let route = sub.route();
-        self.registry.add(sub, filter);
+        let delivered = self.streams.entry(route).or_default().delivered();
+        match self.registry.add(sub.clone(), filter) {
+            // Told where it joined by its lane, in the lane's order.
+            Some(lane) => lane.push(Item::Join(sub, delivered, done)),
+            None => {
+                sub.fed_after(delivered);
+                let _ = done.send(());
+            }
+        }
         self.publish_stats(route);
     }
 
@@ -137,11 +151,17 @@ impl HubState {
         }
     }
 
-    fn start(&mut self, route: &'static str, after: u64) {
+    /// Starts the route's stream after `after` unless it has a start;
+    /// `done` is answered (dropped) once every lane has told its members.
+    fn start(&mut self, route: &'static str, after: u64, done: oneshot::Sender<()>) {
         let Some(stream) = self.streams.get_mut(route) else { return };
         if stream.start(after) {
-            for sub in self.registry.members(route) {
+            for sub in self.registry.inline_members(route) {
                 sub.stream_started(after);
+            }
+            let done = Arc::new(done);
+            for lane in self.registry.lanes(route) {
+                lane.push(Item::Started(after, done.clone()));
             }
             self.drain(route);
         }
@@ -152,7 +172,7 @@ impl HubState {
     fn drain(&mut self, route: &'static str) {
         let Some(stream) = self.streams.get_mut(route) else { return };
         while let Some(change) = stream.pop_ready() {
-            self.registry.fan_out(&change);
+            self.registry.fan_out(&Arc::new(change));
         }
         stream.settle(Instant::now());
         if stream.delivered().is_some() && stream.pending() > super::stream::MAX_PENDING {
@@ -163,6 +183,7 @@ impl HubState {
     /// Repairs holes that stayed open too long; catches streams up when a
     /// sweep is due.
     pub(crate) fn tick(&mut self, now: Instant) {
+        self.unregister_ended();
         let stale: Vec<&'static str> =
             self.streams.iter().filter(|(_, s)| s.needs_repair(now, GAP_TIMEOUT)).map(|(r, _)| *r).collect();
         for route in stale {
@@ -264,9 +285,13 @@ impl HubState {
         tracing::warn!(route, through, reason, "changes lost; subscribers that needed them must resync");
         stream.skip_to(through);
         let ended: Vec<Arc<Subscription>> =
-            self.registry.members(route).filter(|sub| sub.stream_skipped(through, reason)).cloned().collect();
+            self.registry.inline_members(route).filter(|sub| sub.stream_skipped(through, reason)).cloned().collect();
         for sub in ended {
             self.registry.remove(&sub);
+        }
+        let reason: Arc<str> = reason.into();
+        for lane in self.registry.lanes(route) {
+            lane.push(Item::Skipped(through, reason.clone()));
         }
         self.forget_if_unwatched(route);
         self.publish_stats(route);

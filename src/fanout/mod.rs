@@ -15,6 +15,7 @@
 
 pub(crate) mod hub;
 pub(crate) mod index;
+pub(crate) mod lane;
 pub(crate) mod registry;
 pub(crate) mod sequence;
 #[cfg(test)]
@@ -209,7 +210,13 @@ impl Fanout {
         // otherwise noticed only when a later change of its route arrives.
         let sweep = broker.connects_processes().then_some(Duration::from_secs(5));
         let history: Arc<dyn History> = Arc::new(db.clone());
-        hub::spawn(HubState::new(history.clone(), catalog.clone(), watch.clone(), sweep), commands);
+        let lanes = registry::Lanes {
+            scheduler: lane::Pool::shared(),
+            limits: lane::Limits::default(),
+            every_group: false,
+            ended: Arc::default(),
+        };
+        hub::spawn(HubState::new(history.clone(), catalog.clone(), watch.clone(), sweep, lanes), commands);
         let fanout = Fanout {
             shared: Arc::new(Shared {
                 hub,

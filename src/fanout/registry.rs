@@ -5,11 +5,16 @@
 //! once per change however many clients hold it, and its payload is
 //! serialized once. Groups are found through the route's equality
 //! [`Index`]. The hub thread owns the registry: no locks on the hot path.
+//! Groups whose filter scans text are evaluated in a [`Lane`] of their own,
+//! off the hub thread (see [`super::lane`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use parking_lot::Mutex;
+
 use super::index::{Index, Key};
+use super::lane::{Lane, Limits, Scheduler};
 use super::subscription::{Delivery, Subscription};
 use crate::change::{Action, Change};
 use crate::filter::Filter;
@@ -18,6 +23,18 @@ use crate::filter::Filter;
 #[derive(Default)]
 pub(crate) struct Registry {
     routes: HashMap<&'static str, RouteGroups>,
+    /// Without lanes, every group is evaluated inline (benches, unit tests).
+    lanes: Option<Lanes>,
+}
+
+/// Which groups get a lane, and where lanes run.
+pub(crate) struct Lanes {
+    pub(crate) scheduler: Arc<dyn Scheduler>,
+    pub(crate) limits: Limits,
+    /// Every group, not only scanning ones (the simulation's setting).
+    pub(crate) every_group: bool,
+    /// Subscriptions that lanes ended, for the hub to unregister.
+    pub(crate) ended: Arc<Mutex<Vec<Arc<Subscription>>>>,
 }
 
 /// The subscription groups of one route.
@@ -36,6 +53,7 @@ pub(crate) struct Group {
     canonical: String,
     key: Key,
     members: Vec<Arc<Subscription>>,
+    lane: Option<Arc<Lane>>,
 }
 
 impl Group {
@@ -55,11 +73,18 @@ pub struct RouteStats {
 }
 
 impl Registry {
+    /// A registry that evaluates scanning groups (or every group) in lanes.
+    pub(crate) fn with_lanes(lanes: Lanes) -> Self {
+        Registry { routes: HashMap::new(), lanes: Some(lanes) }
+    }
+
     /// Adds a subscription to its route, in the group of its effective
-    /// filter (the client's, and the identity's scope).
-    pub(crate) fn add(&mut self, sub: Arc<Subscription>, filter: Filter) {
+    /// filter (the client's, and the identity's scope). Returns the group's
+    /// lane if it has one: the subscription then joins through it.
+    pub(crate) fn add(&mut self, sub: Arc<Subscription>, filter: Filter) -> Option<Arc<Lane>> {
         let route = sub.route();
         let groups = self.routes.entry(route).or_default();
+        let lanes = &self.lanes;
         let canonical = filter.canonical_key();
         let id = match groups.by_filter.get(&canonical) {
             Some(&id) => id,
@@ -67,14 +92,20 @@ impl Registry {
                 groups.next_group += 1;
                 let id = groups.next_group;
                 let key = groups.index.insert(id, &filter);
+                let lane = lanes
+                    .as_ref()
+                    .filter(|lanes| lanes.every_group || filter.scans())
+                    .map(|lanes| Lane::new(filter.clone(), lanes.scheduler.clone(), lanes.limits, lanes.ended.clone()));
                 groups.by_filter.insert(canonical.clone(), id);
-                groups.groups.insert(id, Group { filter, canonical, key, members: Vec::new() });
+                groups.groups.insert(id, Group { filter, canonical, key, members: Vec::new(), lane });
                 id
             }
         };
         sub.set_group(id);
         groups.members += 1;
-        groups.groups.get_mut(&id).expect("group just found").members.push(sub);
+        let group = groups.groups.get_mut(&id).expect("group just found");
+        group.members.push(sub);
+        group.lane.clone()
     }
 
     /// Removes a subscription; returns whether it was here.
@@ -102,9 +133,20 @@ impl Registry {
         self.routes.contains_key(route)
     }
 
-    /// Every subscription of `route`.
-    pub(crate) fn members<'a>(&'a self, route: &str) -> impl Iterator<Item = &'a Arc<Subscription>> + 'a {
-        self.routes.get(route).into_iter().flat_map(|g| g.groups.values()).flat_map(|g| g.members.iter())
+    /// The subscriptions of `route` in groups without a lane (the hub's
+    /// to tell of its stream directly).
+    pub(crate) fn inline_members<'a>(&'a self, route: &str) -> impl Iterator<Item = &'a Arc<Subscription>> + 'a {
+        self.routes
+            .get(route)
+            .into_iter()
+            .flat_map(|g| g.groups.values())
+            .filter(|g| g.lane.is_none())
+            .flat_map(|g| g.members.iter())
+    }
+
+    /// The lanes of `route`'s groups (which tell their own members).
+    pub(crate) fn lanes<'a>(&'a self, route: &str) -> impl Iterator<Item = &'a Arc<Lane>> + 'a {
+        self.routes.get(route).into_iter().flat_map(|g| g.groups.values()).filter_map(|g| g.lane.as_ref())
     }
 
     /// Calls `deliver` for each group of `change.route` that the change
@@ -120,10 +162,19 @@ impl Registry {
         });
     }
 
-    /// Delivers a change to every subscription it concerns. Payloads are
-    /// serialized once per change and action, and shared.
-    pub(crate) fn fan_out(&self, change: &Change) {
-        self.for_each_match(change, |group, action| {
+    /// Delivers a change to every subscription it concerns: groups
+    /// without a lane here, the others by queueing it in their lane,
+    /// unevaluated. Payloads are serialized once per change and action,
+    /// and shared.
+    pub(crate) fn fan_out(&self, change: &Arc<Change>) {
+        let Some(groups) = self.routes.get(change.route) else { return };
+        groups.index.candidates(change, |id| {
+            let group = &groups.groups[&id];
+            if let Some(lane) = &group.lane {
+                lane.push(super::lane::Item::Change(change.clone()));
+                return;
+            }
+            let Some(action) = change.action_for(&group.filter) else { return };
             let Some(data) = change.payload(action) else { return };
             let delivery = Delivery { pos: change.pos, action, data };
             for member in &group.members {

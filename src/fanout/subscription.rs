@@ -158,6 +158,27 @@ impl Subscription {
         }
     }
 
+    /// Changes it needed were dropped before they reached it (its lane
+    /// fell behind). A live subscription ends with a `gap` frame; a starting
+    /// one reads them from history, as when its own buffer overflows.
+    /// Returns whether it is closed now.
+    pub(crate) fn fell_behind(&self, reason: &str) -> bool {
+        let mut state = self.state.lock();
+        match &mut *state {
+            State::Starting(start) => {
+                start.buffer = Vec::new();
+                start.overflowed = true;
+                false
+            }
+            State::Live { .. } => {
+                self.sink.push(Outbound::Frame(protocol::gap_frame(self.id, reason)));
+                *state = State::Closed;
+                true
+            }
+            State::Closed => true,
+        }
+    }
+
     /// A change, in position order, that concerns the subscription.
     pub(crate) fn deliver(&self, delivery: &Delivery) {
         let mut state = self.state.lock();

@@ -249,6 +249,18 @@ impl Filter {
         !self.never && self.predicates.iter().all(|p| p.op.matches(&row[p.field]))
     }
 
+    /// Whether evaluating it may read a whole text value: `contains`, and
+    /// every case-insensitive lookup (the value is folded first). Its cost
+    /// then grows with the row, not with the filter, which is why the
+    /// fan-out evaluates such filters off its main thread.
+    pub fn scans(&self) -> bool {
+        self.predicates.iter().any(|p| match &p.op {
+            Op::IExact(_) => true,
+            Op::Text { kind, fold, .. } => *fold || *kind == TextKind::Contains,
+            _ => false,
+        })
+    }
+
     /// A text that is the same for filters with the same predicates, in
     /// whatever order their keys were written, so identical subscriptions can
     /// share one evaluation.
