@@ -167,6 +167,15 @@ impl Wyrmhole {
         self.core.router.fanout.stats(route)
     }
 
+    /// Resolves once every change committed in this process (or received
+    /// from another) before the call has been queued to every subscription
+    /// it concerns. Each route is fanned out on its own thread, so events
+    /// of different routes are not ordered with each other; tests that
+    /// must know "nothing more is coming" wait for this.
+    pub async fn settled(&self) {
+        self.core.router.fanout.settled().await
+    }
+
     /// The warp filter serving `GET /ws` (the WebSocket endpoint) and the
     /// JS client (`GET /wyrmhole.js` and `/wyrmhole/*.js`), to combine with
     /// the app's own filters. Prefer [`Wyrmhole::serve`] or

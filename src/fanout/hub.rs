@@ -1,11 +1,13 @@
-//! The hub: one thread that owns every route's [`Stream`] and the
-//! [`Registry`], and does all the fan-out.
+//! A hub: the thread that owns a route's [`Stream`] and [`Registry`], and
+//! does its fan-out (one hub per route: [`super::hubs`]; the groups whose
+//! filters scan text are evaluated in lanes: [`super::lane`]).
 //!
 //! Committed changes (this process's, from the store; other processes',
 //! from the broker), subscriptions coming and going, and starting
 //! subscriptions asking for a stream's start all arrive as [`Command`]s on
 //! one bounded queue and are applied one at a time, so each decision about
-//! a route sees one consistent state. The hub fills holes in a stream from
+//! the route sees one consistent state. (The state is kept by route, so a
+//! hub could serve several; the simulation drives one over one route.) The hub fills holes in a stream from
 //! history after [`GAP_TIMEOUT`]; what history no longer has is skipped, and
 //! the live subscriptions that needed it end with a `gap` frame.
 //!
@@ -57,6 +59,9 @@ pub(crate) enum Command {
     /// Read whatever the route committed that has not arrived (the broker
     /// was away).
     CatchUp(&'static str),
+    /// Answered (dropped) once every change received before it has been
+    /// queued to its subscriptions, lanes included.
+    Settle(oneshot::Sender<()>),
 }
 
 /// The hub's state, driven by [`HubState::apply`] and [`HubState::tick`].
@@ -100,6 +105,12 @@ impl HubState {
             Command::Unregister(sub) => self.unregister(&sub),
             Command::Start(route, after, done) => self.start(route, after, done),
             Command::CatchUp(route) => self.catch_up(route, usize::MAX),
+            Command::Settle(done) => {
+                let done = Arc::new(done);
+                for lane in self.registry.every_lane() {
+                    lane.push(Item::Settle(done.clone()));
+                }
+            }
         }
         self.unregister_ended();
     }
@@ -309,10 +320,10 @@ impl HubState {
     }
 }
 
-/// Runs the hub on a thread of its own until every sender is gone.
-pub(crate) fn spawn(mut state: HubState, mut commands: mpsc::Receiver<Command>) {
+/// Runs the hub of `route` on a thread of its own until every sender is gone.
+pub(crate) fn spawn(route: &str, mut state: HubState, mut commands: mpsc::Receiver<Command>) {
     std::thread::Builder::new()
-        .name("wyrm-hub".into())
+        .name(format!("wyrm-hub-{route}"))
         .spawn(move || {
             let runtime =
                 tokio::runtime::Builder::new_current_thread().enable_time().build().expect("the hub's timer runtime");

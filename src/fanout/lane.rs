@@ -68,6 +68,8 @@ pub(crate) enum Item {
     Skipped(u64, Arc<str>),
     /// Changes were dropped here because the lane fell behind.
     Dropped,
+    /// Dropped once applied: everything queued before it was.
+    Settle(Arc<oneshot::Sender<()>>),
 }
 
 /// Runs lanes that have work.
@@ -172,6 +174,7 @@ impl Lane {
                 let _ = done.send(());
             }
             Item::Started(at, _done) => members.iter().for_each(|m| m.stream_started(at)),
+            Item::Settle(_done) => {}
             Item::Skipped(through, reason) => {
                 members.retain(|m| {
                     let keep = !m.stream_skipped(through, &reason);

@@ -14,6 +14,7 @@
 //! hub through an [`Upstream`].
 
 pub(crate) mod hub;
+pub(crate) mod hubs;
 pub(crate) mod index;
 pub(crate) mod lane;
 pub(crate) mod registry;
@@ -38,7 +39,8 @@ use crate::error::Error;
 use crate::model::{FieldDef, Model};
 use crate::store::history::Page;
 use crate::store::{CommitSink, Db};
-use hub::{Command, HubState, HUB_QUEUE};
+use hub::Command;
+use hubs::Hubs;
 use subscription::Subscription;
 
 pub use registry::RouteStats;
@@ -98,6 +100,11 @@ impl Catalog {
         self.0.insert(info.route, info);
     }
 
+    /// The routes served here.
+    pub(crate) fn routes(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.0.keys().copied()
+    }
+
     /// Decodes a change in its wire form (`Change::to_wire`); `None` for a
     /// route not served here.
     pub(crate) fn decode(&self, wire: &serde_json::Value) -> Option<Result<Change, String>> {
@@ -140,7 +147,7 @@ impl Watch {
 /// What a broker may do to this process's fan-out.
 #[derive(Clone)]
 pub(crate) struct Upstream {
-    hub: mpsc::Sender<Command>,
+    hubs: Hubs,
     catalog: Arc<Catalog>,
     watch: Arc<Watch>,
 }
@@ -150,14 +157,18 @@ impl Upstream {
     /// queue is full they are dropped here, and the stream reads the hole
     /// they leave from history.
     pub(crate) fn offer(&self, changes: Vec<Change>) {
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.hub.try_send(Command::Changes(changes)) {
-            tracing::warn!("fan-out queue full; received changes will be read from history");
+        for (hub, part) in self.hubs.split(changes) {
+            if let Err(mpsc::error::TrySendError::Full(_)) = hub.try_send(Command::Changes(part)) {
+                tracing::warn!("fan-out queue full; received changes will be read from history");
+            }
         }
     }
 
     /// The broker was away: read what `route` committed meanwhile.
     pub(crate) fn catch_up(&self, route: &'static str) {
-        let _ = self.hub.try_send(Command::CatchUp(route));
+        if let Some(hub) = self.hubs.of_route(route) {
+            let _ = hub.try_send(Command::CatchUp(route));
+        }
     }
 
     /// Whether any subscription here watches `route`.
@@ -178,7 +189,7 @@ pub(crate) struct Fanout {
 }
 
 struct Shared {
-    hub: mpsc::Sender<Command>,
+    hubs: Hubs,
     broker: Arc<dyn Broker>,
     catalog: Arc<Catalog>,
     watch: Arc<Watch>,
@@ -201,25 +212,19 @@ impl Fanout {
         catalog: Catalog,
         broker: impl FnOnce(Upstream) -> Result<Arc<dyn Broker>, Error>,
     ) -> Result<Fanout, Error> {
-        let (hub, commands) = mpsc::channel(HUB_QUEUE);
         let catalog = Arc::new(catalog);
         let watch = Arc::new(Watch::default());
-        let upstream = Upstream { hub: hub.clone(), catalog: catalog.clone(), watch: watch.clone() };
+        let history: Arc<dyn History> = Arc::new(db.clone());
+        let (hubs, unstarted) = Hubs::new(&catalog);
+        let upstream = Upstream { hubs: hubs.clone(), catalog: catalog.clone(), watch: watch.clone() };
         let broker = broker(upstream)?;
         // With another process writing, a message its broker lost is
         // otherwise noticed only when a later change of its route arrives.
         let sweep = broker.connects_processes().then_some(Duration::from_secs(5));
-        let history: Arc<dyn History> = Arc::new(db.clone());
-        let lanes = registry::Lanes {
-            scheduler: lane::Pool::shared(),
-            limits: lane::Limits::default(),
-            every_group: false,
-            ended: Arc::default(),
-        };
-        hub::spawn(HubState::new(history.clone(), catalog.clone(), watch.clone(), sweep, lanes), commands);
+        unstarted.spawn(&catalog, &history, &watch, sweep);
         let fanout = Fanout {
             shared: Arc::new(Shared {
-                hub,
+                hubs,
                 broker,
                 catalog,
                 watch,
@@ -246,31 +251,51 @@ impl Fanout {
         self.shared.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    async fn command(&self, command: Command) {
-        if self.shared.hub.send(command).await.is_err() {
-            tracing::error!("the hub is gone");
+    async fn command(&self, route: &str, command: Command) {
+        let Some(hub) = self.shared.hubs.of_route(route) else {
+            tracing::error!(route, "no hub for the route");
+            return;
+        };
+        if hub.send(command).await.is_err() {
+            tracing::error!(route, "the hub is gone");
         }
     }
 
     async fn register(&self, sub: Arc<Subscription>, filter: crate::filter::Filter) {
         let (done, registered) = oneshot::channel();
-        self.command(Command::Register(sub, filter, done)).await;
+        self.command(sub.route(), Command::Register(sub, filter, done)).await;
         let _ = registered.await;
     }
 
     async fn start_stream(&self, route: &'static str, after: u64) {
         let (done, started) = oneshot::channel();
-        self.command(Command::Start(route, after, done)).await;
+        self.command(route, Command::Start(route, after, done)).await;
         let _ = started.await;
+    }
+
+    /// Resolves once every change this process committed or received
+    /// before the call has been queued to every subscription it concerns.
+    pub(crate) async fn settled(&self) {
+        let mut answers = Vec::new();
+        for hub in self.shared.hubs.all() {
+            let (done, settled) = oneshot::channel();
+            if hub.send(Command::Settle(done)).await.is_ok() {
+                answers.push(settled);
+            }
+        }
+        for settled in answers {
+            let _ = settled.await;
+        }
     }
 
     /// Ends a subscription: nothing more is queued for it from now on.
     pub(crate) fn unsubscribe(&self, sub: Arc<Subscription>) {
         sub.close();
-        match self.shared.hub.try_send(Command::Unregister(sub)) {
+        let Some(hub) = self.shared.hubs.of_route(sub.route()) else { return };
+        match hub.try_send(Command::Unregister(sub)) {
             Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
             Err(mpsc::error::TrySendError::Full(command)) => {
-                let hub = self.shared.hub.clone();
+                let hub = hub.clone();
                 tokio::spawn(async move { hub.send(command).await });
             }
         }
@@ -281,8 +306,10 @@ impl CommitSink for Fanout {
     fn committed(&self, changes: Vec<Change>) {
         self.shared.broker.publish(&changes);
         // On the writer's blocking thread: a full queue holds writes back.
-        if self.shared.hub.blocking_send(Command::Changes(changes)).is_err() {
-            tracing::error!("the hub is gone; changes not delivered");
+        for (hub, part) in self.shared.hubs.split(changes) {
+            if hub.blocking_send(Command::Changes(part)).is_err() {
+                tracing::error!("the hub is gone; changes not delivered");
+            }
         }
     }
 }
@@ -309,14 +336,54 @@ mod tests {
         }
     }
 
+    #[allow(dead_code)]
+    #[derive(crate::Model)]
+    #[wyrm(route = "item")]
+    struct Item {
+        id: i32,
+    }
+
+    #[allow(dead_code)]
+    #[derive(crate::Model)]
+    #[wyrm(route = "other")]
+    struct Other {
+        id: i32,
+    }
+
+    fn change<M: Model>() -> Change {
+        let row: crate::model::Row = vec![crate::model::Value::Int(1)].into();
+        Change::new(M::ROUTE, M::FIELDS, 0, None, Some(row))
+    }
+
     #[test]
     fn changes_from_another_process_are_dropped_not_waited_for_when_the_hub_queue_is_full() {
         let (hub, mut commands) = mpsc::channel(1);
-        let upstream = Upstream { hub, catalog: Arc::default(), watch: Arc::default() };
-        upstream.offer(Vec::new());
-        upstream.offer(Vec::new()); // full: dropped at once (history fills the hole later)
+        let upstream =
+            Upstream { hubs: Hubs::of([(Item::ROUTE, hub)]), catalog: Arc::default(), watch: Arc::default() };
+        upstream.offer(vec![change::<Item>()]);
+        upstream.offer(vec![change::<Item>()]); // full: dropped at once (history fills the hole later)
         assert!(matches!(commands.try_recv(), Ok(Command::Changes(_))));
         assert!(commands.try_recv().is_err(), "the second batch was dropped");
+    }
+
+    #[test]
+    fn each_route_s_changes_go_to_its_own_hub_in_commit_order() {
+        let (item_hub, mut items) = mpsc::channel(8);
+        let (other_hub, mut others) = mpsc::channel(8);
+        let hubs = Hubs::of([(Item::ROUTE, item_hub), (Other::ROUTE, other_hub)]);
+        let mut commit = Vec::new();
+        for (n, mut c) in [change::<Item>(), change::<Other>(), change::<Item>()].into_iter().enumerate() {
+            c.pos = n as u64 + 1;
+            commit.push(c);
+        }
+        let upstream = Upstream { hubs, catalog: Arc::default(), watch: Arc::default() };
+        upstream.offer(commit);
+        let positions = |command| match command {
+            Ok(Command::Changes(changes)) => changes.iter().map(|c| (c.route, c.pos)).collect::<Vec<_>>(),
+            _ => panic!("expected changes"),
+        };
+        assert_eq!(positions(items.try_recv()), [(Item::ROUTE, 1), (Item::ROUTE, 3)]);
+        assert_eq!(positions(others.try_recv()), [(Other::ROUTE, 2)]);
     }
 
     #[test]
@@ -324,7 +391,7 @@ mod tests {
         let (hub, mut commands) = mpsc::channel(1);
         let fanout = Fanout {
             shared: Arc::new(Shared {
-                hub,
+                hubs: Hubs::of([(Item::ROUTE, hub)]),
                 broker: Arc::new(Quiet),
                 catalog: Arc::default(),
                 watch: Arc::default(),
@@ -333,10 +400,10 @@ mod tests {
                 next_id: AtomicU64::new(1),
             }),
         };
-        fanout.committed(Vec::new());
+        fanout.committed(vec![change::<Item>()]);
         let (done_tx, done) = std::sync::mpsc::channel();
         let writer = std::thread::spawn(move || {
-            fanout.committed(Vec::new()); // the queue is full: waits
+            fanout.committed(vec![change::<Item>()]); // the queue is full: waits
             done_tx.send(()).unwrap();
         });
         assert!(done.recv_timeout(Duration::from_millis(200)).is_err(), "the second commit waits for room");

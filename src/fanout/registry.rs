@@ -144,6 +144,11 @@ impl Registry {
             .flat_map(|g| g.members.iter())
     }
 
+    /// Every lane, of every route.
+    pub(crate) fn every_lane(&self) -> impl Iterator<Item = &Arc<Lane>> + '_ {
+        self.routes.values().flat_map(|g| g.groups.values()).filter_map(|g| g.lane.as_ref())
+    }
+
     /// The lanes of `route`'s groups (which tell their own members).
     pub(crate) fn lanes<'a>(&'a self, route: &str) -> impl Iterator<Item = &'a Arc<Lane>> + 'a {
         self.routes.get(route).into_iter().flat_map(|g| g.groups.values()).filter_map(|g| g.lane.as_ref())

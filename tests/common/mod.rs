@@ -356,13 +356,14 @@ impl Client {
     }
 
     /// Waits until the fan-out has delivered every change committed so far:
-    /// changes fan out in commit order, so once a fresh ping row's event
-    /// arrives, every earlier change's events have arrived too.
+    /// once the fan-out has settled, their events are in this connection's
+    /// queue, and a ping row written after that arrives after them.
     pub async fn settle(&mut self, server: &TestServer) {
         if self.ping_sub.is_none() {
             let data = self.ok("ping", "subscribe", json!({})).await;
             self.ping_sub = Some(data["sub"].clone());
         }
+        server.app.settled().await;
         let ping = server.db.write(|tx| tx.insert::<Ping>(&json!({"n": 0}))).await.unwrap();
         loop {
             let frame = self.read_one().await.expect("connection closed");
