@@ -2,9 +2,9 @@
 //! client at `/wyrmhole.js` (so a plain HTML page needs no build step), and
 //! a small server handle for apps and tests.
 //!
-//! An upgrade is checked in this order: a well-formed WebSocket handshake
-//! (else 400), an allowed origin (else 403, before the app's authenticate
-//! hook sees any cookie), then authentication (else 401).
+//! An upgrade is checked in this order: an allowed origin (else 403, so the
+//! app's authenticate hook never sees a cookie a foreign page sent), a
+//! well-formed WebSocket handshake (else 400), then authentication (else 401).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -28,7 +28,6 @@ use crate::listener::{self, HttpConfig, PeerAddr, Pending};
 /// `GET /ws` (the WebSocket endpoint) and the JS client.
 pub(crate) fn filter(core: Arc<AppCore>, http: Arc<HttpConfig>) -> BoxedFilter<(Response,)> {
     let core = warp::any().map(move || core.clone());
-    let http = warp::any().map(move || http.clone());
     let query = warp::query::raw().or(warp::any().map(String::new)).unify();
     let socket = warp::path("ws")
         .and(warp::path::end())
@@ -36,53 +35,60 @@ pub(crate) fn filter(core: Arc<AppCore>, http: Arc<HttpConfig>) -> BoxedFilter<(
         .and(warp::header::headers_cloned())
         .and(query)
         .and(warp::ext::optional::<OnUpgrade>())
-        .and(remote_addr())
         .and(core)
-        .and(http)
-        .map(
-            |headers: HeaderMap,
-             query: String,
-             upgrade: Option<OnUpgrade>,
-             peer: Option<SocketAddr>,
-             core: Arc<AppCore>,
-             http: Arc<HttpConfig>| {
-                let accept = websocket_key(&headers).map(|key| derive_accept_key(key.as_bytes()));
-                let (Some(accept), Some(upgrade)) = (accept, upgrade) else {
-                    return warp::reply::with_status("expected a WebSocket upgrade", StatusCode::BAD_REQUEST)
-                        .into_response();
-                };
-                if !http.origins.admits(&headers) {
-                    tracing::debug!(origin = ?headers.get("origin"), ?peer, "upgrade refused: origin not allowed");
-                    return warp::reply::with_status("origin not allowed", StatusCode::FORBIDDEN).into_response();
-                }
-                let query: HashMap<String, String> = url_decode_pairs(&query).into_iter().collect();
-                let identity = match core.router.authenticate(&UpgradeRequest::new(headers, query)) {
-                    Ok(identity) => identity,
-                    Err(e) => return warp::reply::with_status(e.to_string(), StatusCode::UNAUTHORIZED).into_response(),
-                };
-                tokio::spawn(async move {
-                    match upgrade.await {
-                        Ok(upgraded) => {
-                            let config = socket_config(&core.config);
-                            let socket =
-                                WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
-                                    .await;
-                            crate::connection::serve(socket, core, identity).await;
-                        }
-                        Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
+        .map(|headers: HeaderMap, query: String, upgrade: Option<OnUpgrade>, core: Arc<AppCore>| {
+            let accept = websocket_key(&headers).map(|key| derive_accept_key(key.as_bytes()));
+            let (Some(accept), Some(upgrade)) = (accept, upgrade) else {
+                return warp::reply::with_status("expected a WebSocket upgrade", StatusCode::BAD_REQUEST)
+                    .into_response();
+            };
+            let query: HashMap<String, String> = url_decode_pairs(&query).into_iter().collect();
+            let identity = match core.router.authenticate(&UpgradeRequest::new(headers, query)) {
+                Ok(identity) => identity,
+                Err(e) => return warp::reply::with_status(e.to_string(), StatusCode::UNAUTHORIZED).into_response(),
+            };
+            tokio::spawn(async move {
+                match upgrade.await {
+                    Ok(upgraded) => {
+                        let config = socket_config(&core.config);
+                        let socket =
+                            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+                        crate::connection::serve(socket, core, identity).await;
                     }
-                });
-                let mut response = Response::new(Default::default());
-                *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-                let headers = response.headers_mut();
-                headers.insert("connection", HeaderValue::from_static("upgrade"));
-                headers.insert("upgrade", HeaderValue::from_static("websocket"));
-                headers
-                    .insert("sec-websocket-accept", HeaderValue::from_str(&accept).expect("base64 is a valid header"));
-                response
-            },
-        );
-    socket.or(client_files()).unify().boxed()
+                    Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
+                }
+            });
+            let mut response = Response::new(Default::default());
+            *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+            let headers = response.headers_mut();
+            headers.insert("connection", HeaderValue::from_static("upgrade"));
+            headers.insert("upgrade", HeaderValue::from_static("websocket"));
+            headers.insert("sec-websocket-accept", HeaderValue::from_str(&accept).expect("base64 is a valid header"));
+            response
+        });
+    foreign_origin(http).or(socket).unify().or(client_files()).unify().boxed()
+}
+
+/// `GET /ws` from a page whose origin is not allowed: 403, before the
+/// handshake is looked at or the authenticate hook sees a cookie. Any other
+/// request is passed on (rejected as not found).
+fn foreign_origin(http: Arc<HttpConfig>) -> BoxedFilter<(Response,)> {
+    warp::path("ws")
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(warp::header::headers_cloned())
+        .and(remote_addr())
+        .and_then(move |headers: HeaderMap, peer: Option<SocketAddr>| {
+            let allowed = http.origins.admits(&headers);
+            async move {
+                if allowed {
+                    return Err(warp::reject::not_found());
+                }
+                tracing::debug!(origin = ?headers.get("origin"), ?peer, "upgrade refused: origin not allowed");
+                Ok(warp::reply::with_status("origin not allowed", StatusCode::FORBIDDEN).into_response())
+            }
+        })
+        .boxed()
 }
 
 /// The client's address, in an app's own warp routes too: served by
