@@ -161,7 +161,7 @@ impl Pending {
             tracing::debug!(pending = state.open.len(), "closed a stale pending connection to make room");
             return None;
         }
-        Some(self.evict_after - age)
+        Some(self.evict_after.saturating_sub(age))
     }
 
     /// Closes the oldest pending connection if it is stale; true if one was closed.

@@ -60,7 +60,10 @@ async fn handshake(url: &str, headers: &[(&str, &str)]) -> Result<Ws, (u16, Stri
         let name = tungstenite::http::HeaderName::from_bytes(name.as_bytes()).unwrap();
         request.headers_mut().append(name, value.parse().unwrap());
     }
-    match tokio_tungstenite::connect_async(request).await {
+    match tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
+        .await
+        .expect("no answer to the handshake")
+    {
         Ok((ws, _)) => Ok(ws),
         Err(tungstenite::Error::Http(response)) => {
             let body = response.body().as_deref().map(String::from_utf8_lossy).unwrap_or_default().into_owned();
