@@ -150,8 +150,8 @@ impl Pending {
         }
     }
 
-    /// Closes the oldest connection if it is stale (`None`), else says how
-    /// long until it will be.
+    /// Closes the oldest connection if it is stale, else says how long until
+    /// it will be (`None`: one was closed, or there is none).
     fn stale_wait(&self, state: &mut PendingState) -> Option<Duration> {
         let (_, (since, _)) = state.open.first_key_value()?;
         let age = since.elapsed();
@@ -187,7 +187,7 @@ impl Pending {
 }
 
 /// Accepts one connection and prepares its socket.
-pub(crate) async fn accept(listener: &TcpListener, config: &HttpConfig) -> std::io::Result<(TcpStream, SocketAddr)> {
+async fn accept(listener: &TcpListener, config: &HttpConfig) -> std::io::Result<(TcpStream, SocketAddr)> {
     let (stream, peer) = listener.accept().await?;
     if config.tcp_nodelay {
         if let Err(e) = stream.set_nodelay(true) {
