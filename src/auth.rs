@@ -76,7 +76,8 @@ impl UpgradeRequest {
         self.headers.get(name)?.to_str().ok()
     }
 
-    /// The token of an `Authorization: Bearer <token>` header.
+    /// The token of an `Authorization: Bearer <token>` header: for clients
+    /// other than browsers (whose WebSocket API cannot set headers).
     pub fn bearer_token(&self) -> Option<&str> {
         let value = self.header("authorization")?;
         let (scheme, token) = value.split_once(' ')?;
@@ -84,12 +85,16 @@ impl UpgradeRequest {
     }
 
     /// A query-string parameter (browsers cannot set headers on a WebSocket,
-    /// so the JS client sends its token as `?token=`).
+    /// so the JS client sends its token as `?token=`). URLs end up in the
+    /// access logs of the server and of proxies: a token sent this way
+    /// should be short-lived.
     pub fn query(&self, name: &str) -> Option<&str> {
         self.query.get(name).map(String::as_str)
     }
 
-    /// A cookie's value.
+    /// A cookie's value. A browser sends cookies with a handshake that any
+    /// site's page opens: they are trusted here only because the server
+    /// refuses foreign origins first (see [`crate::Origins`]).
     pub fn cookie(&self, name: &str) -> Option<&str> {
         self.headers
             .get_all("cookie")
@@ -102,7 +107,8 @@ impl UpgradeRequest {
     }
 
     /// The token from the `Authorization` header, else `?token=`, else the
-    /// `wyrm_token` cookie.
+    /// `wyrm_token` cookie (so it has the cookie's ambient authority: keep
+    /// the origin check on).
     pub fn token(&self) -> Option<&str> {
         self.bearer_token().or_else(|| self.query("token")).or_else(|| self.cookie("wyrm_token"))
     }

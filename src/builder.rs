@@ -15,6 +15,7 @@ use crate::broker::InProcess;
 use crate::connection::{AppCore, ConnectionConfig};
 use crate::error::Error;
 use crate::fanout::{Broker, Catalog, Fanout, RouteInfo, RouteStats};
+use crate::listener::HttpConfig;
 use crate::route::{Route, RouteHandler};
 use crate::router::{AuthFn, Router};
 use crate::server::{self, Server};
@@ -58,6 +59,7 @@ pub struct Builder {
     auth: Option<AuthFn>,
     allow_anonymous: bool,
     config: ConnectionConfig,
+    http: HttpConfig,
     redis: Option<String>,
 }
 
@@ -96,6 +98,34 @@ impl Builder {
         self
     }
 
+    /// Sets the HTTP layer's settings: allowed origins, the request-head
+    /// timeout and size, the cap on connections not yet upgraded,
+    /// `TCP_NODELAY` (see [`HttpConfig`] for each default). Replaces
+    /// origins added before by [`Builder::allowed_origins`].
+    pub fn http_config(mut self, config: HttpConfig) -> Self {
+        self.http = config;
+        self
+    }
+
+    /// Also accepts WebSocket upgrades from pages of these origins
+    /// (`scheme://host[:port]`, or `"null"`), besides same-origin pages and
+    /// clients that send no `Origin`. See [`crate::Origins`].
+    ///
+    /// ```no_run
+    /// # fn f(builder: wyrmhole::Builder) -> wyrmhole::Builder {
+    /// builder.allowed_origins(["https://app.example", "http://localhost:5173"])
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    /// If one is not an origin (has a path, no scheme, a bad port).
+    pub fn allowed_origins<S: AsRef<str>>(mut self, origins: impl IntoIterator<Item = S>) -> Self {
+        for origin in origins {
+            self.http.origins = self.http.origins.allow(origin.as_ref());
+        }
+        self
+    }
+
     /// Shares commits with the other processes serving the same database
     /// through Redis (`redis://host:port`). Redis being unreachable is not
     /// an error: the broker retries with backoff, and changes it misses are
@@ -124,7 +154,7 @@ impl Builder {
         })?;
         let router =
             Router { db: self.db, fanout, routes: self.routes, auth: self.auth, allow_anonymous: self.allow_anonymous };
-        Ok(Wyrmhole { core: Arc::new(AppCore::new(router, self.config)) })
+        Ok(Wyrmhole { core: Arc::new(AppCore::new(router, self.config)), http: Arc::new(self.http) })
     }
 }
 
@@ -134,6 +164,7 @@ impl Builder {
 #[derive(Clone)]
 pub struct Wyrmhole {
     core: Arc<AppCore>,
+    http: Arc<HttpConfig>,
 }
 
 impl std::fmt::Debug for Wyrmhole {
@@ -152,6 +183,7 @@ impl Wyrmhole {
             auth: None,
             allow_anonymous: false,
             config: ConnectionConfig::default(),
+            http: HttpConfig::default(),
             redis: None,
         }
     }
@@ -178,25 +210,29 @@ impl Wyrmhole {
 
     /// The warp filter serving `GET /ws` (the WebSocket endpoint) and the
     /// JS client (`GET /wyrmhole.js` and `/wyrmhole/*.js`), to combine with
-    /// the app's own filters. Prefer [`Wyrmhole::serve`] or
-    /// [`Wyrmhole::serve_with`], whose [`Server::shutdown`] also closes open
-    /// sockets cleanly.
+    /// the app's own filters. The origin check applies; the rest of
+    /// [`HttpConfig`] (timeouts, caps, `TCP_NODELAY`) is up to the server
+    /// it runs in. Prefer [`Wyrmhole::serve`] or [`Wyrmhole::serve_with`],
+    /// which apply all of it, and whose [`Server::shutdown`] also closes
+    /// open sockets cleanly.
     pub fn filter(&self) -> BoxedFilter<(Response,)> {
-        server::filter(self.core.clone())
+        server::filter(self.core.clone(), self.http.clone())
     }
 
     /// Binds `addr` and serves the app at `/ws`, and the JS client.
     pub async fn serve(self, addr: impl Into<SocketAddr>) -> std::io::Result<Server> {
-        server::serve(self.core, None, addr.into()).await
+        server::serve(self.core, self.http, None, addr.into()).await
     }
 
     /// Like [`Wyrmhole::serve`], with the app's own warp routes tried after
-    /// wyrmhole's (pages, an admin API, ...).
+    /// wyrmhole's (pages, an admin API, ...). In them, the client's address
+    /// is [`crate::remote_addr`], not `warp::addr::remote()` (warp's own
+    /// server is not the one running).
     pub async fn serve_with(
         self,
         extra: BoxedFilter<(Response,)>,
         addr: impl Into<SocketAddr>,
     ) -> std::io::Result<Server> {
-        server::serve(self.core, Some(extra), addr.into()).await
+        server::serve(self.core, self.http, Some(extra), addr.into()).await
     }
 }

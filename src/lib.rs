@@ -18,8 +18,9 @@
 //!    its equality index, and the one subscription sequence;
 //! 5. `broker`: carrying commits between processes (in-process, Redis);
 //! 6. the app: [`route`], [`auth`], the router and the per-connection session;
-//! 7. the transport: the outbox, the connection, the warp server, and the
-//!    [`Wyrmhole`] builder that wires everything.
+//! 7. the transport: the outbox, the connection, the origin check, the
+//!    HTTP listener, the warp server, and the [`Wyrmhole`] builder that
+//!    wires everything.
 
 #![warn(missing_docs)]
 
@@ -47,6 +48,8 @@ pub(crate) mod session;
 // 7. the transport
 pub(crate) mod builder;
 pub(crate) mod connection;
+pub(crate) mod listener;
+pub(crate) mod origin;
 pub(crate) mod outbox;
 pub(crate) mod server;
 
@@ -59,9 +62,11 @@ pub use connection::ConnectionConfig;
 pub use error::{Error, FieldErrors};
 pub use fanout::RouteStats;
 pub use filter::Filter;
+pub use listener::HttpConfig;
 pub use model::{FieldDef, FieldType, FieldValue, Model, Row, Value, ValueRef};
+pub use origin::Origins;
 pub use route::{Limits, Route, Validation, VerbContext};
-pub use server::Server;
+pub use server::{remote_addr, Server};
 pub use store::{Conn, Db, Persist, WriteTx};
 pub use wyrmhole_derive::Model;
 

@@ -1,8 +1,13 @@
 //! Putting an app on warp: the WebSocket endpoint at `/ws`, the bundled JS
 //! client at `/wyrmhole.js` (so a plain HTML page needs no build step), and
 //! a small server handle for apps and tests.
+//!
+//! An upgrade is checked in this order: an allowed origin (else 403, so the
+//! app's authenticate hook never sees a cookie a foreign page sent), a
+//! well-formed WebSocket handshake (else 400), then authentication (else 401).
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -18,9 +23,10 @@ use warp::{Filter, Reply};
 
 use crate::auth::UpgradeRequest;
 use crate::connection::AppCore;
+use crate::listener::{self, HttpConfig, PeerAddr, Pending};
 
 /// `GET /ws` (the WebSocket endpoint) and the JS client.
-pub(crate) fn filter(core: Arc<AppCore>) -> BoxedFilter<(Response,)> {
+pub(crate) fn filter(core: Arc<AppCore>, http: Arc<HttpConfig>) -> BoxedFilter<(Response,)> {
     let core = warp::any().map(move || core.clone());
     let query = warp::query::raw().or(warp::any().map(String::new)).unify();
     let socket = warp::path("ws")
@@ -60,7 +66,38 @@ pub(crate) fn filter(core: Arc<AppCore>) -> BoxedFilter<(Response,)> {
             headers.insert("sec-websocket-accept", HeaderValue::from_str(&accept).expect("base64 is a valid header"));
             response
         });
-    socket.or(client_files()).unify().boxed()
+    foreign_origin(http).or(socket).unify().or(client_files()).unify().boxed()
+}
+
+/// `GET /ws` from a page whose origin is not allowed: 403, before the
+/// handshake is looked at or the authenticate hook sees a cookie. Any other
+/// request is passed on (rejected as not found).
+fn foreign_origin(http: Arc<HttpConfig>) -> BoxedFilter<(Response,)> {
+    warp::path("ws")
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(warp::header::headers_cloned())
+        .and(remote_addr())
+        .and_then(move |headers: HeaderMap, peer: Option<SocketAddr>| {
+            let allowed = http.origins.admits(&headers);
+            async move {
+                if allowed {
+                    return Err(warp::reject::not_found());
+                }
+                tracing::debug!(origin = ?headers.get("origin"), ?peer, "upgrade refused: origin not allowed");
+                Ok(warp::reply::with_status("origin not allowed", StatusCode::FORBIDDEN).into_response())
+            }
+        })
+        .boxed()
+}
+
+/// The client's address, in an app's own warp routes too: served by
+/// [`crate::Wyrmhole::serve`] (whose accept loop is not warp's, so
+/// `warp::addr::remote()` sees nothing there) or by `warp::serve`.
+pub fn remote_addr() -> impl Filter<Extract = (Option<SocketAddr>,), Error = Infallible> + Clone {
+    warp::ext::optional::<PeerAddr>()
+        .and(warp::addr::remote())
+        .map(|ours: Option<PeerAddr>, warps: Option<SocketAddr>| ours.map(|PeerAddr(addr)| addr).or(warps))
 }
 
 /// The `Sec-WebSocket-Key` of a well-formed WebSocket upgrade request (RFC 6455 §4.2.1).
@@ -157,6 +194,7 @@ fn url_decode_pairs(query: &str) -> Vec<(String, String)> {
 pub struct Server {
     addr: SocketAddr,
     core: Arc<AppCore>,
+    pending: Arc<Pending>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -179,7 +217,8 @@ impl Server {
 
     /// Stops accepting, closes every open socket with code 1001 ("server
     /// shutting down", so clients reconnect elsewhere or later), waits a
-    /// moment for them to go, and ends the server.
+    /// moment for them to go, and ends the server; HTTP connections that
+    /// have not upgraded are closed at the end.
     pub async fn shutdown(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
@@ -191,31 +230,27 @@ impl Server {
         }
         self.task.abort();
         let _ = self.task.await;
+        self.pending.close_all();
     }
 }
 
 /// Binds `addr` and serves the app, with `extra` routes tried after wyrmhole's.
 pub(crate) async fn serve(
     core: Arc<AppCore>,
+    http: Arc<HttpConfig>,
     extra: Option<BoxedFilter<(Response,)>>,
     addr: SocketAddr,
 ) -> std::io::Result<Server> {
     let routes = match extra {
-        Some(extra) => filter(core.clone()).or(extra).unify().boxed(),
-        None => filter(core.clone()),
+        Some(extra) => filter(core.clone(), http.clone()).or(extra).unify().boxed(),
+        None => filter(core.clone(), http.clone()),
     };
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(
-        warp::serve(routes)
-            .incoming(listener)
-            .graceful(async {
-                let _ = rx.await;
-            })
-            .run(),
-    );
-    Ok(Server { addr, core, shutdown: Some(tx), task })
+    let pending = Pending::new(&http);
+    let task = tokio::spawn(listener::run(listener, routes, http, pending.clone(), rx));
+    Ok(Server { addr, core, pending, shutdown: Some(tx), task })
 }
 
 #[cfg(test)]
