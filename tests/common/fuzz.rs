@@ -16,6 +16,8 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
+use wyrmhole::filter::Lookup;
+use wyrmhole::{FieldDef, FieldType, Value as FieldValue};
 
 /// SplitMix64: tiny, fast, and the same sequence for the same seed.
 pub struct Rng(u64);
@@ -323,6 +325,101 @@ pub const LOOKUP_NAMES: &[&str] = &[
     "in__gt",
     "exact__exact",
 ];
+
+/// Where filter operands come from: a value of the field at this index
+/// from the data under test, if there is any.
+pub type Sample<'a> = &'a mut dyn FnMut(&mut Rng, usize) -> Option<FieldValue>;
+
+/// A key naming a field: by name, through its relation, or not at all.
+pub fn field_key(rng: &mut Rng, fields: &[FieldDef]) -> (Option<usize>, String) {
+    let related: Vec<usize> = (0..fields.len()).filter(|&i| fields[i].relation.is_some()).collect();
+    match rng.below(20) {
+        0 => (None, nasty_text(rng)),
+        1 => (None, (*rng.pick(&["nope", "", "__", "pk", "ID", "id__", "u\"q", "x__id"])).into()),
+        2 if !related.is_empty() => {
+            let i = *rng.pick(&related);
+            let relation = fields[i].relation.unwrap_or_default();
+            (Some(i), format!("{relation}{}", rng.pick(&["", "__id", "__pk", "__x"])))
+        }
+        _ => {
+            let i = rng.below(fields.len());
+            (Some(i), fields[i].name.into())
+        }
+    }
+}
+
+/// An operand of the field's type: a sampled value (cut and case-changed
+/// when text, so substring lookups match sometimes), or a made-up one.
+pub fn typed_operand(rng: &mut Rng, fields: &[FieldDef], field: usize, sample: Sample) -> Value {
+    if rng.chance(60) {
+        match sample(rng, field) {
+            Some(FieldValue::Float(f)) if f.is_infinite() => return json!(f64::MAX.copysign(f)),
+            Some(FieldValue::Text(t)) => {
+                let chars: Vec<char> = t.chars().collect();
+                let start = rng.below(chars.len() + 1);
+                let end = start + rng.below(chars.len() - start + 1);
+                let piece: String = chars[start..end].iter().collect();
+                return json!(match rng.below(3) {
+                    0 => piece.to_uppercase(),
+                    1 => piece.to_lowercase(),
+                    _ => piece,
+                });
+            }
+            Some(v) => return v.to_json(),
+            None => {}
+        }
+    }
+    match fields[field].ty {
+        FieldType::Bool => json!(rng.chance(50)),
+        FieldType::Text => json!(nasty_text(rng)),
+        _ if rng.chance(50) => json!(rng.below(7) as i64 - 3),
+        _ => nasty_number(rng),
+    }
+}
+
+/// An operand of the right shape for the lookup, mostly.
+pub fn filter_operand(
+    rng: &mut Rng,
+    fields: &[FieldDef],
+    field: Option<usize>,
+    lookup: Option<Lookup>,
+    sample: Sample,
+) -> Value {
+    let Some(field) = field.filter(|_| rng.chance(90)) else { return arbitrary(rng, 2) };
+    match lookup.unwrap_or(Lookup::Exact) {
+        Lookup::Exact | Lookup::IExact if rng.chance(10) => Value::Null,
+        Lookup::In => {
+            let len = if rng.chance(1) { 1000 + rng.below(2) } else { rng.below(5) };
+            Value::Array((0..len).map(|_| typed_operand(rng, fields, field, sample)).collect())
+        }
+        Lookup::Range => {
+            json!([typed_operand(rng, fields, field, sample), typed_operand(rng, fields, field, sample)])
+        }
+        Lookup::IsNull => json!(rng.chance(50)),
+        _ => typed_operand(rng, fields, field, sample),
+    }
+}
+
+/// A filter built key by key, mostly well-formed: known fields (and
+/// unknown ones), known lookups (and unknown, chained, miscased ones),
+/// operands of the right type (and of any other).
+pub fn filter(rng: &mut Rng, fields: &[FieldDef], sample: Sample) -> Value {
+    let mut filter = Map::new();
+    for _ in 0..rng.below(5) {
+        let (field, name) = field_key(rng, fields);
+        let (lookup, key) = match rng.below(10) {
+            0..=2 => (None, name),
+            3 => (None, format!("{name}__{}", rng.pick(LOOKUP_NAMES))),
+            _ => {
+                let lookup = *rng.pick(&Lookup::ALL);
+                (Some(lookup), format!("{name}__{}", lookup.name()))
+            }
+        };
+        let value = filter_operand(rng, fields, field, lookup, sample);
+        filter.insert(key, value);
+    }
+    Value::Object(filter)
+}
 
 /// Pieces that, spliced into frame text, make it malformed in the ways
 /// parsers and the code behind them trip on.
