@@ -565,6 +565,12 @@ fn gen_frame(rng: &mut Rng, model: &Expected, user: &User, all_subs: &[u64], cas
         }
         _ => json!({ "list_id": if rng.chance(90) { json!(1 + rng.below(3)) } else { nasty_number(rng) } }),
     };
+    let mut args = args;
+    if let Some(args) = args.as_object_mut().filter(|a| !a.is_empty() && rng.chance(15)) {
+        // A known argument of the wrong type (or of the right one, differently).
+        let keys: Vec<String> = args.keys().cloned().collect();
+        args.insert(rng.pick(&keys).clone(), arbitrary(rng, 1));
+    }
     let id = if rng.chance(75) { json!(case) } else { json!(format!("r{case}")) };
     let mut frame = json!({ "id": id, "route": route, "verb": verb, "args": args });
     if rng.chance(1) {
