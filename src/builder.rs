@@ -157,7 +157,7 @@ impl Wyrmhole {
     }
 
     /// What every connection shares, for the socketless connection of
-    /// [`crate::harness`].
+    /// `crate::harness`.
     pub(crate) fn core(&self) -> &Arc<AppCore> {
         &self.core
     }

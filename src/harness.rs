@@ -2,8 +2,8 @@
 //! (`tests/fuzz_frames.rs`). Not part of the API: no stability promised.
 //!
 //! It runs each text frame through exactly what a real connection runs for
-//! one ([`crate::connection::read_request`], then
-//! [`crate::connection::run_request`]) on a real app's router and session,
+//! one (`connection::read_request`, then `connection::run_request`) on a
+//! real app's router and session,
 //! and keeps every frame the connection would have written, replies and
 //! events alike, in order. Requests run one at a time, so a run is
 //! reproducible from its inputs; the socket, the outbox and the heartbeat
