@@ -188,6 +188,12 @@ impl Wyrmhole {
         }
     }
 
+    /// What every connection shares, for the socketless connection of
+    /// `crate::harness`.
+    pub(crate) fn core(&self) -> &Arc<AppCore> {
+        &self.core
+    }
+
     /// The database behind the app.
     pub fn db(&self) -> &Db {
         &self.core.router.db

@@ -55,6 +55,8 @@ pub(crate) mod server;
 
 #[doc(hidden)]
 pub mod bench;
+#[doc(hidden)]
+pub mod harness;
 
 pub use auth::{AuthError, Identity, UpgradeRequest};
 pub use builder::{BuildError, Builder, Wyrmhole};

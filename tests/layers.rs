@@ -14,7 +14,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("fan-out", &["fanout"]),
     ("brokers", &["broker"]),
     ("app", &["auth", "route", "router", "session"]),
-    ("transport", &["outbox", "connection", "origin", "listener", "server", "builder", "bench"]),
+    ("transport", &["outbox", "connection", "origin", "listener", "server", "builder", "bench", "harness"]),
 ];
 
 /// Crates the core may not use.
