@@ -226,3 +226,22 @@ async fn unauthenticated_upgrades_are_refused() {
         other => panic!("expected HTTP 401, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn floats_keep_every_bit_through_writes_filters_and_ids() {
+    // Not correctly rounded by serde_json's default parser: it read this
+    // as 23531.1, so the row held another number than the client sent.
+    const SCORE: f64 = 23531.100000000002;
+    let server = TestServer::start().await;
+    let mut c = server.client().await;
+    let data = json!({"list_id": 1, "text": "x", "done": false, "priority": 1, "score": SCORE});
+    let created = c.ok("todo-item", "create", json!({ "data": data })).await;
+    assert_eq!(created["score"].as_f64(), Some(SCORE));
+    let stored = server.all_items().await;
+    assert_eq!(stored[0].score, Some(SCORE), "the database holds what the client sent");
+    let found = c.ok("todo-item", "get_list", json!({"filter": {"score": SCORE}})).await;
+    assert_eq!(found["rows"].as_array().unwrap().len(), 1, "a float read from a row finds the row");
+    c.send_text(r#"{"id": 0.30000000000000004, "route": "ping", "verb": "get_list"}"#.into()).await;
+    let reply = c.next_reply().await;
+    assert_eq!(reply["id"].as_f64(), Some(0.30000000000000004), "{reply}");
+}
