@@ -17,7 +17,8 @@
 //! 4. `fanout`: the hub ordering each route's changes, the registry and
 //!    its equality index, and the one subscription sequence;
 //! 5. `broker`: carrying commits between processes (in-process, Redis);
-//! 6. the app: [`route`], [`auth`], the router and the per-connection session;
+//! 6. the app: [`route`], [`auth`], the router, the per-connection session
+//!    and the budgets per connection, identity and address;
 //! 7. the transport: the outbox, the connection, the warp server, and the
 //!    [`Wyrmhole`] builder that wires everything.
 
@@ -41,11 +42,13 @@ pub(crate) mod broker;
 pub(crate) mod fanout;
 // 6. the app layer
 pub mod auth;
+pub(crate) mod budget;
 pub mod route;
 pub(crate) mod router;
 pub(crate) mod session;
 // 7. the transport
 pub(crate) mod builder;
+pub(crate) mod config;
 pub(crate) mod connection;
 pub(crate) mod outbox;
 pub(crate) mod server;
@@ -55,7 +58,7 @@ pub mod bench;
 
 pub use auth::{AuthError, Identity, UpgradeRequest};
 pub use builder::{BuildError, Builder, Wyrmhole};
-pub use connection::ConnectionConfig;
+pub use config::ConnectionConfig;
 pub use error::{Error, FieldErrors};
 pub use fanout::RouteStats;
 pub use filter::Filter;

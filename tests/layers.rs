@@ -13,8 +13,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("store", &["store"]),
     ("fan-out", &["fanout"]),
     ("brokers", &["broker"]),
-    ("app", &["auth", "route", "router", "session"]),
-    ("transport", &["outbox", "connection", "server", "builder", "bench"]),
+    ("app", &["auth", "budget", "route", "router", "session"]),
+    ("transport", &["outbox", "config", "connection", "server", "builder", "bench"]),
 ];
 
 /// Crates the core may not use.
