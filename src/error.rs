@@ -120,7 +120,9 @@ pub enum Error {
     #[error("cannot resume: {0}")]
     CannotResume(String),
     /// The reply would be larger than the connection allows; it was not sent.
-    #[error("reply of {size} bytes is over the limit of {limit} bytes; ask for less (a smaller `limit`, a narrower filter)")]
+    #[error(
+        "reply of {size} bytes is over the limit of {limit} bytes; ask for less (a smaller `limit`, a narrower filter)"
+    )]
     ReplyTooLarge {
         /// The reply's size.
         size: usize,

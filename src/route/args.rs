@@ -126,9 +126,7 @@ impl Args<'_> {
     /// position): at most 2^63 - 1.
     pub(crate) fn sql_count(&self, key: &str) -> Result<Option<u64>, Error> {
         match self.count(key)? {
-            Some(n) if n as u64 > i64::MAX as u64 => {
-                Err(Error::bad_arg(key, format!("must be at most {}", i64::MAX)))
-            }
+            Some(n) if n as u64 > i64::MAX as u64 => Err(Error::bad_arg(key, format!("must be at most {}", i64::MAX))),
             n => Ok(n.map(|n| n as u64)),
         }
     }
