@@ -19,6 +19,9 @@ use warp::{Filter, Reply};
 use crate::auth::UpgradeRequest;
 use crate::connection::AppCore;
 
+/// The client's address, for the connection caps per address.
+type Remote = Option<SocketAddr>;
+
 /// `GET /ws` (the WebSocket endpoint) and the JS client.
 pub(crate) fn filter(core: Arc<AppCore>) -> BoxedFilter<(Response,)> {
     let core = warp::any().map(move || core.clone());
@@ -31,50 +34,42 @@ pub(crate) fn filter(core: Arc<AppCore>) -> BoxedFilter<(Response,)> {
         .and(warp::ext::optional::<OnUpgrade>())
         .and(warp::addr::remote())
         .and(core)
-        .map(
-            |headers: HeaderMap,
-             query: String,
-             upgrade: Option<OnUpgrade>,
-             remote: Option<SocketAddr>,
-             core: Arc<AppCore>| {
-                let accept = websocket_key(&headers).map(|key| derive_accept_key(key.as_bytes()));
-                let (Some(accept), Some(upgrade)) = (accept, upgrade) else {
-                    return warp::reply::with_status("expected a WebSocket upgrade", StatusCode::BAD_REQUEST)
-                        .into_response();
-                };
-                let query: HashMap<String, String> = url_decode_pairs(&query).into_iter().collect();
-                let identity = match core.router.authenticate(&UpgradeRequest::new(headers, query)) {
-                    Ok(identity) => identity,
-                    Err(e) => return warp::reply::with_status(e.to_string(), StatusCode::UNAUTHORIZED).into_response(),
-                };
-                let admission = match core.admit(&identity, remote) {
-                    Ok(admission) => admission,
-                    Err(e) => {
-                        return warp::reply::with_status(e.to_string(), StatusCode::TOO_MANY_REQUESTS).into_response()
+        .map(|headers: HeaderMap, query: String, upgrade: Option<OnUpgrade>, remote: Remote, core: Arc<AppCore>| {
+            let accept = websocket_key(&headers).map(|key| derive_accept_key(key.as_bytes()));
+            let (Some(accept), Some(upgrade)) = (accept, upgrade) else {
+                return warp::reply::with_status("expected a WebSocket upgrade", StatusCode::BAD_REQUEST)
+                    .into_response();
+            };
+            let query: HashMap<String, String> = url_decode_pairs(&query).into_iter().collect();
+            let identity = match core.router.authenticate(&UpgradeRequest::new(headers, query)) {
+                Ok(identity) => identity,
+                Err(e) => return warp::reply::with_status(e.to_string(), StatusCode::UNAUTHORIZED).into_response(),
+            };
+            let admission = match core.admit(&identity, remote) {
+                Ok(admission) => admission,
+                Err(e) => {
+                    return warp::reply::with_status(e.to_string(), StatusCode::TOO_MANY_REQUESTS).into_response()
+                }
+            };
+            tokio::spawn(async move {
+                match upgrade.await {
+                    Ok(upgraded) => {
+                        let config = socket_config(&core.config);
+                        let socket =
+                            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+                        crate::connection::serve(socket, core, identity, admission).await;
                     }
-                };
-                tokio::spawn(async move {
-                    match upgrade.await {
-                        Ok(upgraded) => {
-                            let config = socket_config(&core.config);
-                            let socket =
-                                WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
-                                    .await;
-                            crate::connection::serve(socket, core, identity, admission).await;
-                        }
-                        Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
-                    }
-                });
-                let mut response = Response::new(Default::default());
-                *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-                let headers = response.headers_mut();
-                headers.insert("connection", HeaderValue::from_static("upgrade"));
-                headers.insert("upgrade", HeaderValue::from_static("websocket"));
-                headers
-                    .insert("sec-websocket-accept", HeaderValue::from_str(&accept).expect("base64 is a valid header"));
-                response
-            },
-        );
+                    Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
+                }
+            });
+            let mut response = Response::new(Default::default());
+            *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+            let headers = response.headers_mut();
+            headers.insert("connection", HeaderValue::from_static("upgrade"));
+            headers.insert("upgrade", HeaderValue::from_static("websocket"));
+            headers.insert("sec-websocket-accept", HeaderValue::from_str(&accept).expect("base64 is a valid header"));
+            response
+        });
     socket.or(client_files()).unify().boxed()
 }
 
