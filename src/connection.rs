@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -140,9 +141,11 @@ pub(crate) async fn serve(socket: WebSocket, app: Arc<AppCore>, identity: Identi
     let (sink, mut stream) = socket.split();
     let mut writer = tokio::spawn(write_loop(sink, queue, outbox.clone(), config.ping_interval));
     let in_flight = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
+    let mut requests = JoinSet::new();
     let mut closing = outbox.closing();
 
     loop {
+        while requests.try_join_next().is_some() {}
         let next = tokio::select! {
             biased;
             _ = closing.changed() => break,
@@ -201,7 +204,7 @@ pub(crate) async fn serve(socket: WebSocket, app: Arc<AppCore>, identity: Identi
             },
         };
         let (app, session) = (app.clone(), session.clone());
-        tokio::spawn(async move {
+        requests.spawn(async move {
             if let Some(frame) = run_request(&app.router, &session, request).await {
                 session.reply(frame);
             }
@@ -212,6 +215,15 @@ pub(crate) async fn serve(socket: WebSocket, app: Arc<AppCore>, identity: Identi
     session.close();
     let server_closed = outbox.is_closing();
     outbox.close(CloseReason { code: CloseReason::NORMAL, reason: String::new() });
+    if server_closed {
+        // Nobody will read their replies: requests still waiting for their
+        // turn are dropped instead of taking the database from others (one
+        // already at the database finishes; a write is never cut halfway).
+        requests.abort_all();
+    } else {
+        // The client closed: what it sent before still runs.
+        requests.detach_all();
+    }
     // Keep reading while the writer delivers our close frame, until the
     // client answers it: a socket dropped with unread input is reset, and
     // a reset makes the client's system discard what it has not read yet,

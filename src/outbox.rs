@@ -71,6 +71,8 @@ impl Outbox {
 
     /// Asks the connection to close with `reason`. The first reason wins.
     pub(crate) fn close(&self, reason: CloseReason) {
+        // Set before anyone is woken: a woken reader asks `is_closing`.
+        self.closed.store(true, Ordering::Release);
         self.close.send_if_modified(|current| {
             if current.is_some() {
                 return false;
@@ -79,7 +81,6 @@ impl Outbox {
             *current = Some(reason);
             true
         });
-        self.closed.store(true, Ordering::Release);
     }
 
     /// Whether a close was asked for.

@@ -128,10 +128,13 @@ fn request(id: u64, verb: &str, args: Value) -> String {
 
 /// Sends requests without reading anything.
 async fn pipeline(c: &mut Client, frames: impl IntoIterator<Item = String>) {
-    for frame in frames {
-        c.ws.feed(Message::text(frame)).await.unwrap();
-    }
-    c.ws.flush().await.unwrap();
+    let send = async {
+        for frame in frames {
+            c.ws.feed(Message::text(frame)).await.unwrap();
+        }
+        c.ws.flush().await.unwrap();
+    };
+    tokio::time::timeout(WAIT, send).await.expect("the server stopped reading");
 }
 
 /// Reads every frame until the server closes: the replies, and the close
@@ -143,10 +146,18 @@ async fn read_until_close(ws: &mut Ws) -> (Vec<Value>, Option<(u16, String)>) {
         match next {
             Some(Ok(Message::Text(t))) => replies.push(serde_json::from_str(t.as_str()).unwrap()),
             Some(Ok(Message::Close(frame))) => {
-                return (replies, frame.map(|f| (u16::from(f.code), f.reason.to_string())))
+                let code = frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+                if code.is_none() {
+                    eprintln!("a close frame without a code after {} replies", replies.len());
+                }
+                return (replies, code);
             }
             Some(Ok(_)) => {}
-            Some(Err(_)) | None => return (replies, None),
+            Some(Err(e)) => {
+                eprintln!("read error after {} replies: {e}", replies.len());
+                return (replies, None);
+            }
+            None => return (replies, None),
         }
     }
 }
@@ -168,7 +179,7 @@ async fn clients_pipelining_large_reads_without_reading_are_cut_with_4008_within
     for round in 0..2 {
         let mut attackers = Vec::new();
         for _ in 0..3 {
-            let mut c = server.client().await;
+            let mut c = tokio::time::timeout(WAIT, server.client()).await.expect("no connection");
             pipeline(&mut c, (0..400).map(|i| request(i, "get_list", json!({"limit": 60})))).await;
             attackers.push(c);
         }
@@ -177,7 +188,7 @@ async fn clients_pipelining_large_reads_without_reading_are_cut_with_4008_within
         assert_eq!(rows["rows"].as_array().unwrap().len(), 5);
         let reads = attackers.into_iter().map(|mut c| tokio::spawn(async move { read_until_close(&mut c.ws).await }));
         for read in reads {
-            let (replies, close) = read.await.unwrap();
+            let (replies, close) = tokio::time::timeout(Duration::from_secs(60), read).await.expect("hung").unwrap();
             assert!(replies.iter().all(|r| r["ok"] == true), "round {round}: only whole replies arrive");
             assert!(replies.len() < 400, "round {round}: the client was cut before all its replies");
             let (code, reason) = close.unwrap_or_else(|| panic!("round {round}: EOF without a close frame"));
