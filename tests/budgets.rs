@@ -37,11 +37,9 @@ impl Gate {
             *current += 1;
             *most = (*most).max(*current);
         }
-        let mut open = self.open.lock().unwrap();
-        while !*open {
-            open = self.opened.wait(open).unwrap();
-        }
-        drop(open);
+        // Bounded, so a failing test ends instead of waiting for its gate.
+        let open = self.open.lock().unwrap();
+        drop(self.opened.wait_timeout_while(open, Duration::from_secs(60), |open| !*open).unwrap());
         self.most_per_tag.lock().unwrap().get_mut(tag).unwrap().0 -= 1;
         self.holding.fetch_sub(1, Ordering::SeqCst);
     }
@@ -49,6 +47,17 @@ impl Gate {
     fn release(&self) {
         *self.open.lock().unwrap() = true;
         self.opened.notify_all();
+    }
+
+    /// Opens the gate when dropped: when a test fails before it does.
+    fn opened_on_drop(self: &Arc<Self>) -> impl Drop {
+        struct Release(Arc<Gate>);
+        impl Drop for Release {
+            fn drop(&mut self) {
+                self.0.release();
+            }
+        }
+        Release(self.clone())
     }
 
     fn most_for(&self, tag: &str) -> usize {
@@ -274,6 +283,7 @@ async fn subscriptions_per_connection_are_capped_and_unsubscribing_frees_a_slot(
 async fn a_connection_and_an_identity_get_their_share_of_the_read_pool_and_others_are_served() {
     let config = ConnectionConfig { max_db_requests: Some(2), max_db_requests_per_identity: Some(3), ..unlimited() };
     let gate = Arc::new(Gate::default());
+    let _release = gate.opened_on_drop();
     let server = start(config, gate.clone()).await;
     let item = server.insert_item(json!({"list_id": 1, "text": "x", "done": false})).await;
     let mut a = server.client_as(7).await;
@@ -305,6 +315,7 @@ async fn a_pool_checkout_timeout_answers_unavailable() {
     // times out waiting for a connection (10 s), which is retryable.
     let config = ConnectionConfig { max_db_requests: Some(16), max_db_requests_per_identity: Some(16), ..unlimited() };
     let gate = Arc::new(Gate::default());
+    let _release = gate.opened_on_drop();
     let server = start(config, gate.clone()).await;
     let mut c = server.client().await;
     pipeline(&mut c, (0..11).map(|i| request(i, "hold", json!({})))).await;
