@@ -121,3 +121,33 @@ impl Session {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use futures_util::future::BoxFuture;
+
+    use super::*;
+
+    struct Nowhere;
+
+    impl Sink for Nowhere {
+        fn push(&self, _frame: Outbound) -> bool {
+            true
+        }
+
+        fn send(&self, _frame: Outbound) -> BoxFuture<'_, bool> {
+            Box::pin(std::future::ready(true))
+        }
+    }
+
+    #[test]
+    fn a_subscription_the_fan_out_ended_does_not_hold_a_slot() {
+        let sub = |id| Arc::new(Subscription::new(id, "item", Arc::new(Nowhere)));
+        let mut subs: HashMap<u64, Arc<Subscription>> = [(1, sub(1)), (2, sub(2))].into_iter().collect();
+        assert!(matches!(Session::room(&mut subs, 2), Err(Error::TooManySubscriptions { limit: 2 })));
+        subs[&1].close(); // what a `gap` does
+        assert!(Session::room(&mut subs, 2).is_ok());
+        assert_eq!(subs.keys().collect::<Vec<_>>(), [&2], "the ended one is forgotten, the live one kept");
+        assert!(Session::room(&mut subs, 3).is_ok() && subs.len() == 1);
+    }
+}
