@@ -214,6 +214,13 @@ impl Wyrmhole {
         self.core.router.fanout.settled().await
     }
 
+    /// The most bytes any one connection's outbound queue has held, for
+    /// tests of the byte budget. Not part of the API.
+    #[doc(hidden)]
+    pub fn outbox_peak_bytes(&self) -> usize {
+        self.core.outbox_peak_bytes()
+    }
+
     /// The warp filter serving `GET /ws` (the WebSocket endpoint) and the
     /// JS client (`GET /wyrmhole.js` and `/wyrmhole/*.js`), to combine with
     /// the app's own filters. The origin check applies; the rest of

@@ -119,6 +119,32 @@ pub enum Error {
     /// `resume` cannot replay what the client missed; it must subscribe afresh.
     #[error("cannot resume: {0}")]
     CannotResume(String),
+    /// The reply would be larger than the connection allows; it was not sent.
+    #[error(
+        "reply of {size} bytes is over the limit of {limit} bytes; ask for less (a smaller `limit`, a narrower filter)"
+    )]
+    ReplyTooLarge {
+        /// The reply's size.
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The connection holds as many subscriptions as it may.
+    #[error("this connection already holds {limit} subscriptions; unsubscribe from one first")]
+    TooManySubscriptions {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The client sent requests faster than it may; this one was not run.
+    #[error("too many requests; retry in {retry_after_ms} ms")]
+    RateLimited {
+        /// When a retry will be admitted.
+        retry_after_ms: u64,
+    },
+    /// A dependency (the database) is busy or away; retrying later may succeed.
+    /// Details are logged, not sent.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     /// A bug or an unavailable dependency; details are logged, not sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -145,6 +171,10 @@ impl Error {
             Error::UnknownSubscription(_) => "unknown_subscription",
             Error::TooManyRows(_) => "too_many_rows",
             Error::CannotResume(_) => "cannot_resume",
+            Error::ReplyTooLarge { .. } => "reply_too_large",
+            Error::TooManySubscriptions { .. } => "too_many_subscriptions",
+            Error::RateLimited { .. } => "rate_limited",
+            Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal",
         }
     }
@@ -166,6 +196,7 @@ impl Error {
     pub fn client_message(&self) -> String {
         match self {
             Error::Internal(_) => "internal error".into(),
+            Error::Unavailable(_) => "the database is busy or unreachable; retry later".into(),
             other => other.to_string(),
         }
     }
@@ -175,11 +206,22 @@ impl Error {
         Error::BadArgs(FieldErrors::single(field, message))
     }
 
-    /// The error reply body: `{code, message, fields?}`.
+    /// The error reply body: `{code, message, fields?}`, and the numbers a
+    /// client acts on where the error has them (`size` and `limit`,
+    /// `retry_after_ms`), so it need not parse the message.
     pub fn to_json(&self) -> serde_json::Value {
         let mut body = serde_json::json!({ "code": self.code(), "message": self.client_message() });
         if let Some(fields) = self.fields() {
             body["fields"] = serde_json::to_value(fields).unwrap_or_default();
+        }
+        match self {
+            Error::ReplyTooLarge { size, limit } => {
+                body["size"] = (*size).into();
+                body["limit"] = (*limit).into();
+            }
+            Error::TooManySubscriptions { limit } => body["limit"] = (*limit).into(),
+            Error::RateLimited { retry_after_ms } => body["retry_after_ms"] = (*retry_after_ms).into(),
+            _ => {}
         }
         body
     }

@@ -17,10 +17,11 @@
 //! 4. `fanout`: the hub ordering each route's changes, the registry and
 //!    its equality index, and the one subscription sequence;
 //! 5. `broker`: carrying commits between processes (in-process, Redis);
-//! 6. the app: [`route`], [`auth`], the router and the per-connection session;
-//! 7. the transport: the outbox, the connection, the origin check, the
-//!    HTTP listener, the warp server, and the [`Wyrmhole`] builder that
-//!    wires everything.
+//! 6. the app: [`route`], [`auth`], the router, the per-connection session
+//!    and the budgets per connection, identity and address;
+//! 7. the transport: the outbox, the connection and its settings, the
+//!    origin check, the HTTP listener, the warp server, and the
+//!    [`Wyrmhole`] builder that wires everything.
 
 #![warn(missing_docs)]
 
@@ -42,11 +43,13 @@ pub(crate) mod broker;
 pub(crate) mod fanout;
 // 6. the app layer
 pub mod auth;
+pub(crate) mod budget;
 pub mod route;
 pub(crate) mod router;
 pub(crate) mod session;
 // 7. the transport
 pub(crate) mod builder;
+pub(crate) mod config;
 pub(crate) mod connection;
 pub(crate) mod listener;
 pub(crate) mod origin;
@@ -60,7 +63,7 @@ pub mod harness;
 
 pub use auth::{AuthError, Identity, UpgradeRequest};
 pub use builder::{BuildError, Builder, Wyrmhole};
-pub use connection::ConnectionConfig;
+pub use config::ConnectionConfig;
 pub use error::{Error, FieldErrors};
 pub use fanout::RouteStats;
 pub use filter::Filter;

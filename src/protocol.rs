@@ -6,6 +6,10 @@ use serde::Deserialize;
 use crate::change::Action;
 use crate::error::Error;
 
+/// The longest request `id` (a string, in bytes), `route` and `verb`: the
+/// id is echoed in every reply, so a long one would be copied into each.
+pub const MAX_NAME_BYTES: usize = 256;
+
 /// A request frame: `{"id": .., "route": "..", "verb": "..", "args": {..}}`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Request {
@@ -28,12 +32,20 @@ impl Request {
         let serde_json::Value::Object(mut object) = value else {
             return Err((serde_json::Value::Null, Error::MalformedFrame("a request must be a JSON object".into())));
         };
-        let id = object.remove("id").unwrap_or(serde_json::Value::Null);
+        let mut id = object.remove("id").unwrap_or(serde_json::Value::Null);
         let mut problems = crate::error::FieldErrors::new();
         if !(id.is_string() || id.is_number()) {
             problems.add("id", "must be a string or a number");
         }
+        if id.as_str().is_some_and(|s| s.len() > MAX_NAME_BYTES) {
+            problems.add("id", format!("may be at most {MAX_NAME_BYTES} bytes long"));
+            id = serde_json::Value::Null;
+        }
         let mut text_field = |name: &str| match object.remove(name) {
+            Some(serde_json::Value::String(s)) if s.len() > MAX_NAME_BYTES => {
+                problems.add(name, format!("may be at most {MAX_NAME_BYTES} bytes long"));
+                String::new()
+            }
             Some(serde_json::Value::String(s)) if !s.is_empty() => s,
             _ => {
                 problems.add(name, "must be a non-empty string");
@@ -116,6 +128,11 @@ impl CloseReason {
     pub const NORMAL: u16 = 1000;
     /// 1001: the server is shutting down; reconnect.
     pub const GOING_AWAY: u16 = 1001;
+    /// 1002: the client broke the WebSocket protocol (an unmasked frame, a
+    /// reserved opcode or bit, a bad continuation).
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// 1007: a text frame that is not valid UTF-8.
+    pub const INVALID_PAYLOAD: u16 = 1007;
     /// 1009: a frame over the hard size limit (the soft limit gets an error reply instead).
     pub const TOO_BIG: u16 = 1009;
     /// 4001: no frame or pong from the client within the heartbeat timeout.
@@ -128,6 +145,14 @@ impl CloseReason {
         CloseReason {
             code: Self::SLOW_CONSUMER,
             reason: format!("slow consumer: outbound queue of {capacity} frames is full"),
+        }
+    }
+
+    /// The outbound queue's `budget` of bytes would have overflowed.
+    pub fn slow_consumer_bytes(budget: usize) -> Self {
+        CloseReason {
+            code: Self::SLOW_CONSUMER,
+            reason: format!("slow consumer: outbound queue of {budget} bytes is full"),
         }
     }
 
@@ -164,6 +189,18 @@ mod tests {
         assert_eq!((id, e.code()), (serde_json::Value::Null, "malformed_frame"));
         let (_, e) = Request::parse("{nope").unwrap_err();
         assert_eq!(e.code(), "malformed_frame");
+    }
+
+    #[test]
+    fn long_ids_and_names_are_refused_without_echoing_them() {
+        let long = "x".repeat(MAX_NAME_BYTES + 1);
+        let frame = serde_json::json!({"id": long, "route": long, "verb": "get_list"}).to_string();
+        let (id, e) = Request::parse(&frame).unwrap_err();
+        assert_eq!((id, e.code()), (serde_json::Value::Null, "bad_args"));
+        let fields = e.fields().unwrap();
+        assert!(fields.0.contains_key("id") && fields.0.contains_key("route"), "{fields:?}");
+        let ok = "x".repeat(MAX_NAME_BYTES);
+        assert!(Request::parse(&serde_json::json!({"id": ok, "route": ok, "verb": ok}).to_string()).is_ok());
     }
 
     #[test]

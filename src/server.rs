@@ -25,6 +25,9 @@ use crate::auth::UpgradeRequest;
 use crate::connection::AppCore;
 use crate::listener::{self, HttpConfig, PeerAddr, Pending};
 
+/// The client's address, for the connection caps per address.
+type Remote = Option<SocketAddr>;
+
 /// `GET /ws` (the WebSocket endpoint) and the JS client.
 pub(crate) fn filter(core: Arc<AppCore>, http: Arc<HttpConfig>) -> BoxedFilter<(Response,)> {
     let core = warp::any().map(move || core.clone());
@@ -35,8 +38,9 @@ pub(crate) fn filter(core: Arc<AppCore>, http: Arc<HttpConfig>) -> BoxedFilter<(
         .and(warp::header::headers_cloned())
         .and(query)
         .and(warp::ext::optional::<OnUpgrade>())
+        .and(remote_addr())
         .and(core)
-        .map(|headers: HeaderMap, query: String, upgrade: Option<OnUpgrade>, core: Arc<AppCore>| {
+        .map(|headers: HeaderMap, query: String, upgrade: Option<OnUpgrade>, remote: Remote, core: Arc<AppCore>| {
             let accept = websocket_key(&headers).map(|key| derive_accept_key(key.as_bytes()));
             let (Some(accept), Some(upgrade)) = (accept, upgrade) else {
                 return warp::reply::with_status("expected a WebSocket upgrade", StatusCode::BAD_REQUEST)
@@ -47,13 +51,19 @@ pub(crate) fn filter(core: Arc<AppCore>, http: Arc<HttpConfig>) -> BoxedFilter<(
                 Ok(identity) => identity,
                 Err(e) => return warp::reply::with_status(e.to_string(), StatusCode::UNAUTHORIZED).into_response(),
             };
+            let admission = match core.admit(&identity, remote) {
+                Ok(admission) => admission,
+                Err(e) => {
+                    return warp::reply::with_status(e.to_string(), StatusCode::TOO_MANY_REQUESTS).into_response()
+                }
+            };
             tokio::spawn(async move {
                 match upgrade.await {
                     Ok(upgraded) => {
                         let config = socket_config(&core.config);
                         let socket =
                             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
-                        crate::connection::serve(socket, core, identity).await;
+                        crate::connection::serve(socket, core, identity, admission).await;
                     }
                     Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
                 }

@@ -13,8 +13,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("store", &["store"]),
     ("fan-out", &["fanout"]),
     ("brokers", &["broker"]),
-    ("app", &["auth", "route", "router", "session"]),
-    ("transport", &["outbox", "connection", "origin", "listener", "server", "builder", "bench", "harness"]),
+    ("app", &["auth", "budget", "route", "router", "session"]),
+    ("transport", &["outbox", "config", "connection", "origin", "listener", "server", "builder", "bench", "harness"]),
 ];
 
 /// Crates the core may not use.

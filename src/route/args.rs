@@ -1,6 +1,8 @@
-//! Typed access to a request's `args`: each accessor checks one argument
-//! and reports problems as `bad_args` naming it.
+//! Typed access to a request's `args`: each accessor checks one argument,
+//! including its size (see [`Limits`]), and reports problems as `bad_args`
+//! (`bad_filter` for the filter) naming it, before any of it reaches SQL.
 
+use super::Limits;
 use crate::error::{Error, FieldErrors};
 use crate::filter::{FieldAccess, Filter};
 use crate::model::{json_kind, FieldType, Model, Value};
@@ -32,18 +34,47 @@ impl Args<'_> {
         }
     }
 
-    pub(crate) fn filter<M: Model>(&self, dialect: Dialect) -> Result<Filter, Error> {
-        match self.0.get("filter") {
-            None | Some(serde_json::Value::Null) => Ok(Filter::all()),
-            Some(json) => sql::parse_filter(M::FIELDS, json, FieldAccess::Published, dialect).map_err(Error::BadFilter),
+    /// The filter, at most `limits.max_filter_terms` keys and
+    /// `limits.max_filter_bytes` of JSON: a subscription keeps its filter
+    /// for as long as it lives, and every key of a bad filter costs a
+    /// message in the error reply.
+    pub(crate) fn filter<M: Model>(&self, dialect: Dialect, limits: &Limits) -> Result<Filter, Error> {
+        let json = match self.0.get("filter") {
+            None | Some(serde_json::Value::Null) => return Ok(Filter::all()),
+            Some(json) => json,
+        };
+        let too_big = |message: String| Error::BadFilter(FieldErrors::single("filter", message));
+        let terms = json.as_object().map_or(0, |o| o.len());
+        if terms > limits.max_filter_terms {
+            return Err(too_big(format!("may have at most {} terms, not {terms}", limits.max_filter_terms)));
         }
+        let size = json_size(json);
+        if size > limits.max_filter_bytes {
+            return Err(too_big(format!("may be at most {} bytes of JSON, not {size}", limits.max_filter_bytes)));
+        }
+        sql::parse_filter(M::FIELDS, json, FieldAccess::Published, dialect).map_err(Error::BadFilter)
+    }
+
+    /// The `data` object of a write. It cannot have more keys than the model
+    /// has fields without naming unknown ones, so a larger one is refused
+    /// whole rather than answered with a message per key.
+    pub(crate) fn data<M: Model>(&self) -> Result<&serde_json::Value, Error> {
+        let data = self.raw("data");
+        let keys = data.as_object().map_or(0, |o| o.len());
+        if keys > M::FIELDS.len() {
+            let message = format!("has {keys} keys, but {} has only {} fields", M::ROUTE, M::FIELDS.len());
+            return Err(Error::bad_arg("data", message));
+        }
+        Ok(data)
     }
 
     /// `ORDER BY` from `"order_by": "-done"` or `["-done", "text"]`, always
     /// ending with the primary key so pages are stable. Text sorts by bytes
     /// (code points), as filters compare it, whatever the column's collation:
     /// PostgreSQL would otherwise sort by the database's locale.
-    pub(crate) fn order_by<M: Model>(&self, dialect: Dialect) -> Result<String, Error> {
+    /// At most `max_terms` of them: databases refuse long `ORDER BY`s
+    /// (SQLite at 2,000 terms), which must be `bad_args`, not `internal`.
+    pub(crate) fn order_by<M: Model>(&self, dialect: Dialect, max_terms: usize) -> Result<String, Error> {
         let keys: Vec<&str> = match self.0.get("order_by") {
             None | Some(serde_json::Value::Null) => Vec::new(),
             Some(serde_json::Value::String(s)) => vec![s.as_str()],
@@ -55,6 +86,9 @@ impl Args<'_> {
                 return Err(Error::bad_arg("order_by", format!("must be a string or a list, not {}", json_kind(other))))
             }
         };
+        if keys.len() > max_terms {
+            return Err(Error::bad_arg("order_by", format!("may name at most {max_terms} fields, not {}", keys.len())));
+        }
         let mut terms = Vec::with_capacity(keys.len() + 1);
         for key in keys {
             let (name, descending) = match key.strip_prefix('-') {
@@ -88,11 +122,46 @@ impl Args<'_> {
         }
     }
 
+    /// A count that SQL takes as a signed 64-bit integer (an `OFFSET`, a
+    /// position): at most 2^63 - 1.
+    pub(crate) fn sql_count(&self, key: &str) -> Result<Option<u64>, Error> {
+        match self.count(key)? {
+            Some(n) if n as u64 > i64::MAX as u64 => Err(Error::bad_arg(key, format!("must be at most {}", i64::MAX))),
+            n => Ok(n.map(|n| n as u64)),
+        }
+    }
+
     pub(crate) fn flag(&self, key: &str) -> Result<bool, Error> {
         match self.0.get(key) {
             None | Some(serde_json::Value::Null) => Ok(false),
             Some(serde_json::Value::Bool(b)) => Ok(*b),
             Some(other) => Err(Error::bad_arg(key, format!("must be a boolean, not {}", json_kind(other)))),
         }
+    }
+}
+
+/// About how many bytes `json` takes serialized: keys and strings by their
+/// length, everything else a few bytes. A walk, not a serialization, since
+/// it runs on every filter.
+fn json_size(json: &serde_json::Value) -> usize {
+    use serde_json::Value as J;
+    match json {
+        J::Null | J::Bool(_) => 5,
+        J::Number(_) => 8,
+        J::String(s) => s.len() + 2,
+        J::Array(items) => 2 + items.iter().map(|i| json_size(i) + 1).sum::<usize>(),
+        J::Object(o) => 2 + o.iter().map(|(k, v)| k.len() + 4 + json_size(v)).sum::<usize>(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_size_is_close_to_the_serialized_length() {
+        let filter = serde_json::json!({"text__icontains": "milk", "list_id__in": [1, 2, 3], "note": null});
+        let (estimate, real) = (json_size(&filter), filter.to_string().len());
+        assert!(estimate >= real && estimate < real * 2, "{estimate} vs {real}");
     }
 }

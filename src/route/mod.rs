@@ -66,7 +66,8 @@ pub struct VerbContext {
     pub scope: Filter,
 }
 
-/// Sizes a route allows.
+/// Sizes a route allows. Build it with `..Limits::default()`: fields may
+/// be added.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// `get_list` page size when the client gives no `limit`.
@@ -76,11 +77,25 @@ pub struct Limits {
     /// The most rows a `subscribe` snapshot may hold; larger ones are refused
     /// with `too_many_rows` rather than silently cut.
     pub max_snapshot: usize,
+    /// The most fields an `order_by` may name (default 16).
+    pub max_order_by: usize,
+    /// The most keys a client's filter may have (default 64).
+    pub max_filter_terms: usize,
+    /// The most bytes of JSON a client's filter may take (default 16 KiB): a
+    /// subscription keeps its filter in memory as long as it lives.
+    pub max_filter_bytes: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { default_page: 100, max_page: 1000, max_snapshot: 10_000 }
+        Limits {
+            default_page: 100,
+            max_page: 1000,
+            max_snapshot: 10_000,
+            max_order_by: 16,
+            max_filter_terms: 64,
+            max_filter_bytes: 16 * 1024,
+        }
     }
 }
 
@@ -235,12 +250,9 @@ impl<M: Persist> RouteHandler for Route<M> {
                 return Ok(Some(serde_json::json!({ "sub": sub })));
             }
             let scope = self.scope_for(identity, db.dialect())?;
-            let data = match verb {
-                "get_single" => self.get_single(db, scope, &args).await?,
-                "get_list" => self.get_list(db, scope, &args).await?,
-                "create" => self.create(db, identity, scope, &args).await?,
-                "update" => self.update(db, identity, scope, &args).await?,
-                "delete" => self.delete(db, scope, &args).await?,
+            match verb {
+                // These take their database turn for their read only, not
+                // while they stream to the client.
                 "subscribe" => {
                     self.subscribe(db, fanout, session, scope, &request).await?;
                     return Ok(None);
@@ -249,6 +261,15 @@ impl<M: Persist> RouteHandler for Route<M> {
                     self.resume(db, fanout, session, scope, &request).await?;
                     return Ok(None);
                 }
+                _ => {}
+            }
+            let _turn = session.db_turn().await;
+            let data = match verb {
+                "get_single" => self.get_single(db, scope, &args).await?,
+                "get_list" => self.get_list(db, scope, &args).await?,
+                "create" => self.create(db, identity, scope, &args).await?,
+                "update" => self.update(db, identity, scope, &args).await?,
+                "delete" => self.delete(db, scope, &args).await?,
                 custom => {
                     let handler = self.verbs[custom].clone();
                     let cx = VerbContext { db: db.clone(), identity: identity.clone(), scope };

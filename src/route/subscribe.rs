@@ -29,10 +29,14 @@ impl<M: Persist> Route<M> {
         let args = Args(&request.args);
         args.reject_others(&["filter"])?;
         let dialect = db.dialect();
-        let filter = args.filter::<M>(dialect)?.and(scope);
+        let filter = args.filter::<M>(dialect, &self.limits)?.and(scope);
+        session.check_room()?;
         let opening = fanout.open(RouteInfo::of::<M>(), filter.clone(), session.sink()).await;
-        let Some(sub) = session.track(opening.subscription()) else { return Ok(()) };
+        // From here on, every early return drops `opening`, which ends the
+        // subscription: a refused subscribe leaves nothing behind.
+        let Some(sub) = session.track(opening.subscription())? else { return Ok(()) };
         let cap = self.limits.max_snapshot;
+        let turn = session.db_turn().await;
         let snapshot = db
             .snapshot(M::ROUTE, move |conn| {
                 let fragment = sql::render(&filter, dialect);
@@ -47,6 +51,7 @@ impl<M: Persist> Route<M> {
                 load::<M>(conn, &sql, &fragment.binds)
             })
             .await;
+        drop(turn);
         let (pos, rows) = match snapshot {
             Ok((_, rows)) if rows.len() > cap => {
                 session.forget(sub);
@@ -63,6 +68,13 @@ impl<M: Persist> Route<M> {
             &request.id,
             serde_json::json!({ "sub": sub, "epoch": fanout.epoch(), "pos": pos, "rows": rows }),
         );
+        // Measured before it is queued: a snapshot too large to send is
+        // refused like any other reply, and the subscription goes with it.
+        let limit = session.max_reply_bytes();
+        if reply.len() > limit {
+            session.forget(sub);
+            return Err(Error::ReplyTooLarge { size: reply.len(), limit });
+        }
         opening.start(reply, pos, pos).await;
         Ok(())
     }
@@ -82,15 +94,18 @@ impl<M: Persist> Route<M> {
     ) -> Result<(), Error> {
         let args = Args(&request.args);
         args.reject_others(&["filter", "epoch", "pos"])?;
-        let filter = args.filter::<M>(db.dialect())?.and(scope);
+        let filter = args.filter::<M>(db.dialect(), &self.limits)?.and(scope);
         let epoch = args.count("epoch")?.ok_or_else(|| Error::bad_arg("epoch", "is required"))? as u64;
-        let after = args.count("pos")?.ok_or_else(|| Error::bad_arg("pos", "is required"))? as u64;
+        let after = args.sql_count("pos")?.ok_or_else(|| Error::bad_arg("pos", "is required"))?;
         if epoch != fanout.epoch() {
             return Err(Error::CannotResume("the position belongs to another epoch (the database was reset)".into()));
         }
+        session.check_room()?;
         let opening = fanout.open(RouteInfo::of::<M>(), filter, session.sink()).await;
-        let Some(sub) = session.track(opening.subscription()) else { return Ok(()) };
+        let Some(sub) = session.track(opening.subscription())? else { return Ok(()) };
+        let turn = session.db_turn().await;
         let checked = db.snapshot(M::ROUTE, move |conn| history::reaches(conn, M::ROUTE, after)).await;
+        drop(turn);
         let head = match checked {
             Ok((head, _)) if after > head => Err(Error::CannotResume(format!("position {after} is ahead of {head}"))),
             Ok((_, false)) => Err(Error::CannotResume(format!("history no longer reaches back to {}", after + 1))),

@@ -26,13 +26,13 @@ impl<M: Persist> Route<M> {
     pub(super) async fn get_list(&self, db: &Db, scope: Filter, args: &Args<'_>) -> Result<serde_json::Value, Error> {
         args.reject_others(&["filter", "order_by", "limit", "offset", "total"])?;
         let dialect = db.dialect();
-        let filter = args.filter::<M>(dialect)?.and(scope);
-        let order = args.order_by::<M>(dialect)?;
+        let filter = args.filter::<M>(dialect, &self.limits)?.and(scope);
+        let order = args.order_by::<M>(dialect, self.limits.max_order_by)?;
         let limit = args.count("limit")?.unwrap_or(self.limits.default_page);
         if limit == 0 || limit > self.limits.max_page {
             return Err(Error::bad_arg("limit", format!("must be from 1 to {}", self.limits.max_page)));
         }
-        let offset = args.count("offset")?.unwrap_or(0);
+        let offset = args.sql_count("offset")?.unwrap_or(0);
         let want_total = args.flag("total")?;
         let (rows, total) = db
             .read(move |conn| {
@@ -66,7 +66,7 @@ impl<M: Persist> Route<M> {
         args: &Args<'_>,
     ) -> Result<serde_json::Value, Error> {
         args.reject_others(&["data"])?;
-        let mut patch = Patch::parse(M::FIELDS, args.raw("data"), WriteAccess::Client)?;
+        let mut patch = Patch::parse(M::FIELDS, args.data::<M>()?, WriteAccess::Client)?;
         patch.check_required(M::FIELDS)?;
         if let Some(initial) = self.initial_for(identity)? {
             patch.merge(initial);
@@ -93,7 +93,7 @@ impl<M: Persist> Route<M> {
     ) -> Result<serde_json::Value, Error> {
         args.reject_others(&["id", "data"])?;
         let id = args.id::<M>()?;
-        let patch = Patch::parse(M::FIELDS, args.raw("data"), WriteAccess::Client)?;
+        let patch = Patch::parse(M::FIELDS, args.data::<M>()?, WriteAccess::Client)?;
         let (validate, identity) = (self.validate.clone(), identity.clone());
         let missing = not_found::<M>(args.raw("id"));
         db.write(move |tx| {

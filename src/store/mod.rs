@@ -210,6 +210,12 @@ impl Db {
         self.inner.dialect
     }
 
+    /// How many read connections the pool holds: what connections share
+    /// (see `ConnectionConfig::max_db_requests`).
+    pub(crate) fn read_pool_size(&self) -> usize {
+        self.inner.readers.max_size() as usize
+    }
+
     /// Runs SQL statements (schema setup, say) on the writer connection, in
     /// one transaction that the setup of other processes opening the same
     /// database waits for (so `CREATE TABLE IF NOT EXISTS` from several
@@ -302,8 +308,10 @@ impl Db {
     }
 }
 
+/// No pooled connection in time: every one is busy, or the database is away.
+/// Either passes, so the client may retry (`unavailable`), unlike a bug.
 fn no_connection(e: diesel::r2d2::PoolError) -> Error {
-    Error::Internal(format!("no database connection: {e}"))
+    Error::Unavailable(format!("no database connection: {e}"))
 }
 
 impl Inner {
