@@ -150,10 +150,20 @@ fn app(db: Db, queue: usize) -> Builder {
             })
             .await
     });
-    Wyrmhole::builder(db)
-        .route(route)
-        .allow_anonymous()
-        .config(ConnectionConfig { queue_capacity: queue, ..ConnectionConfig::default() })
+    Wyrmhole::builder(db).route(route).allow_anonymous().config(ConnectionConfig {
+        queue_capacity: queue,
+        // The load generator is one client with thousands of sockets
+        // and writers far above a person's pace: no rate limits, no
+        // per-address cap, and each writer may keep all its requests
+        // at the database (the figures are throughput, not fairness).
+        max_db_requests: Some(64),
+        max_db_requests_per_identity: Some(1024),
+        requests_per_second: 0,
+        identity_requests_per_second: 0,
+        max_connections_per_ip: usize::MAX,
+        max_connections_per_identity: usize::MAX,
+        ..ConnectionConfig::default()
+    })
 }
 
 async fn run(o: Options) -> Result<(), Box<dyn std::error::Error>> {

@@ -207,6 +207,8 @@ impl Drop for Admission {
 pub(crate) struct SessionBudget {
     /// Subscriptions the connection may hold at once.
     pub(crate) max_subscriptions: usize,
+    /// Of those, subscriptions whose filter scans text.
+    pub(crate) max_scanning_subscriptions: usize,
     /// The largest reply frame, in bytes.
     pub(crate) max_reply_bytes: usize,
     db: Arc<Semaphore>,
@@ -237,10 +239,17 @@ impl SessionBudget {
     ) -> Self {
         SessionBudget {
             max_subscriptions,
+            max_scanning_subscriptions: max_subscriptions,
             max_reply_bytes,
             db: Arc::new(Semaphore::new(db_turns.max(1))),
             identity_db: identity.map(|i| i.db.clone()),
         }
+    }
+
+    /// At most `limit` of the subscriptions may scan text.
+    pub(crate) fn scanning(mut self, limit: usize) -> Self {
+        self.max_scanning_subscriptions = limit;
+        self
     }
 
     /// Waits for a turn at the database, in arrival order. The connection's

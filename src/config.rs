@@ -36,6 +36,11 @@ pub struct ConnectionConfig {
     /// Subscriptions one connection may hold; more are refused with
     /// `too_many_subscriptions`. Default 256.
     pub max_subscriptions: usize,
+    /// Of those, subscriptions whose filter scans text (`contains`, or any
+    /// case-insensitive lookup: their cost grows with the text they read,
+    /// and they share the fan-out's lane workers); more are refused with
+    /// `too_many_subscriptions`. Default 16.
+    pub max_scanning_subscriptions: usize,
     /// Requests of one connection that may use the database at once; the
     /// others wait their turn. `None` (the default): a quarter of the read
     /// pool, at least 1 (2 of 8).
@@ -79,6 +84,7 @@ impl Default for ConnectionConfig {
             idle_timeout: Duration::from_secs(45),
             max_in_flight: 32,
             max_subscriptions: 256,
+            max_scanning_subscriptions: 16,
             max_db_requests: None,
             max_db_requests_per_identity: None,
             requests_per_second: 200,

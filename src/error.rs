@@ -135,6 +135,16 @@ pub enum Error {
         /// The configured limit.
         limit: usize,
     },
+    /// The connection holds as many subscriptions whose filter scans text
+    /// (`contains`, case-insensitive lookups) as it may.
+    #[error(
+        "this connection already holds {limit} subscriptions whose filters scan text \
+         (contains or case-insensitive lookups); unsubscribe from one, or filter on exact values"
+    )]
+    TooManyScanningSubscriptions {
+        /// The configured limit.
+        limit: usize,
+    },
     /// The client sent requests faster than it may; this one was not run.
     #[error("too many requests; retry in {retry_after_ms} ms")]
     RateLimited {
@@ -172,7 +182,7 @@ impl Error {
             Error::TooManyRows(_) => "too_many_rows",
             Error::CannotResume(_) => "cannot_resume",
             Error::ReplyTooLarge { .. } => "reply_too_large",
-            Error::TooManySubscriptions { .. } => "too_many_subscriptions",
+            Error::TooManySubscriptions { .. } | Error::TooManyScanningSubscriptions { .. } => "too_many_subscriptions",
             Error::RateLimited { .. } => "rate_limited",
             Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal",
@@ -220,6 +230,10 @@ impl Error {
                 body["limit"] = (*limit).into();
             }
             Error::TooManySubscriptions { limit } => body["limit"] = (*limit).into(),
+            Error::TooManyScanningSubscriptions { limit } => {
+                body["limit"] = (*limit).into();
+                body["scanning"] = true.into();
+            }
             Error::RateLimited { retry_after_ms } => body["retry_after_ms"] = (*retry_after_ms).into(),
             _ => {}
         }

@@ -39,8 +39,8 @@ impl Request {
         }
         if id.as_str().is_some_and(|s| s.len() > MAX_NAME_BYTES) {
             problems.add("id", format!("may be at most {MAX_NAME_BYTES} bytes long"));
-            id = serde_json::Value::Null;
         }
+        id = Self::echoable(id);
         let mut text_field = |name: &str| match object.remove(name) {
             Some(serde_json::Value::String(s)) if s.len() > MAX_NAME_BYTES => {
                 problems.add(name, format!("may be at most {MAX_NAME_BYTES} bytes long"));
@@ -79,7 +79,18 @@ impl Request {
             #[serde(default)]
             id: serde_json::Value,
         }
-        serde_json::from_str::<IdOnly>(text).map(|r| r.id).unwrap_or_default()
+        Self::echoable(serde_json::from_str::<IdOnly>(text).map(|r| r.id).unwrap_or_default())
+    }
+
+    /// The id a reply echoes: a number, or a string of at most
+    /// [`MAX_NAME_BYTES`]; anything else is echoed as `null`, so a reply
+    /// never copies more of a request than that.
+    pub fn echoable(id: serde_json::Value) -> serde_json::Value {
+        match &id {
+            serde_json::Value::Number(_) => id,
+            serde_json::Value::String(s) if s.len() <= MAX_NAME_BYTES => id,
+            _ => serde_json::Value::Null,
+        }
     }
 }
 

@@ -9,8 +9,9 @@ mod common;
 
 use std::time::Instant;
 
-use common::TestServer;
+use common::{test_config, TestServer};
 use serde_json::json;
+use wyrmhole::ConnectionConfig;
 
 /// Scanning subscriptions the attacker holds, spread over connections.
 const SCANNING: usize = 200;
@@ -18,7 +19,10 @@ const CONNECTIONS: usize = 4;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scanning_subscriptions_do_not_delay_other_users_events() {
-    let server = TestServer::start().await;
+    // Above the default of 16 scanning subscriptions per connection, which
+    // would refuse this many (see the test below).
+    let config = ConnectionConfig { max_scanning_subscriptions: SCANNING, ..test_config() };
+    let server = TestServer::start_with(config).await;
     let big = server.insert_item(json!({"list_id": 2, "text": "seed"})).await;
     let watched = server.insert_item(json!({"list_id": 1, "text": "milk"})).await;
 
@@ -64,4 +68,26 @@ async fn scanning_subscriptions_do_not_delay_other_users_events() {
     // wait for their evaluation by the scanning groups.
     assert!(victim_at < probe_at, "the victim's event waited for the scanning subscriptions");
     drop(attackers);
+}
+
+#[tokio::test]
+async fn a_connection_holds_a_bounded_number_of_scanning_subscriptions() {
+    let server = TestServer::start().await;
+    let limit = ConnectionConfig::default().max_scanning_subscriptions;
+    let mut client = server.client_as(7).await;
+    let mut subs = Vec::new();
+    for n in 0..limit {
+        let sub = client.ok("todo-item", "subscribe", json!({"filter": {"text__icontains": format!("n{n}")}})).await;
+        subs.push(sub["sub"].clone());
+    }
+    let e = client.err("todo-item", "subscribe", json!({"filter": {"note__iexact": "x"}})).await;
+    assert_eq!(
+        (e["code"].as_str(), e["limit"].as_u64(), e["scanning"].as_bool()),
+        (Some("too_many_subscriptions"), Some(limit as u64), Some(true)),
+        "{e}"
+    );
+    // Exact filters still have room; an unsubscribe frees a scanning slot.
+    client.ok("todo-item", "subscribe", json!({"filter": {"list_id": 1, "text__startswith": "a"}})).await;
+    client.ok("todo-item", "unsubscribe", json!({"sub": subs[0]})).await;
+    client.ok("todo-item", "subscribe", json!({"filter": {"text__contains": "x"}})).await;
 }

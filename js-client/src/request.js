@@ -7,8 +7,12 @@
 // "disconnected": it may or may not have run, and resending a create could
 // run it twice, so the caller decides.
 //
+// A request the server refused with `rate_limited` did not run, so it is
+// sent again after the `retry_after_ms` the server asked for, within the
+// same timeout.
+//
 // Every way a request ends (reply, timeout, disconnect, close) removes it
-// from the map and clears its timer, so nothing outlives its request.
+// from the map and clears its timers, so nothing outlives its request.
 
 /** A failed request: `code` is the protocol's error code (see docs/protocol.md),
  * or one of the client's own: "timeout", "disconnected", "closed". */
@@ -29,7 +33,7 @@ export class Requests {
   #socket;
   #timeout;
   #nextId = 1;
-  #pending = new Map(); // id -> {frame, sent, resolve, reject, timer, onReply}
+  #pending = new Map(); // id -> {frame, sent, resolve, reject, timer, retry, onReply}
 
   constructor(socket, { timeout = 10_000 } = {}) {
     this.#socket = socket;
@@ -51,7 +55,7 @@ export class Requests {
     return new Promise((resolve, reject) => {
       const id = this.#nextId++;
       const frame = { id, route, verb, args };
-      const entry = { frame, sent: false, resolve, reject, onReply, timer: null };
+      const entry = { frame, sent: false, resolve, reject, onReply, timer: null, retry: null };
       entry.timer = setTimeout(() => {
         this.#finish(id, new WyrmholeError("timeout", `${route} ${verb}: no reply within ${timeout} ms`));
       }, timeout);
@@ -63,7 +67,7 @@ export class Requests {
   /** Sends every queued request, oldest first (the socket just opened). */
   flush() {
     for (const entry of this.#pending.values()) {
-      if (!entry.sent) entry.sent = this.#socket.send(entry.frame);
+      if (!entry.sent && !entry.retry) entry.sent = this.#socket.send(entry.frame);
     }
   }
 
@@ -71,6 +75,16 @@ export class Requests {
   reply(frame) {
     const entry = this.#pending.get(frame.id);
     if (!entry) return; // timed out already, or not ours
+    if (!frame.ok && frame.error?.code === "rate_limited") {
+      // Not run: send it again once the server has room (or on the next
+      // open, if the connection drops meanwhile).
+      entry.sent = false;
+      entry.retry = setTimeout(() => {
+        entry.retry = null;
+        if (this.#pending.get(frame.id) === entry && !entry.sent) entry.sent = this.#socket.send(entry.frame);
+      }, Math.max(1, frame.error.retry_after_ms ?? 100));
+      return;
+    }
     if (frame.ok) {
       try {
         entry.onReply?.(frame.data);
@@ -101,6 +115,7 @@ export class Requests {
     if (!entry) return;
     this.#pending.delete(id);
     clearTimeout(entry.timer);
+    clearTimeout(entry.retry);
     if (error) entry.reject(error);
     else entry.resolve(data);
   }

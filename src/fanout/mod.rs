@@ -314,11 +314,29 @@ impl CommitSink for Fanout {
     }
 }
 
+/// A fan-out with no hub and no broker, for unit tests of what sits on it.
+#[cfg(test)]
+impl Fanout {
+    pub(crate) fn detached() -> Fanout {
+        Fanout {
+            shared: Arc::new(Shared {
+                hubs: Hubs::default(),
+                broker: Arc::new(tests::Quiet),
+                catalog: Arc::default(),
+                watch: Arc::default(),
+                history: Arc::new(tests::NoHistory),
+                epoch: 1,
+                next_id: AtomicU64::new(1),
+            }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    struct Quiet;
+    pub(super) struct Quiet;
 
     impl Broker for Quiet {
         fn publish(&self, _changes: &[Change]) {}
@@ -328,7 +346,7 @@ mod tests {
         }
     }
 
-    struct NoHistory;
+    pub(super) struct NoHistory;
 
     impl History for NoHistory {
         fn page(&self, _route: &'static str, _after: u64, _limit: usize) -> Result<Page, Error> {

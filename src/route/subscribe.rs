@@ -30,11 +30,11 @@ impl<M: Persist> Route<M> {
         args.reject_others(&["filter"])?;
         let dialect = db.dialect();
         let filter = args.filter::<M>(dialect, &self.limits)?.and(scope);
-        session.check_room()?;
+        session.check_room(&filter)?;
         let opening = fanout.open(RouteInfo::of::<M>(), filter.clone(), session.sink()).await;
         // From here on, every early return drops `opening`, which ends the
         // subscription: a refused subscribe leaves nothing behind.
-        let Some(sub) = session.track(opening.subscription())? else { return Ok(()) };
+        let Some(sub) = session.track(opening.subscription(), &filter)? else { return Ok(()) };
         let cap = self.limits.max_snapshot;
         let turn = session.db_turn().await;
         let snapshot = db
@@ -100,9 +100,9 @@ impl<M: Persist> Route<M> {
         if epoch != fanout.epoch() {
             return Err(Error::CannotResume("the position belongs to another epoch (the database was reset)".into()));
         }
-        session.check_room()?;
-        let opening = fanout.open(RouteInfo::of::<M>(), filter, session.sink()).await;
-        let Some(sub) = session.track(opening.subscription())? else { return Ok(()) };
+        session.check_room(&filter)?;
+        let opening = fanout.open(RouteInfo::of::<M>(), filter.clone(), session.sink()).await;
+        let Some(sub) = session.track(opening.subscription(), &filter)? else { return Ok(()) };
         let turn = session.db_turn().await;
         let checked = db.snapshot(M::ROUTE, move |conn| history::reaches(conn, M::ROUTE, after)).await;
         drop(turn);
