@@ -123,7 +123,7 @@ struct Counters {
     events: AtomicUsize,
     writes: AtomicUsize,
     failed_writes: AtomicUsize,
-    /// `internal` answers: the database was restarting.
+    /// `internal` or `unavailable` answers: the database was restarting.
     internal: AtomicUsize,
     process_kills: AtomicUsize,
     redis_restarts: AtomicUsize,
@@ -182,24 +182,39 @@ impl Conn {
         }
     }
 
-    /// Sends a request and waits for its reply, keeping other frames.
+    /// Sends a request and waits for its reply, keeping other frames. A
+    /// request refused with `rate_limited` did not run: it is sent again
+    /// after the wait the server asks for, as the JS client does.
     async fn call(&mut self, route: &str, verb: &str, args: Value) -> Option<Value> {
-        let id = self.send(route, verb, args).await?;
         let deadline = Instant::now() + Duration::from_secs(10);
-        let mut kept = Vec::new();
-        let reply = loop {
-            if Instant::now() > deadline {
-                return None;
+        loop {
+            let id = self.send(route, verb, args.clone()).await?;
+            let mut kept = Vec::new();
+            let reply = loop {
+                if Instant::now() > deadline {
+                    return None;
+                }
+                match self.next(Duration::from_millis(200)).await? {
+                    Some(frame) if frame["type"] == "reply" && frame["id"] == id => break frame,
+                    Some(frame) => kept.push(frame),
+                    None => {}
+                }
+            };
+            self.frames.extend(kept);
+            match reply["error"]["retry_after_ms"].as_u64() {
+                Some(ms) if reply["error"]["code"] == "rate_limited" => {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                }
+                _ => return Some(reply),
             }
-            match self.next(Duration::from_millis(200)).await? {
-                Some(frame) if frame["type"] == "reply" && frame["id"] == id => break frame,
-                Some(frame) => kept.push(frame),
-                None => {}
-            }
-        };
-        self.frames.extend(kept);
-        Some(reply)
+        }
     }
+}
+
+/// The database could not answer (it was restarting): `internal`, or
+/// `unavailable` when no pooled connection came back in time.
+fn unavailable(reply: &Value) -> bool {
+    matches!(reply["error"]["code"].as_str(), Some("internal" | "unavailable"))
 }
 
 /// Where a client's view stands, so it can resume from there.
@@ -285,7 +300,7 @@ async fn attach(
             };
             return Ok(Live { sub: data["sub"].clone(), record, seq: 0 });
         }
-        if reply["error"]["code"] == "internal" {
+        if unavailable(&reply) {
             shared.counters.internal.fetch_add(1, Ordering::Relaxed);
             return Err(Some(r));
         }
@@ -294,7 +309,7 @@ async fn attach(
     }
     let spec = Spec::random(rng, &shared.lists);
     let reply = conn.call("todo-item", "subscribe", json!({ "filter": spec.json() })).await.ok_or(None)?;
-    if reply["error"]["code"] == "internal" {
+    if unavailable(&reply) {
         shared.counters.internal.fetch_add(1, Ordering::Relaxed);
         return Err(None);
     }
@@ -463,9 +478,7 @@ async fn writer(index: usize, shared: Arc<Shared>, deadline: Instant) {
                 }
                 shared.counters.writes.fetch_add(1, Ordering::Relaxed)
             }
-            Some(reply) if reply["error"]["code"] == "internal" => {
-                shared.counters.internal.fetch_add(1, Ordering::Relaxed)
-            }
+            Some(reply) if unavailable(&reply) => shared.counters.internal.fetch_add(1, Ordering::Relaxed),
             Some(reply) => {
                 // A missing id is fine; anything else is not.
                 assert_eq!(reply["error"]["code"], "not_found", "{verb}: {reply}");

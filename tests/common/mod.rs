@@ -316,17 +316,28 @@ impl Client {
         }
     }
 
-    /// Sends a request and returns the whole reply frame.
+    /// Sends a request and returns the whole reply frame. A request refused
+    /// with `rate_limited` did not run: it is sent again after the wait the
+    /// server asks for, as the JS client does (tests of the rate limit
+    /// pipeline their requests and read the replies themselves).
     pub async fn call(&mut self, route: &str, verb: &str, args: Value) -> Value {
-        self.next_id += 1;
-        let id = self.next_id;
-        self.send_text(json!({"id": id, "route": route, "verb": verb, "args": args}).to_string()).await;
         loop {
-            if let Some(at) = self.replies.iter().position(|r| r["id"] == id) {
-                return self.replies.remove(at).unwrap();
+            self.next_id += 1;
+            let id = self.next_id;
+            self.send_text(json!({"id": id, "route": route, "verb": verb, "args": args}).to_string()).await;
+            let reply = loop {
+                if let Some(at) = self.replies.iter().position(|r| r["id"] == id) {
+                    break self.replies.remove(at).unwrap();
+                }
+                let frame = self.read_one().await.expect("connection closed");
+                self.file(frame);
+            };
+            match reply["error"]["retry_after_ms"].as_u64() {
+                Some(ms) if reply["error"]["code"] == "rate_limited" => {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                }
+                _ => return reply,
             }
-            let frame = self.read_one().await.expect("connection closed");
-            self.file(frame);
         }
     }
 
