@@ -2,10 +2,13 @@
 //! `icontains` subscriptions (over 125 connections, 16 each: the default
 //! budget) while a writer keeps rewriting a 900 KB text; another user's
 //! subscription on an indexed filter measures how long its events take,
-//! from the save to the event, with and without the attack.
+//! from the save to the event, in three phases: quiet; with the large
+//! writes and the scanning subscriptions; with the large writes alone
+//! (they share the database's one writer with the victim's saves, so what
+//! the subscriptions add is the difference between the last two).
 //!
 //! ```text
-//! cargo run --release --example scan_attack [-- --events 300 --scanning 2000 --text-kb 900]
+//! cargo run --release --example scan_attack [-- --events 300 --scanning 2000 --text-kb 900 --every-ms 500]
 //! ```
 //!
 //! The server runs in this process (SQLite file in a temp dir, default
@@ -88,6 +91,7 @@ fn summary(latencies: &mut [Duration]) -> String {
 #[tokio::main]
 async fn main() {
     let (events, scanning, text_kb) = (arg("--events", 300), arg("--scanning", 2000), arg("--text-kb", 900));
+    let every_ms = arg("--every-ms", 500);
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path().join("attack.db").to_str().unwrap()).unwrap();
     db.execute_batch("CREATE TABLE notes (id INTEGER PRIMARY KEY, list_id INTEGER NOT NULL, text TEXT NOT NULL);")
@@ -95,13 +99,15 @@ async fn main() {
         .unwrap();
     db.execute_batch("INSERT INTO notes VALUES (1, 1, 'victim'), (2, 2, 'big');").await.unwrap();
     let app = Wyrmhole::builder(db.clone()).route(Route::<Note>::new()).allow_anonymous().build().unwrap();
-    let server = app.serve(([127, 0, 0, 1], 0)).await.unwrap();
+    let server = app.clone().serve(([127, 0, 0, 1], 0)).await.unwrap();
     let url = server.ws_url();
 
     let mut quiet = victim_latencies(&db, &url, events).await;
     println!("victim, no attack:   {}", summary(&mut quiet));
 
     // The attacker: `scanning` distinct icontains filters, 16 per connection.
+    // Nobody reads the attackers' sockets: their filters match nothing, so
+    // they get no events, only the cost of evaluating them.
     let mut attackers = Vec::new();
     let started = Instant::now();
     for c in 0..scanning.div_ceil(16) {
@@ -116,21 +122,32 @@ async fn main() {
         attackers.len(),
         started.elapsed()
     );
-    // Nobody reads the attackers' sockets: their filters match nothing, so
-    // they get no events, only the cost of evaluating them.
+
+    // The large writes, from now on: every change keeps the lanes busy
+    // scanning 2,000 times its text.
     let writer = {
         let db = db.clone();
         tokio::spawn(async move {
             for n in 0.. {
                 let text = format!("{n}{}", "a".repeat(text_kb * 1024));
                 db.write(move |tx| tx.update::<Note>(2, &json!({ "text": text }))).await.unwrap();
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                tokio::time::sleep(Duration::from_millis(every_ms as u64)).await;
             }
         })
     };
     let mut attacked = victim_latencies(&db, &url, events).await;
-    println!("victim, under attack: {}", summary(&mut attacked));
-    writer.abort();
+    println!(
+        "victim, {text_kb} KB writes every {every_ms} ms and {scanning} scanning subscriptions: {} \
+         ({} subscriptions still live at the end)",
+        summary(&mut attacked),
+        app.stats("note").subscriptions
+    );
     drop(attackers);
+    while app.stats("note").subscriptions > 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut writes_only = victim_latencies(&db, &url, events).await;
+    println!("victim, the same writes alone: {}", summary(&mut writes_only));
+    writer.abort();
     server.shutdown().await;
 }
