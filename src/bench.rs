@@ -3,11 +3,9 @@
 
 use std::sync::Arc;
 
-use futures_util::future::BoxFuture;
-
 use crate::change::Change;
 use crate::fanout::registry::Registry;
-use crate::fanout::sink::{Outbound, Sink};
+use crate::fanout::sink::{Nowhere, Sink};
 use crate::fanout::subscription::Subscription;
 use crate::fanout::RouteInfo;
 use crate::filter::Filter;
@@ -19,19 +17,6 @@ pub struct Matcher {
     registry: Registry,
     sink: Arc<dyn Sink>,
     next_id: u64,
-}
-
-/// Delivers nowhere: matching never touches it.
-struct Nowhere;
-
-impl Sink for Nowhere {
-    fn push(&self, _frame: Outbound) -> bool {
-        true
-    }
-
-    fn send(&self, _frame: Outbound) -> BoxFuture<'_, bool> {
-        Box::pin(std::future::ready(true))
-    }
 }
 
 impl Matcher {

@@ -138,21 +138,8 @@ impl Session {
 
 #[cfg(test)]
 mod tests {
-    use futures_util::future::BoxFuture;
-
     use super::*;
-
-    struct Nowhere;
-
-    impl Sink for Nowhere {
-        fn push(&self, _frame: Outbound) -> bool {
-            true
-        }
-
-        fn send(&self, _frame: Outbound) -> BoxFuture<'_, bool> {
-            Box::pin(std::future::ready(true))
-        }
-    }
+    use crate::fanout::sink::Nowhere;
 
     #[allow(dead_code)]
     #[derive(crate::Model)]

@@ -57,3 +57,17 @@ pub(crate) trait Sink: Send + Sync + 'static {
     /// queue. Resolves to false if the connection is closing.
     fn send(&self, frame: Outbound) -> BoxFuture<'_, bool>;
 }
+
+/// Takes every frame and keeps none: a sink for what only matches or
+/// counts (the benches, unit tests).
+pub(crate) struct Nowhere;
+
+impl Sink for Nowhere {
+    fn push(&self, _frame: Outbound) -> bool {
+        true
+    }
+
+    fn send(&self, _frame: Outbound) -> BoxFuture<'_, bool> {
+        Box::pin(std::future::ready(true))
+    }
+}
