@@ -132,7 +132,9 @@ const DRAIN_GRACE: Duration = Duration::from_secs(12);
 pub(crate) async fn serve(socket: WebSocket, app: Arc<AppCore>, identity: Identity, admission: Admission) {
     let _open = app.open();
     let mut shutting_down = app.shutting_down();
-    let config = app.config.clone();
+    // Borrowed, not cloned: the connection's task holds what lives across
+    // its awaits, for as long as the connection is open.
+    let config = &app.config;
     let (outbox, queue) = Outbox::new(config.queue_capacity, config.queue_bytes, app.outbox_peak.clone());
     let shared = admission.shared().cloned();
     let budget = SessionBudget::new(config.max_subscriptions, app.max_reply_bytes(), app.db_turns, shared.as_deref())
