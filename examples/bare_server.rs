@@ -36,7 +36,8 @@
 //! behind is closed with 4008, as wyrmhole closes a slow consumer. Each
 //! connection is one task owning its socket (no split lock): it reads
 //! requests and writes events, feeding every frame already queued before one
-//! flush. Sockets have TCP_NODELAY, as wyrmhole's do by default.
+//! flush. Sockets have TCP_NODELAY and wyrmhole's default socket buffers
+//! (1 KiB read, 16 KiB write), so the two differ above the socket layer only.
 //!
 //! It prints `bare_server listening on ws://ADDR/ws pid PID` and serves
 //! until stdin closes, Ctrl-C, or `--max-secs` pass. Options: `--port N`,
@@ -57,7 +58,7 @@ use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 
 fn now_us() -> i64 {
@@ -165,7 +166,12 @@ async fn next_event(events: &mut Option<broadcast::Receiver<Message>>) -> Result
 /// One connection: one task owns the socket, reading requests and writing events.
 async fn connection(hub: Arc<Hub>, stream: TcpStream) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     stream.set_nodelay(true)?;
-    let mut ws = tokio_tungstenite::accept_async(stream).await?;
+    // wyrmhole's socket buffers (`ConnectionConfig::read_buffer_bytes`,
+    // `write_buffer_bytes`): with tungstenite's 128 KiB defaults the bare
+    // server would pay for clearing a big read buffer on every wake-up and
+    // its RSS would not be comparable.
+    let config = WebSocketConfig::default().read_buffer_size(1024).write_buffer_size(16 * 1024);
+    let mut ws = tokio_tungstenite::accept_async_with_config(stream, Some(config)).await?;
     let mut events: Option<broadcast::Receiver<Message>> = None;
     loop {
         tokio::select! {
