@@ -67,10 +67,26 @@
 //! cargo run --release --example loadgen -- --writes 10 --subs 0,1000 --processes 3
 //! ```
 //!
+//! `--baseline` runs every fan-out row twice in the same run, against
+//! wyrmhole (`bench_server`, with `--processes` as above) and against a bare
+//! tokio-tungstenite broadcast of one pre-serialized frame
+//! (`bare_server`, always one process; `--bare-bin PATH`, default next to
+//! this binary), and prints wyrmhole ÷ bare for open-loop deliveries/s, server
+//! CPU per delivery and closed-loop to-all p50/p99, with the load average at
+//! the start of each row; `--runs N` repeats the pairs and adds their
+//! medians (see `loadgen/baseline.rs`).
+//!
+//! ```text
+//! cargo build --release --example loadgen --example bench_server --example bare_server
+//! target/release/examples/loadgen --subs 1000 --baseline --runs 3
+//! ```
+//!
 //! The two processes are separate on purpose: 10k client sockets plus 10k
 //! server sockets would not fit one process's 20k open-files limit. Both
 //! raise their soft limit to the hard one.
 
+#[path = "loadgen/baseline.rs"]
+mod baseline;
 #[path = "loadgen/os.rs"]
 mod os;
 #[path = "loadgen/writes.rs"]
@@ -134,12 +150,17 @@ struct Options {
     window: usize,
     /// Rows in list 1 that the writers update.
     hot: usize,
+    /// `--baseline`: pair every fan-out row with the bare server's.
+    baseline: bool,
+    /// `--runs N`: how many times the pairs run (medians over them).
+    runs: usize,
+    bare_bin: PathBuf,
 }
 
 const USAGE: &str = "usage: loadgen [--subs 10,100,1000,10000] [--closed N] [--warmup N] [--open N] \
 [--idle N] [--no-fanout] [--driver bump|update] [--queue N] [--server-bin PATH] [--server-workers N] \
 [--url ws://HOST:PORT/ws --pid PID] [--concurrency N] [--timeout SECS] [--processes N] [--redis-bin PATH] \
-[--writes SECS [--writers N] [--window N] [--hot N]] [--db URL]";
+[--writes SECS [--writers N] [--window N] [--hot N]] [--db URL] [--baseline [--runs N] [--bare-bin PATH]]";
 
 fn options() -> Result<Options, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
@@ -166,6 +187,9 @@ fn options() -> Result<Options, String> {
         writers: 4,
         window: 16,
         hot: 64,
+        baseline: false,
+        runs: 1,
+        bare_bin: baseline::default_bare_bin(&exe),
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -207,6 +231,9 @@ fn options() -> Result<Options, String> {
             "--writers" => o.writers = number(value()?)?.max(1),
             "--window" => o.window = number(value()?)?.max(1),
             "--hot" => o.hot = number(value()?)?.max(1),
+            "--baseline" => o.baseline = true,
+            "--runs" => o.runs = number(value()?)?.max(1),
+            "--bare-bin" => o.bare_bin = PathBuf::from(value()?),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown option {other}")),
         }
@@ -216,6 +243,12 @@ fn options() -> Result<Options, String> {
     }
     if o.processes > 1 && o.url.is_some() {
         return Err("--processes starts its own servers; it does not go with --url".into());
+    }
+    if o.baseline && (o.url.is_some() || o.writes.is_some() || !o.fanout) {
+        return Err("--baseline pairs fan-out rows with fresh servers: not with --url, --writes or --no-fanout".into());
+    }
+    if o.runs > 1 && !o.baseline {
+        return Err("--runs goes with --baseline".into());
     }
     Ok(o)
 }
@@ -337,7 +370,11 @@ fn build_server(o: &Options) -> Result<(), BoxError> {
     };
     let release = o.server_bin.parent().and_then(|d| d.parent()).is_some_and(|d| d.ends_with("release"));
     let mut build = Command::new(cargo);
-    build.args(["build", "--example", "bench_server", "--manifest-path"]).arg(format!("{manifest_dir}/Cargo.toml"));
+    build.args(["build", "--example", "bench_server"]);
+    if o.baseline {
+        build.args(["--example", "bare_server"]);
+    }
+    build.arg("--manifest-path").arg(format!("{manifest_dir}/Cargo.toml"));
     if release {
         build.arg("--release");
     }
@@ -371,8 +408,9 @@ impl ServerProc {
         }
         if !o.server_bin.exists() {
             return Err(format!(
-                "{} not found: build it first with `cargo build --release --example bench_server`",
-                o.server_bin.display()
+                "{} not found: build it first with `cargo build --release --example {}`",
+                o.server_bin.display(),
+                o.server_bin.file_name().and_then(|n| n.to_str()).unwrap_or("bench_server")
             )
             .into());
         }
@@ -1141,11 +1179,14 @@ fn by_process(l: &Latencies) -> String {
         .join("; ")
 }
 
-fn report(o: &Options, runs: &[(Outcome, String)], idle: &Option<(Idle, String)>) -> bool {
+/// `title` replaces the heading's "wyrmhole fan-out: ..." (for the bare reference).
+fn report(o: &Options, runs: &[(Outcome, String)], idle: &Option<(Idle, String)>, title: Option<&str>) -> bool {
     let mut ok = true;
     let multi = o.processes > 1;
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if multi {
+    if let Some(title) = title {
+        println!("\n## {title}\n");
+    } else if multi {
         println!(
             "\n## wyrmhole fan-out: {} server processes on one SQLite file, sharing commits through Redis\n",
             o.processes
@@ -1167,7 +1208,11 @@ fn report(o: &Options, runs: &[(Outcome, String)], idle: &Option<(Idle, String)>
     }
     println!(
         "Driver: `{}`; each update sets `text` and `sent_at_us` of row 1 (list 1); every subscriber holds `{{\"list_id\": 1}}`.",
-        if o.driver == Driver::Bump { "bump (custom verb → Db::write, sent_at_us stamped at save)" } else { "update (standard verb; client stamps send time)" }
+        match (o.driver, title.is_some()) {
+            (Driver::Bump, false) => "bump (custom verb → Db::write, sent_at_us stamped at save)",
+            (Driver::Bump, true) => "bump (sent_at_us stamped, then one frame broadcast; no database)",
+            (Driver::Update, _) => "update (standard verb; client stamps send time)",
+        }
     );
     println!(
         "Load average at each run's start: {}\n",
@@ -1357,6 +1402,14 @@ async fn main_async(o: Options) -> Result<bool, BoxError> {
         }
         return Ok(write_report(&o, &runs));
     }
+    if o.baseline {
+        let (pairs, wyrmhole_cmd, bare_cmd) = baseline::run_pairs(&o).await?;
+        let mut ok = baseline::report_pairs(&o, &pairs, &wyrmhole_cmd, &bare_cmd);
+        if let Some(n) = o.idle {
+            ok &= report(&o, &[], &Some(idle_run(&o, n).await?), None);
+        }
+        return Ok(ok);
+    }
     let mut runs = Vec::new();
     if o.fanout {
         for &s in &o.subs {
@@ -1367,7 +1420,7 @@ async fn main_async(o: Options) -> Result<bool, BoxError> {
         Some(n) => Some(idle_run(&o, n).await?),
         None => None,
     };
-    Ok(report(&o, &runs, &idle))
+    Ok(report(&o, &runs, &idle, None))
 }
 
 fn main() {
