@@ -48,7 +48,7 @@
 #[path = "loadgen/os.rs"]
 mod os;
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -238,16 +238,7 @@ async fn run(o: Options) -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     // Ends when stdin closes (the load generator exited), on Ctrl-C, or after max_secs.
-    let (eof_tx, eof_rx) = tokio::sync::oneshot::channel::<()>();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let stdin = std::io::stdin();
-        let mut lock = stdin.lock();
-        while matches!(lock.read_line(&mut line), Ok(n) if n > 0) {
-            line.clear();
-        }
-        let _ = eof_tx.send(());
-    });
+    let eof_rx = os::stdin_closed();
     tokio::select! {
         _ = accept => {}
         _ = eof_rx => {}

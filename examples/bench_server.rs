@@ -36,7 +36,7 @@
 #[path = "loadgen/os.rs"]
 mod os;
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
@@ -214,16 +214,7 @@ async fn run(o: Options) -> Result<(), Box<dyn std::error::Error>> {
     std::io::stdout().flush()?;
 
     // Ends when stdin closes (the load generator exited), on Ctrl-C, or after max_secs.
-    let (eof_tx, eof_rx) = tokio::sync::oneshot::channel::<()>();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let stdin = std::io::stdin();
-        let mut lock = stdin.lock();
-        while matches!(lock.read_line(&mut line), Ok(n) if n > 0) {
-            line.clear();
-        }
-        let _ = eof_tx.send(());
-    });
+    let eof_rx = os::stdin_closed();
     tokio::select! {
         _ = eof_rx => {}
         _ = tokio::signal::ctrl_c() => {}

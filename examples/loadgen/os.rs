@@ -25,3 +25,21 @@ pub fn raise_nofile_limit() -> u64 {
     }
     lim.cur
 }
+
+/// Resolves when standard input closes: the load generator that started
+/// this server exited (the servers end then; the load generator itself
+/// does not use it).
+#[allow(dead_code)]
+pub fn stdin_closed() -> tokio::sync::oneshot::Receiver<()> {
+    use std::io::BufRead;
+    let (eof_tx, eof_rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let mut lock = std::io::stdin().lock();
+        while matches!(lock.read_line(&mut line), Ok(n) if n > 0) {
+            line.clear();
+        }
+        let _ = eof_tx.send(());
+    });
+    eof_rx
+}
