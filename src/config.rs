@@ -68,7 +68,8 @@ pub struct ConnectionConfig {
     /// The socket's read buffer. Small keeps idle connections cheap; large
     /// frames are still read, in more system calls.
     pub read_buffer_bytes: usize,
-    /// Outgoing bytes buffered before a write to the socket.
+    /// The write buffer (frame headers, small frames) a connection keeps
+    /// between bursts; a burst may use more, which is freed once written.
     pub write_buffer_bytes: usize,
 }
 

@@ -2,24 +2,26 @@
 //! [`Outbox`] queues, heartbeats, its budgets (requests per second, reply
 //! size; see [`crate::budget`]), and closing with a reason.
 //!
-//! Replies and events reach the socket only through the outbox. Each
-//! request runs as its own task; a failing or panicking handler becomes an
-//! error reply and the connection stays open.
+//! Replies and events reach the socket only through the outbox, which the
+//! connection's one task drains into the socket's [`Wire`](crate::wire).
+//! Each request runs as a task of its own; a failing or panicking handler
+//! becomes an error reply and the connection stays open.
 
+use std::collections::VecDeque;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
-use futures_util::{FutureExt, SinkExt, StreamExt};
-use tokio::sync::{mpsc, Semaphore};
+use futures_util::FutureExt;
 use tokio::task::JoinSet;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-/// An upgraded WebSocket.
-pub(crate) type WebSocket = tokio_tungstenite::WebSocketStream<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>;
+/// An upgraded connection's bytes.
+pub(crate) type Io = hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>;
 
 pub use crate::config::ConnectionConfig;
 
@@ -31,6 +33,7 @@ use crate::outbox::{wire_size, Outbox};
 use crate::protocol::{self, CloseReason, Request};
 use crate::router::Router;
 use crate::session::Session;
+use crate::socket::{close_reason_for, Socket};
 use crate::store::panic_message;
 
 /// What every connection of an app shares.
@@ -124,58 +127,137 @@ impl AppCore {
 }
 
 /// How long a closing connection keeps reading (and discarding) what the
-/// client still sends, waiting for its close frame. Longer than the writer
-/// may take to deliver ours (see [`write_loop`]).
+/// client still sends, waiting for its answer to our close frame.
 const DRAIN_GRACE: Duration = Duration::from_secs(12);
 
-/// Serves one upgraded socket until either side closes it.
-pub(crate) async fn serve(socket: WebSocket, app: Arc<AppCore>, identity: Identity, admission: Admission) {
+/// How long the frames before a close frame, and the close frame itself,
+/// may take to go out to a client that is not reading.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// What woke the connection's task.
+enum Step {
+    Read(Option<Result<Message, tungstenite::Error>>),
+    Closing,
+    WriteFailed,
+    Ping,
+    Idle,
+    Shutdown,
+}
+
+/// Serves one upgraded socket until either side closes it. One task does
+/// everything: reads requests, writes what the outbox queues, pings, and
+/// closes; request handlers run as tasks of their own.
+pub(crate) async fn serve(mut socket: Socket<Io>, app: Arc<AppCore>, identity: Identity, admission: Admission) {
     let _open = app.open();
     let mut shutting_down = app.shutting_down();
     // Borrowed, not cloned: the connection's task holds what lives across
     // its awaits, for as long as the connection is open.
     let config = &app.config;
-    let (outbox, queue) = Outbox::new(config.queue_capacity, config.queue_bytes, app.outbox_peak.clone());
+    let outbox = Outbox::new(config.queue_capacity, config.queue_bytes, app.outbox_peak.clone());
     let shared = admission.shared().cloned();
     let budget = SessionBudget::new(config.max_subscriptions, app.max_reply_bytes(), app.db_turns, shared.as_deref())
         .scanning(config.max_scanning_subscriptions);
     let session = Arc::new(app.router.session(identity, outbox.clone()).with_budget(budget));
     let rate = TokenBucket::new(config.requests_per_second, config.request_burst);
-    let (sink, mut stream) = socket.split();
-    let mut writer = tokio::spawn(write_loop(sink, queue, outbox.clone(), config.ping_interval));
-    let in_flight = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
     let mut requests = JoinSet::new();
-    let mut closing = outbox.closing();
+    let max_in_flight = config.max_in_flight.max(1);
+    let shutdown = shutting_down.wait_for(|down| *down);
+    tokio::pin!(shutdown);
+    let mut shutdown_seen = false;
+    let mut ping = tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
+    let idle = tokio::time::sleep(config.idle_timeout);
+    tokio::pin!(idle);
+    let mut heard = Instant::now();
+    // Frames taken from the outbox and the bytes they hold in its budget
+    // until the socket has taken them all.
+    let mut batch = VecDeque::new();
+    let mut batch_bytes = 0;
 
     loop {
-        let next = tokio::select! {
-            biased;
-            _ = closing.changed() => break,
+        let step = std::future::poll_fn(|cx| {
+            if !shutdown_seen && shutdown.as_mut().poll(cx).is_ready() {
+                shutdown_seen = true;
+                return Poll::Ready(Step::Shutdown);
+            }
+            // Registered before looking, so a frame pushed meanwhile wakes us.
+            outbox.register(cx.waker());
+            if outbox.is_closing() {
+                return Poll::Ready(Step::Closing);
+            }
+            loop {
+                if socket.wire().is_empty() {
+                    outbox.release(std::mem::take(&mut batch_bytes));
+                    outbox.take(&mut batch);
+                    if batch.is_empty() {
+                        break;
+                    }
+                    for frame in batch.drain(..) {
+                        batch_bytes += wire_size(&frame);
+                        match frame {
+                            Outbound::Frame(text) => socket.wire().text(text),
+                            Outbound::Event { sub, seq, pos, route, action, data } => {
+                                socket.wire().event(sub, seq, pos, route, action, &data)
+                            }
+                        }
+                    }
+                }
+                match socket.poll_write(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(e)) => {
+                        tracing::debug!(error = %e, "websocket write failed");
+                        return Poll::Ready(Step::WriteFailed);
+                    }
+                    Poll::Pending => break,
+                }
+            }
             // Reaped as they finish: a finished request's task would
-            // otherwise stay allocated until the client's next frame
-            // (about 1 KB per idle connection after its subscribe).
-            Some(_) = requests.join_next(), if !requests.is_empty() => continue,
-            _ = shutting_down.wait_for(|down| *down) => {
+            // otherwise stay allocated until the client's next frame.
+            while let Poll::Ready(Some(_)) = requests.poll_join_next(cx) {}
+            // At most `max_in_flight` requests run; until one ends, what the
+            // client sends waits in its socket.
+            if requests.len() < max_in_flight {
+                if let Poll::Ready(read) = socket.poll_read(cx) {
+                    return Poll::Ready(Step::Read(read));
+                }
+            }
+            if ping.poll_tick(cx).is_ready() {
+                return Poll::Ready(Step::Ping);
+            }
+            if idle.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Step::Idle);
+            }
+            Poll::Pending
+        })
+        .await;
+        let message = match step {
+            Step::Closing | Step::WriteFailed => break,
+            Step::Shutdown => {
                 outbox.close(CloseReason { code: CloseReason::GOING_AWAY, reason: "server shutting down".into() });
-                break;
+                continue;
             }
-            next = tokio::time::timeout(config.idle_timeout, stream.next()) => next,
-        };
-        let message = match next {
-            Err(_) => {
+            Step::Ping => {
+                socket.wire().ping();
+                continue;
+            }
+            Step::Idle if heard.elapsed() >= config.idle_timeout => {
                 outbox.close(CloseReason::heartbeat_timeout(config.idle_timeout.as_secs_f64()));
-                break;
+                continue;
             }
-            Ok(None) => break,
-            Ok(Some(Err(e))) => {
+            Step::Idle => {
+                idle.as_mut().reset(heard + config.idle_timeout);
+                continue;
+            }
+            Step::Read(None) => break,
+            Step::Read(Some(Err(e))) => {
                 tracing::debug!(error = %e, "websocket read failed");
                 if let Some(reason) = close_reason_for(&e) {
                     outbox.close(reason);
                 }
                 break;
             }
-            Ok(Some(Ok(message))) => message,
+            Step::Read(Some(Ok(message))) => message,
         };
+        heard = Instant::now();
         let text = match &message {
             Message::Text(text) => Some(text.as_str()),
             Message::Binary(_) => None,
@@ -201,20 +283,11 @@ pub(crate) async fn serve(socket: WebSocket, app: Arc<AppCore>, identity: Identi
                 continue;
             }
         };
-        let permit = tokio::select! {
-            biased;
-            _ = closing.changed() => break,
-            permit = in_flight.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-        };
         let (app, session) = (app.clone(), session.clone());
         requests.spawn(async move {
             if let Some(frame) = run_request(&app.router, &session, request).await {
                 session.reply(frame);
             }
-            drop(permit);
         });
     }
 
@@ -230,48 +303,44 @@ pub(crate) async fn serve(socket: WebSocket, app: Arc<AppCore>, identity: Identi
         // The client closed: what it sent before still runs.
         requests.detach_all();
     }
-    // Keep reading while the writer delivers our close frame, until the
-    // client answers it: a socket dropped with unread input is reset, and
-    // a reset makes the client's system discard what it has not read yet,
-    // our close frame included (a slow consumer would see a bare EOF
-    // instead of 4008). When the client closed first, or broke the
-    // protocol, there is nothing more worth reading.
-    let mut writer_done = false;
-    let mut client_done = !server_closed;
-    let grace = tokio::time::sleep(DRAIN_GRACE);
-    tokio::pin!(grace);
-    while !(writer_done && client_done) {
-        tokio::select! {
-            _ = &mut grace => break,
-            _ = &mut writer, if !writer_done => writer_done = true,
-            message = stream.next(), if !client_done => {
-                client_done = !matches!(message, Some(Ok(ref m)) if !m.is_close());
-            }
-        }
+    outbox.discard();
+    outbox.release(batch_bytes);
+    if let Some(reason) = outbox.close_reason().filter(|_| server_closed) {
+        socket.close(&reason);
     }
-    if !writer_done {
-        writer.abort();
-        let _ = writer.await;
-    }
+    close(&mut socket, server_closed).await;
 }
 
-/// The close frame a read error deserves, if the client can still get one.
-fn close_reason_for(e: &tungstenite::Error) -> Option<CloseReason> {
-    use tungstenite::error::ProtocolError;
-    let (code, reason) = match e {
-        tungstenite::Error::Capacity(_) => (CloseReason::TOO_BIG, "frame over the hard size limit".to_owned()),
-        tungstenite::Error::Utf8(_) => (CloseReason::INVALID_PAYLOAD, "text frame is not valid UTF-8".to_owned()),
-        // The client went away without closing: nobody to tell.
-        tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => return None,
-        tungstenite::Error::Protocol(p) => (CloseReason::PROTOCOL_ERROR, format!("protocol error: {p}")),
-        _ => return None,
-    };
-    // A close reason may hold at most 123 bytes.
-    let mut reason = reason;
-    while reason.len() > 123 {
-        reason.pop();
-    }
-    Some(CloseReason { code, reason })
+/// Finishes a closing socket: writes what it holds (the close frame last)
+/// and, when the server closed first, keeps reading (and discarding) until
+/// the client answers: a socket dropped with unread input is reset, and a
+/// reset makes the client's system discard what it has not read yet, our
+/// close frame included (a slow consumer would see a bare EOF instead of
+/// 4008). When the client closed first, or broke the protocol, there is
+/// nothing more worth reading.
+async fn close(socket: &mut Socket<Io>, server_closed: bool) {
+    let write_by = tokio::time::sleep(CLOSE_GRACE);
+    let drain_by = tokio::time::sleep(DRAIN_GRACE);
+    tokio::pin!(write_by, drain_by);
+    let mut written = false;
+    std::future::poll_fn(|cx| {
+        if !written {
+            written = socket.poll_write(cx).is_ready() || write_by.as_mut().poll(cx).is_ready();
+        }
+        while server_closed && !socket.read_done() {
+            match socket.poll_read(cx) {
+                Poll::Ready(_) => {}
+                Poll::Pending => break,
+            }
+        }
+        let done = written && (!server_closed || socket.read_done());
+        if done || drain_by.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    })
+    .await;
+    let _ = tokio::time::timeout(CLOSE_GRACE, std::future::poll_fn(|cx| socket.poll_shutdown(cx))).await;
 }
 
 /// The request in one text frame, or the error reply it gets instead.
@@ -310,75 +379,4 @@ pub(crate) async fn run_request(router: &Router, session: &Session, request: Req
         return Some(protocol::error_reply(&id, &Error::ReplyTooLarge { size: frame.len(), limit }));
     }
     Some(frame)
-}
-
-/// What the writer sends next.
-enum Next {
-    Frame(Outbound),
-    Ping,
-}
-
-async fn write_loop(
-    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
-    mut queue: mpsc::Receiver<Outbound>,
-    outbox: Arc<Outbox>,
-    ping_interval: Duration,
-) {
-    // How long a close frame may take to go out to a client that is not reading.
-    const CLOSE_GRACE: Duration = Duration::from_secs(5);
-    let mut closing = outbox.closing();
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_interval, ping_interval);
-    let sent = loop {
-        let next = tokio::select! {
-            biased;
-            _ = closing.changed() => break true,
-            frame = queue.recv() => match frame {
-                Some(frame) => Next::Frame(frame),
-                None => break true,
-            },
-            _ = ping.tick() => Next::Ping,
-        };
-        let write = async {
-            let first = match next {
-                Next::Ping => return sink.send(Message::Ping(Default::default())).await,
-                Next::Frame(first) => first,
-            };
-            // Write whatever else is queued before one flush: one syscall for a burst.
-            feed(&mut sink, &outbox, first).await?;
-            for _ in 0..256 {
-                match queue.try_recv() {
-                    Ok(frame) => feed(&mut sink, &outbox, frame).await?,
-                    Err(_) => break,
-                }
-            }
-            sink.flush().await
-        };
-        tokio::select! {
-            biased;
-            _ = closing.changed() => break true,
-            result = write => if result.is_err() { break false },
-        }
-    };
-    if sent {
-        // Whatever is still queued is dropped; the close frame goes out
-        // after what the socket already took, and is flushed.
-        let reason = outbox.closing().borrow().clone();
-        let reason = reason.unwrap_or(CloseReason { code: CloseReason::NORMAL, reason: String::new() });
-        let frame = CloseFrame { code: CloseCode::from(reason.code), reason: reason.reason.into() };
-        let close = sink.send(Message::Close(Some(frame)));
-        let _ = tokio::time::timeout(CLOSE_GRACE, close).await;
-    }
-    let _ = tokio::time::timeout(CLOSE_GRACE, sink.close()).await;
-}
-
-/// Hands one frame to the socket, and its bytes back to the outbox's budget.
-async fn feed(
-    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
-    outbox: &Outbox,
-    frame: Outbound,
-) -> Result<(), tungstenite::Error> {
-    let size = wire_size(&frame);
-    let fed = sink.feed(Message::text(frame.into_text())).await;
-    outbox.release(size);
-    fed
 }

@@ -55,6 +55,8 @@ pub(crate) mod listener;
 pub(crate) mod origin;
 pub(crate) mod outbox;
 pub(crate) mod server;
+pub(crate) mod socket;
+pub(crate) mod wire;
 
 #[doc(hidden)]
 pub mod bench;

@@ -105,18 +105,44 @@ pub fn error_reply(id: &serde_json::Value, error: &Error) -> String {
 }
 
 /// `{"type":"event","sub":..,"seq":..,"pos":..,"route":..,"action":..,"data":..}`.
-/// `data` is already-serialized JSON shared between subscribers; only this
-/// small header is written per subscriber.
+/// `data` is already-serialized JSON shared between subscribers; only the
+/// small head ([`event_head`]) is written per subscriber.
 pub fn event_frame(sub: u64, seq: u64, pos: u64, route: &str, action: Action, data: &str) -> String {
-    use std::fmt::Write;
-    let mut frame = String::with_capacity(96 + route.len() + data.len());
-    let _ = write!(
-        frame,
-        r#"{{"type":"event","sub":{sub},"seq":{seq},"pos":{pos},"route":{},"action":"{}","data":{data}}}"#,
-        serde_json::Value::from(route),
-        action.as_str()
-    );
-    frame
+    let mut frame = Vec::with_capacity(EVENT_HEAD_BYTES + route.len() + data.len());
+    event_head(&mut frame, sub, seq, pos, route, action);
+    frame.extend_from_slice(data.as_bytes());
+    frame.push(b'}');
+    String::from_utf8(frame).expect("an event frame is UTF-8")
+}
+
+/// Room for an event's head but its route: the fixed text and three
+/// 20-digit numbers.
+pub(crate) const EVENT_HEAD_BYTES: usize = 128;
+
+/// Appends an event frame's head, everything before its shared `data`
+/// (which is followed by `}` to close the frame). The transport writes
+/// this around the one serialized payload instead of copying it into a
+/// frame per subscriber.
+pub(crate) fn event_head(out: &mut Vec<u8>, sub: u64, seq: u64, pos: u64, route: &str, action: Action) {
+    let mut number = itoa::Buffer::new();
+    out.extend_from_slice(br#"{"type":"event","sub":"#);
+    out.extend_from_slice(number.format(sub).as_bytes());
+    out.extend_from_slice(br#","seq":"#);
+    out.extend_from_slice(number.format(seq).as_bytes());
+    out.extend_from_slice(br#","pos":"#);
+    out.extend_from_slice(number.format(pos).as_bytes());
+    out.extend_from_slice(br#","route":"#);
+    if route.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)) {
+        // The usual route name needs no escaping: skip serde_json's writer.
+        out.push(b'"');
+        out.extend_from_slice(route.as_bytes());
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(serde_json::Value::from(route).to_string().as_bytes());
+    }
+    out.extend_from_slice(br#","action":""#);
+    out.extend_from_slice(action.as_str().as_bytes());
+    out.extend_from_slice(br#"","data":"#);
 }
 
 /// `{"type":"gap","sub":..,"reason":..}`: the subscription ended because
@@ -221,6 +247,17 @@ mod tests {
         assert_eq!(v["seq"], 9);
         assert_eq!(v["data"]["done"], true);
         assert_eq!(v["action"], "updated");
+        assert_eq!(v["sub"], 3);
+        assert_eq!(v["pos"], 120);
+        assert_eq!(v["route"], "todo-item");
+        let max = event_frame(u64::MAX, u64::MAX, u64::MAX, "r", Action::Deleted, "{}");
+        let v: serde_json::Value = serde_json::from_str(&max).unwrap();
+        assert_eq!((v["sub"].as_u64(), v["pos"].as_u64()), (Some(u64::MAX), Some(u64::MAX)));
+        for route in ["a\"b", "ü\\n", "x y"] {
+            let v: serde_json::Value =
+                serde_json::from_str(&event_frame(1, 1, 1, route, Action::Created, "{}")).unwrap();
+            assert_eq!(v["route"], route);
+        }
     }
 
     #[test]

@@ -14,8 +14,7 @@ use std::sync::Arc;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use warp::filters::BoxedFilter;
 use warp::http::{HeaderMap, HeaderValue, StatusCode};
 use warp::reply::Response;
@@ -24,6 +23,7 @@ use warp::{Filter, Reply};
 use crate::auth::UpgradeRequest;
 use crate::connection::AppCore;
 use crate::listener::{self, HttpConfig, PeerAddr, Pending};
+use crate::socket::Socket;
 
 /// The client's address, for the connection caps per address.
 type Remote = Option<SocketAddr>;
@@ -61,8 +61,7 @@ pub(crate) fn filter(core: Arc<AppCore>, http: Arc<HttpConfig>) -> BoxedFilter<(
                 match upgrade.await {
                     Ok(upgraded) => {
                         let config = socket_config(&core.config);
-                        let socket =
-                            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+                        let socket = Socket::new(TokioIo::new(upgraded), config, core.config.write_buffer_bytes);
                         crate::connection::serve(socket, core, identity, admission).await;
                     }
                     Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
