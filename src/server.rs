@@ -146,6 +146,8 @@ const CLIENT_FILES: &[(&str, &str)] = &[
     ("subscription.js", include_str!("../js-client/src/subscription.js")),
     ("live-collection.js", include_str!("../js-client/src/live-collection.js")),
     ("route.js", include_str!("../js-client/src/route.js")),
+    ("presence.js", include_str!("../js-client/src/presence.js")),
+    ("channel.js", include_str!("../js-client/src/channel.js")),
 ];
 
 /// `GET /wyrmhole/<module>.js`, and `GET /wyrmhole.js`, which re-exports the
