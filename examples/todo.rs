@@ -259,10 +259,11 @@ fn admin(db: Db, app: Wyrmhole) -> warp::filters::BoxedFilter<(Response,)> {
             },
         )
     };
-    let to_user = warp::path!("admin" / "push" / i64).and(warp::post()).and(body).then(move |user: i64, body: Bytes| {
-        let app = app.clone();
-        async move { respond(parse(&body).map(|data| async move { pushed(app.to_user(user, &data)) })).await }
-    });
+    let to_user =
+        warp::path!("admin" / "push" / i64).and(warp::post()).and(body).then(move |user: i64, body: Bytes| {
+            let app = app.clone();
+            async move { respond(parse(&body).map(|data| async move { pushed(app.to_user(user, &data)) })).await }
+        });
     create.or(update).unify().or(to_channel).unify().or(to_user).unify().boxed()
 }
 

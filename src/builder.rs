@@ -149,11 +149,7 @@ impl Builder {
     /// builder.presence("todo-list:*", |identity, _topic| !identity.is_anonymous())
     /// # }
     /// ```
-    pub fn presence(
-        mut self,
-        pattern: &str,
-        allow: impl Fn(&Identity, &str) -> bool + Send + Sync + 'static,
-    ) -> Self {
+    pub fn presence(mut self, pattern: &str, allow: impl Fn(&Identity, &str) -> bool + Send + Sync + 'static) -> Self {
         self.topics.add(pattern, Arc::new(allow));
         self
     }

@@ -247,7 +247,10 @@ mod tests {
             serde_json::from_str(&presence_frame("t\"1", "join", &serde_json::json!({"id": "a.1"}))).unwrap();
         assert_eq!((v["topic"].as_str(), v["member"]["id"].as_str()), (Some("t\"1"), Some("a.1")));
         let v: serde_json::Value = serde_json::from_str(&message_frame("c\"h", r#"{"n":1}"#)).unwrap();
-        assert_eq!((v["type"].as_str(), v["channel"].as_str(), &v["data"]["n"]), (Some("message"), Some("c\"h"), &1.into()));
+        assert_eq!(
+            (v["type"].as_str(), v["channel"].as_str(), &v["data"]["n"]),
+            (Some("message"), Some("c\"h"), &1.into())
+        );
         let v: serde_json::Value = serde_json::from_str(&push_frame("[1,2]")).unwrap();
         assert_eq!(v["data"][1], 2);
     }

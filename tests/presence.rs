@@ -50,12 +50,7 @@ async fn members_get_the_list_then_joins_updates_and_leaves() {
 
 #[tokio::test]
 async fn refusals_are_structured_errors_and_bounds_hold() {
-    let config = ConnectionConfig {
-        max_presence_topics: 2,
-        max_channels: 1,
-        max_message_bytes: 1000,
-        ..test_config()
-    };
+    let config = ConnectionConfig { max_presence_topics: 2, max_channels: 1, max_message_bytes: 1000, ..test_config() };
     let server = TestServer::start_with(config).await;
     let mut one = server.client_as(1).await;
     let mut two = server.client_as(2).await;

@@ -276,7 +276,9 @@ impl Presence {
                 let members = inner.own_members();
                 self.send(&Wire::State { node: self.node, seq: inner.seq, members });
             }
-            Wire::State { node, seq, members } if node != self.node => self.replace(&mut inner, node, seq, members, now),
+            Wire::State { node, seq, members } if node != self.node => {
+                self.replace(&mut inner, node, seq, members, now)
+            }
             Wire::Down { node } if node != self.node => inner.drop_node(node),
             _ => {}
         }

@@ -208,9 +208,7 @@ impl TestServer {
             .presence("room:*", |_, _| true)
             .presence("staff:*", |id, _| id.user_id() == Some(1))
             // Channels: everyone may listen to `news:*`, only user 1 may speak.
-            .channel("news:*", |id, _, access| {
-                access == wyrmhole::ChannelAccess::Subscribe || id.user_id() == Some(1)
-            })
+            .channel("news:*", |id, _, access| access == wyrmhole::ChannelAccess::Subscribe || id.user_id() == Some(1))
             .authenticate(|req| match req.token() {
                 Some("reject") => Err(wyrmhole::AuthError::new("bad token")),
                 Some(t) => Ok(t.parse::<i64>().map(Identity::user).unwrap_or_default()),
