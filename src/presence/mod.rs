@@ -248,21 +248,19 @@ impl Presence {
         let now = Instant::now();
         let mut inner = self.inner.lock();
         match wire {
-            Wire::Join { node, seq, topic, member } | Wire::Update { node, seq, topic, member } => {
-                if self.in_step(&mut inner, node, seq, now) {
-                    if let Some(remote) = inner.remotes.get_mut(&node) {
-                        remote.members.insert((topic.clone(), member.id.clone()));
-                    }
-                    inner.add(&topic, member);
+            Wire::Join { node, seq, topic, member } | Wire::Update { node, seq, topic, member }
+                if self.in_step(&mut inner, node, seq, now) =>
+            {
+                if let Some(remote) = inner.remotes.get_mut(&node) {
+                    remote.members.insert((topic.clone(), member.id.clone()));
                 }
+                inner.add(&topic, member);
             }
-            Wire::Leave { node, seq, topic, id } => {
-                if self.in_step(&mut inner, node, seq, now) {
-                    if let Some(remote) = inner.remotes.get_mut(&node) {
-                        remote.members.remove(&(topic.clone(), id.clone()));
-                    }
-                    inner.remove(&topic, &id);
+            Wire::Leave { node, seq, topic, id } if self.in_step(&mut inner, node, seq, now) => {
+                if let Some(remote) = inner.remotes.get_mut(&node) {
+                    remote.members.remove(&(topic.clone(), id.clone()));
                 }
+                inner.remove(&topic, &id);
             }
             Wire::Heartbeat { node, seq } if node != self.node => {
                 let remote = self.remote(&mut inner, node, now);
