@@ -207,9 +207,11 @@ async fn concurrent_publishers_on_two_processes_are_seen_in_one_order_everywhere
     for (i, name) in ["pa", "pb"].into_iter().enumerate() {
         publishers.push(Client::connect(&format!("{}?token={name}", cluster.url(i))).await);
     }
+    let deadline = Instant::now() + Duration::from_secs(30);
     for reader in &mut readers {
         let mut heard = BTreeSet::new();
         while heard.len() < 2 {
+            assert!(Instant::now() < deadline, "a reader never heard both processes' publishers: {heard:?}");
             for (i, p) in publishers.iter_mut().enumerate() {
                 p.ok("$channel", "publish", json!({"channel": channel, "data": {"warm": i}})).await;
             }
@@ -244,7 +246,9 @@ async fn concurrent_publishers_on_two_processes_are_seen_in_one_order_everywhere
         let mut next = [0u64; 2];
         while order.len() < 2 * EACH as usize {
             let data = reader.next_push().await["data"].clone();
-            let from = data["from"].as_u64().unwrap() as usize;
+            let from =
+                data["from"].as_u64().unwrap_or_else(|| panic!("not a publisher's message (a duplicate?): {data}"));
+            let from = from as usize;
             assert_eq!(data["n"].as_u64().unwrap(), next[from], "publisher {from}'s own order: {data}");
             next[from] += 1;
             order.push(data);
