@@ -114,8 +114,9 @@ async fn members_cross_processes_and_a_killed_process_members_leave_within_the_b
     ann.converge(&alone, Duration::from_secs(30)).await;
     let took = killed.elapsed();
     eprintln!("a SIGKILLed process's member left the others' lists after {took:?}");
-    // The documented bound: 5 s without a heartbeat, checked every second.
-    assert!(took <= Duration::from_secs(6) + Duration::from_secs(3), "left after {took:?}");
+    // The documented bound is 6 s (5 s without a heartbeat, checked every
+    // second); the slack is for a loaded machine, where timers run late.
+    assert!(took <= Duration::from_secs(6) + Duration::from_secs(6), "left after {took:?}");
     assert!(!ann.view.contains(&bob.id));
 }
 
