@@ -192,8 +192,15 @@ impl Live {
         let id = self.presence.member_id();
         let member =
             Member { id: id.clone(), user: identity.user_id(), name: identity.name().map(str::to_owned), meta };
+        // Bounded like any reply: a list too large for the connection is
+        // refused (and nobody joins) rather than queued.
         let reply = |members: &[&Member]| {
-            protocol::ok_reply(&request.id, json!({ "topic": topic, "id": id, "members": members }))
+            let frame = protocol::ok_reply(&request.id, json!({ "topic": topic, "id": id, "members": members }));
+            let limit = session.max_reply_bytes();
+            if frame.len() > limit {
+                return Err(Error::ReplyTooLarge { size: frame.len(), limit });
+            }
+            Ok(frame)
         };
         if let Err(e) = self.presence.join(session.conn(), session.sink(), topic, member, reply) {
             session.left_topic(topic);

@@ -99,6 +99,28 @@ async fn refusals_are_structured_errors_and_bounds_hold() {
 }
 
 #[tokio::test]
+async fn a_member_list_larger_than_a_reply_may_be_is_refused_and_nobody_joins() {
+    let server = TestServer::start_with(ConnectionConfig { max_reply_bytes: 1000, ..test_config() }).await;
+    let mut members = Vec::new();
+    let meta = json!({"bio": "x".repeat(200)});
+    loop {
+        let mut c = server.client().await;
+        let reply = c.call("$presence", "join", json!({"topic": "room:1", "meta": meta})).await;
+        if reply["ok"] == false {
+            let e = &reply["error"];
+            assert_eq!((e["code"].as_str(), e["limit"].as_u64()), (Some("reply_too_large"), Some(1000)), "{e}");
+            break;
+        }
+        members.push(c);
+        assert!(members.len() < 10, "1000 bytes cannot hold 10 members of 200-byte metas");
+    }
+    assert_eq!(server.app.presence_members("room:1").len(), members.len(), "the refused one did not join");
+    members[0].settle(&server).await;
+    assert!(members[0].pushes.iter().all(|p| p["event"] == "join"), "{:?}", members[0].pushes);
+    assert_eq!(members[0].pushes.len(), members.len() - 1, "no join of the refused one");
+}
+
+#[tokio::test]
 async fn channel_messages_arrive_in_publish_order_and_pushes_reach_every_connection_of_the_user() {
     let server = TestServer::start().await;
     let mut readers = Vec::new();

@@ -187,23 +187,34 @@ impl Presence {
 
     /// Joins connection `conn` to `topic`: `reply` gets the member list (the
     /// joiner included) and makes the frame queued to `sink` before any
-    /// later change; the other members are told `join`.
+    /// later change (or refuses, and nothing changes); the other members
+    /// are told `join`.
     pub(crate) fn join(
         &self,
         conn: u64,
         sink: Arc<dyn Sink>,
         topic: &str,
         member: Member,
-        reply: impl FnOnce(&[&Member]) -> String,
+        reply: impl FnOnce(&[&Member]) -> Result<String, Error>,
     ) -> Result<(), Error> {
         let mut inner = self.inner.lock();
         let t = inner.topics.entry(topic.to_owned()).or_default();
         if t.local.contains_key(&conn) {
             return Err(Error::bad_arg("topic", "this connection has joined it already; update or leave it"));
         }
+        // The reply first: if it cannot be sent (too large), nothing changes.
+        let frame = reply(&t.members.values().chain([&member]).collect::<Vec<_>>());
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(e) => {
+                if t.members.is_empty() && t.local.is_empty() {
+                    inner.topics.remove(topic);
+                }
+                return Err(e);
+            }
+        };
         t.notify(topic, "join", &member, None);
         t.members.insert(member.id.clone(), member.clone());
-        let frame = reply(&t.members.values().collect::<Vec<_>>());
         sink.push(Outbound::Frame(frame));
         t.local.insert(conn, (member.id.clone(), sink));
         let topic = topic.to_owned();

@@ -98,7 +98,7 @@ impl Cluster {
 fn join(presence: &Presence, conn: u64, sink: &Arc<Capture>, topic: &str, name: &str) -> String {
     let id = presence.member_id();
     let member = Member { id: id.clone(), user: Some(conn as i64), name: Some(name.into()), meta: json!({}) };
-    let reply = |members: &[&Member]| json!({"type": "reply", "members": members}).to_string();
+    let reply = |members: &[&Member]| Ok(json!({"type": "reply", "members": members}).to_string());
     presence.join(conn, sink.clone(), topic, member, reply).unwrap();
     id
 }
@@ -136,7 +136,9 @@ fn joiners_get_the_list_then_every_change_in_order() {
     assert!(presence.update(2, "t", json!({"editing": 7})).is_some());
     assert_eq!(a.0.lock()[2]["member"]["meta"]["editing"], 7);
     assert_eq!(b.0.lock()[1]["event"], "update", "the member itself is told too");
-    assert!(presence.join(1, a.clone(), "t", presence_member(&presence), |_| String::new()).is_err());
+    assert!(presence.join(1, a.clone(), "t", presence_member(&presence), |_| Ok(String::new())).is_err());
+    let refused = presence.join(3, a.clone(), "t", presence_member(&presence), |_| Err(Error::Internal("no".into())));
+    assert!(refused.is_err() && presence.members("t").len() == 2, "a refused reply joins nobody");
     assert!(presence.leave(2, "t"));
     assert!(!presence.leave(2, "t"), "leaving twice");
     assert_eq!(view(&a), BTreeSet::from([id_a]));
