@@ -19,6 +19,15 @@
 //! curl -X POST localhost:8000/admin/items    -d '{"list_id": 1, "text": "milk", "done": false}'
 //! curl -X POST localhost:8000/admin/items/3  -d '{"done": true}'
 //! ```
+//!
+//! The page also shows who else views a list and which item they are
+//! editing: presence on the topic `todo-list:<id>` (with Redis, across
+//! processes). Server code can push to a list's channel or to one user:
+//!
+//! ```text
+//! curl -X POST localhost:8000/admin/publish/todo-list:1 -d '{"note": "hi"}'
+//! curl -X POST localhost:8000/admin/push/42             -d '{"note": "hi"}'
+//! ```
 
 use std::io::Write;
 
@@ -27,7 +36,7 @@ use warp::http::StatusCode;
 use warp::hyper::body::Bytes;
 use warp::reply::Response;
 use warp::{Filter, Reply};
-use wyrmhole::{Builder, Db, Error, FieldErrors, Identity, Model, Route, Wyrmhole};
+use wyrmhole::{Builder, ChannelAccess, Db, Error, FieldErrors, Identity, Model, Route, Wyrmhole};
 
 diesel::table! {
     todo_lists (id) {
@@ -148,6 +157,12 @@ fn app(db: Db) -> Builder {
                 .login_required(&["delete"]),
         )
         .route(Route::<TodoItem>::new().validate(|v| check_item(v.new)).verb("clear_done", clear_done))
+        // Anyone viewing a list may say so (and what they are editing)...
+        .presence("todo-list:*", |_identity, _topic| true)
+        // ... listen on its channel, and, signed in, talk on it.
+        .channel("todo-list:*", |identity, _channel, access| {
+            access == ChannelAccess::Subscribe || !identity.is_anonymous()
+        })
         .authenticate(authenticate)
         .allow_anonymous()
 }
@@ -204,7 +219,7 @@ fn assets() -> warp::filters::BoxedFilter<(Response,)> {
 /// `POST /admin/items` creates, `POST /admin/items/<id>` updates: server-side
 /// writes through the save API, published to subscribers like client writes.
 /// No authentication: the example listens on 127.0.0.1 only.
-fn admin(db: Db) -> warp::filters::BoxedFilter<(Response,)> {
+fn admin(db: Db, app: Wyrmhole) -> warp::filters::BoxedFilter<(Response,)> {
     let with_db = warp::any().map(move || db.clone());
     let body = warp::body::content_length_limit(64 * 1024).and(warp::body::bytes());
     let create = warp::path!("admin" / "items").and(warp::post()).and(body).and(with_db.clone()).then(
@@ -234,7 +249,26 @@ fn admin(db: Db) -> warp::filters::BoxedFilter<(Response,)> {
             .await
         },
     );
-    create.or(update).unify().boxed()
+    // Server push: any JSON to a channel's subscribers, or to one user.
+    let to_channel = {
+        let app = app.clone();
+        warp::path!("admin" / "publish" / String).and(warp::post()).and(body).then(
+            move |channel: String, body: Bytes| {
+                let app = app.clone();
+                async move { respond(parse(&body).map(|data| async move { pushed(app.publish(&channel, &data)) })).await }
+            },
+        )
+    };
+    let to_user =
+        warp::path!("admin" / "push" / i64).and(warp::post()).and(body).then(move |user: i64, body: Bytes| {
+            let app = app.clone();
+            async move { respond(parse(&body).map(|data| async move { pushed(app.to_user(user, &data)) })).await }
+        });
+    create.or(update).unify().or(to_channel).unify().or(to_user).unify().boxed()
+}
+
+fn pushed(outcome: Result<(), Error>) -> Result<serde_json::Value, Error> {
+    outcome.map(|()| json!({ "sent": true }))
 }
 
 fn parse(body: &[u8]) -> Result<serde_json::Value, Error> {
@@ -286,8 +320,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         app = app.redis(&redis);
         println!("changes shared with other processes through {redis}");
     }
-    let extra = assets().or(admin(db)).unify().boxed();
-    let server = app.build()?.serve_with(extra, ([127, 0, 0, 1], port)).await?;
+    let app = app.build()?;
+    let extra = assets().or(admin(db, app.clone())).unify().boxed();
+    let server = app.serve_with(extra, ([127, 0, 0, 1], port)).await?;
 
     // Tests and scripts parse this line for the port; flush so they see it at once.
     println!("wyrmhole todo example at http://{}/", server.addr());

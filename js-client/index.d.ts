@@ -32,6 +32,12 @@ export type ErrorCode =
   | "too_many_rows"
   /** `resume` cannot replay what was missed (history trimmed, database reset); the client re-subscribes itself. */
   | "cannot_resume"
+  | "reply_too_large"
+  | "too_many_subscriptions"
+  /** The connection holds as many presence topics or channels as it may; `leave()` one first. */
+  | "too_many_topics"
+  | "rate_limited"
+  | "unavailable"
   | "internal"
   /** No reply within `requestTimeout` (counted from when the request was made, queued or not). */
   | "timeout"
@@ -92,7 +98,17 @@ export class Client {
   /** Requests waiting for a reply, queued or sent. */
   readonly pendingRequests: number;
   route<T extends Row = Row>(name: string): Route<T>;
+  /**
+   * Joins a presence topic (e.g. "todo-list:4") with a small meta object;
+   * the app's hook decides who may. Rejoins after every reconnect until
+   * `leave()`. Throws if this client has joined the topic already.
+   */
+  presence<M extends Meta = Meta>(topic: string, meta?: M): Presence<M>;
+  /** A channel: `on("message", ...)` subscribes; `publish` sends where the app allows it. */
+  channel<D = unknown>(name: string): Channel<D>;
   on(event: "state", listener: (state: ConnectionState) => void): () => void;
+  /** Data the server sent to this user (`Wyrmhole::to_user`), on any of their connections. */
+  on(event: "push", listener: (data: unknown) => void): () => void;
   /** Diagnostics, e.g. why a live collection re-subscribed. */
   on(event: "debug", listener: (message: string) => void): () => void;
   off(event: string, listener: (...args: any[]) => void): void;
@@ -171,4 +187,58 @@ export class LiveCollection<T extends Row = Row> implements Iterable<T> {
   off(event: string, listener: (...args: any[]) => void): void;
   /** Stops receiving changes; the rows stay as they are. */
   unsubscribe(): void;
+}
+
+/** A presence member's meta: a small JSON object (1 KiB by default). */
+export type Meta = Record<string, unknown>;
+
+/** One connection joined to a topic. */
+export interface Member<M extends Meta = Meta> {
+  /** Unique across server processes; one per connection and topic. */
+  id: string;
+  /** The identity's user id; null when anonymous. */
+  user: number | null;
+  /** The identity's display name, if the server gave it one. */
+  name: string | null;
+  meta: M;
+}
+
+/**
+ * A joined presence topic: `members` stays equal to the server's list. After
+ * a reconnect it rejoins and emits the differences ("join"/"leave"/"update")
+ * then "change"; members of a server process that died leave within ~6 s.
+ */
+export class Presence<M extends Meta = Meta> {
+  private constructor();
+  readonly topic: string;
+  /** This connection's presence id while joined, else null. */
+  readonly id: string | null;
+  /** Every member, this connection's included. */
+  readonly members: Member<M>[];
+  /** Every member but this connection's. */
+  readonly others: Member<M>[];
+  on(event: "join" | "leave" | "update", listener: (member: Member<M>) => void): () => void;
+  on(event: "change", listener: (members: Member<M>[]) => void): () => void;
+  /** The server refused the join (forbidden, bad_args, too_many_topics); it is left. */
+  on(event: "error", listener: (error: WyrmholeError) => void): () => void;
+  off(event: string, listener: (...args: any[]) => void): void;
+  /** Replaces this member's meta (kept for rejoins); every member gets "update". */
+  update(meta: M): Promise<unknown>;
+  /** Leaves the topic for good. */
+  leave(): void;
+}
+
+/** A named channel. Ephemeral: nothing published while not subscribed is replayed. */
+export class Channel<D = unknown> {
+  private constructor();
+  readonly name: string;
+  /** The first "message" listener subscribes (again after every reconnect). */
+  on(event: "message", listener: (data: D) => void): () => void;
+  /** The server refused the subscription (forbidden, too_many_topics). */
+  on(event: "error", listener: (error: WyrmholeError) => void): () => void;
+  off(event: string, listener: (...args: any[]) => void): void;
+  /** Sends `data` to every subscriber; rejects with "forbidden" unless the app allows clients to. */
+  publish(data: D): Promise<{ channel: string }>;
+  /** Stops receiving. */
+  leave(): void;
 }

@@ -211,6 +211,8 @@ pub(crate) struct SessionBudget {
     pub(crate) max_scanning_subscriptions: usize,
     /// The largest reply frame, in bytes.
     pub(crate) max_reply_bytes: usize,
+    /// Presence topics and channels, and presence meta.
+    pub(crate) live: LiveLimits,
     db: Arc<Semaphore>,
     identity_db: Option<Arc<Semaphore>>,
 }
@@ -218,6 +220,24 @@ pub(crate) struct SessionBudget {
 impl Default for SessionBudget {
     fn default() -> Self {
         SessionBudget::new(256, 4 << 20, 2, None)
+    }
+}
+
+/// How much presence and channel state one connection may hold.
+#[derive(Debug, Clone)]
+pub(crate) struct LiveLimits {
+    /// Presence topics joined at once.
+    pub(crate) max_topics: usize,
+    /// Channels subscribed at once.
+    pub(crate) max_channels: usize,
+    /// A member's meta object, in bytes of JSON: every member of the topic
+    /// holds a copy and is sent each change.
+    pub(crate) max_meta_bytes: usize,
+}
+
+impl Default for LiveLimits {
+    fn default() -> Self {
+        LiveLimits { max_topics: 32, max_channels: 64, max_meta_bytes: 1024 }
     }
 }
 
@@ -241,6 +261,7 @@ impl SessionBudget {
             max_subscriptions,
             max_scanning_subscriptions: max_subscriptions,
             max_reply_bytes,
+            live: LiveLimits::default(),
             db: Arc::new(Semaphore::new(db_turns.max(1))),
             identity_db: identity.map(|i| i.db.clone()),
         }
@@ -249,6 +270,12 @@ impl SessionBudget {
     /// At most `limit` of the subscriptions may scan text.
     pub(crate) fn scanning(mut self, limit: usize) -> Self {
         self.max_scanning_subscriptions = limit;
+        self
+    }
+
+    /// Bounds presence and channels as `live` says.
+    pub(crate) fn live(mut self, live: LiveLimits) -> Self {
+        self.live = live;
         self
     }
 

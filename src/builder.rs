@@ -16,6 +16,7 @@ use crate::connection::{AppCore, ConnectionConfig};
 use crate::error::Error;
 use crate::fanout::{Broker, Catalog, Fanout, RouteInfo, RouteStats};
 use crate::listener::HttpConfig;
+use crate::live::{ChannelAccess, ChannelHook, Live, PresenceHook, Rules};
 use crate::route::{Route, RouteHandler};
 use crate::router::{AuthFn, Router};
 use crate::server::{self, Server};
@@ -61,6 +62,8 @@ pub struct Builder {
     config: ConnectionConfig,
     http: HttpConfig,
     redis: Option<String>,
+    topics: Rules<PresenceHook>,
+    channels: Rules<ChannelHook>,
 }
 
 impl Builder {
@@ -135,6 +138,45 @@ impl Builder {
         self
     }
 
+    /// Lets clients join presence topics matching `pattern` (`"todo-list:*"`:
+    /// every topic starting with `todo-list:`; without a trailing `*`, that
+    /// topic only) when `allow(identity, topic)` says so. The first pattern
+    /// that matches a topic decides; a topic none matches is `forbidden`.
+    ///
+    /// ```no_run
+    /// # fn f(builder: wyrmhole::Builder) -> wyrmhole::Builder {
+    /// // Signed-in users see who else views a list.
+    /// builder.presence("todo-list:*", |identity, _topic| !identity.is_anonymous())
+    /// # }
+    /// ```
+    pub fn presence(mut self, pattern: &str, allow: impl Fn(&Identity, &str) -> bool + Send + Sync + 'static) -> Self {
+        self.topics.add(pattern, Arc::new(allow));
+        self
+    }
+
+    /// Lets clients subscribe to channels matching `pattern` (as for
+    /// [`Builder::presence`]), and publish to them, when
+    /// `allow(identity, channel, access)` says so. Server code publishes
+    /// to any channel with [`Wyrmhole::publish`], hook or not.
+    ///
+    /// ```no_run
+    /// # fn f(builder: wyrmhole::Builder) -> wyrmhole::Builder {
+    /// use wyrmhole::ChannelAccess;
+    /// // Everyone may listen; only signed-in users may speak.
+    /// builder.channel("chat:*", |identity, _channel, access| {
+    ///     access == ChannelAccess::Subscribe || !identity.is_anonymous()
+    /// })
+    /// # }
+    /// ```
+    pub fn channel(
+        mut self,
+        pattern: &str,
+        allow: impl Fn(&Identity, &str, ChannelAccess) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.channels.add(pattern, Arc::new(allow));
+        self
+    }
+
     /// Starts the fan-out (and, with [`Builder::redis`], the broker's tasks,
     /// so this must run inside a tokio runtime), after which every commit
     /// through the database handle reaches the app's subscribers.
@@ -152,8 +194,21 @@ impl Builder {
                 None => Arc::new(InProcess),
             })
         })?;
-        let router =
-            Router { db: self.db, fanout, routes: self.routes, auth: self.auth, allow_anonymous: self.allow_anonymous };
+        let mut live = Live::new(self.config.max_message_bytes);
+        live.topics = self.topics;
+        live.channel_rules = self.channels;
+        if let Some(url) = &self.redis {
+            use crate::presence::{HEARTBEAT, TIMEOUT};
+            crate::broker::presence::start(url, &live.presence, &live.channels, HEARTBEAT, TIMEOUT)?;
+        }
+        let router = Router {
+            db: self.db,
+            fanout,
+            routes: self.routes,
+            auth: self.auth,
+            allow_anonymous: self.allow_anonymous,
+            live,
+        };
         Ok(Wyrmhole { core: Arc::new(AppCore::new(router, self.config)), http: Arc::new(self.http) })
     }
 }
@@ -185,6 +240,8 @@ impl Wyrmhole {
             config: ConnectionConfig::default(),
             http: HttpConfig::default(),
             redis: None,
+            topics: Rules::default(),
+            channels: Rules::default(),
         }
     }
 
@@ -212,6 +269,28 @@ impl Wyrmhole {
     /// must know "nothing more is coming" wait for this.
     pub async fn settled(&self) {
         self.core.router.fanout.settled().await
+    }
+
+    /// Sends `data` to every connection subscribed to `channel`, in every
+    /// process (through Redis when the app uses it), in publish order. An
+    /// error (`bad_args`) when `data` is larger than
+    /// [`ConnectionConfig::max_message_bytes`]. Ephemeral: who subscribes
+    /// later does not get it.
+    pub fn publish(&self, channel: &str, data: &serde_json::Value) -> Result<(), Error> {
+        self.core.router.live.publish(channel, data)
+    }
+
+    /// Sends `data` to every connection of user `user` (a `push` frame), in
+    /// every process; as [`Wyrmhole::publish`] otherwise.
+    pub fn to_user(&self, user: i64, data: &serde_json::Value) -> Result<(), Error> {
+        self.core.router.live.to_user(user, data)
+    }
+
+    /// The members of a presence topic this process knows of (its own and,
+    /// with Redis, the other processes'), each `{id, user, name, meta}`.
+    pub fn presence_members(&self, topic: &str) -> Vec<serde_json::Value> {
+        let members = self.core.router.live.presence.members(topic);
+        members.iter().map(|m| serde_json::to_value(m).unwrap_or_default()).collect()
     }
 
     /// The most bytes any one connection's outbound queue has held, for

@@ -65,6 +65,19 @@ pub struct ConnectionConfig {
     /// Open connections per remote IP address (anonymous or not); more are
     /// refused at the upgrade with HTTP 429. Default 256.
     pub max_connections_per_ip: usize,
+    /// Presence topics one connection may join at once; more are refused
+    /// with `too_many_topics`. Default 32.
+    pub max_presence_topics: usize,
+    /// Channels one connection may subscribe to at once; more are refused
+    /// with `too_many_topics`. Default 64.
+    pub max_channels: usize,
+    /// The largest presence meta object, in bytes of JSON (every member of
+    /// the topic is sent it, and each process holds it); larger is
+    /// `bad_args`. Default 1 KiB.
+    pub max_presence_meta_bytes: usize,
+    /// The largest channel message or server push, in bytes of JSON;
+    /// larger is `bad_args` (and an error for server code). Default 64 KiB.
+    pub max_message_bytes: usize,
     /// The socket's read buffer. Small keeps idle connections cheap; large
     /// frames are still read, in more system calls.
     pub read_buffer_bytes: usize,
@@ -94,6 +107,10 @@ impl Default for ConnectionConfig {
             identity_request_burst: 1000,
             max_connections_per_identity: 64,
             max_connections_per_ip: 256,
+            max_presence_topics: 32,
+            max_channels: 64,
+            max_presence_meta_bytes: 1024,
+            max_message_bytes: 64 * 1024,
             read_buffer_bytes: 1024,
             write_buffer_bytes: 16 * 1024,
         }

@@ -156,7 +156,12 @@ pub(crate) async fn serve(mut socket: Socket<Io>, app: Arc<AppCore>, identity: I
     let outbox = Outbox::new(config.queue_capacity, config.queue_bytes, app.outbox_peak.clone());
     let shared = admission.shared().cloned();
     let budget = SessionBudget::new(config.max_subscriptions, app.max_reply_bytes(), app.db_turns, shared.as_deref())
-        .scanning(config.max_scanning_subscriptions);
+        .scanning(config.max_scanning_subscriptions)
+        .live(crate::budget::LiveLimits {
+            max_topics: config.max_presence_topics,
+            max_channels: config.max_channels,
+            max_meta_bytes: config.max_presence_meta_bytes,
+        });
     let session = Arc::new(app.router.session(identity, outbox.clone()).with_budget(budget));
     let rate = TokenBucket::new(config.requests_per_second, config.request_burst);
     let mut requests = JoinSet::new();

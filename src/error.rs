@@ -145,6 +145,15 @@ pub enum Error {
         /// The configured limit.
         limit: usize,
     },
+    /// The connection has joined as many presence topics, or subscribed to
+    /// as many channels, as it may.
+    #[error("this connection already holds {limit} {what}; leave one first")]
+    TooManyTopics {
+        /// "presence topics" or "channels".
+        what: &'static str,
+        /// The configured limit.
+        limit: usize,
+    },
     /// The client sent requests faster than it may; this one was not run.
     #[error("too many requests; retry in {retry_after_ms} ms")]
     RateLimited {
@@ -183,6 +192,7 @@ impl Error {
             Error::CannotResume(_) => "cannot_resume",
             Error::ReplyTooLarge { .. } => "reply_too_large",
             Error::TooManySubscriptions { .. } | Error::TooManyScanningSubscriptions { .. } => "too_many_subscriptions",
+            Error::TooManyTopics { .. } => "too_many_topics",
             Error::RateLimited { .. } => "rate_limited",
             Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal",
@@ -229,7 +239,9 @@ impl Error {
                 body["size"] = (*size).into();
                 body["limit"] = (*limit).into();
             }
-            Error::TooManySubscriptions { limit } => body["limit"] = (*limit).into(),
+            Error::TooManySubscriptions { limit } | Error::TooManyTopics { limit, .. } => {
+                body["limit"] = (*limit).into()
+            }
             Error::TooManyScanningSubscriptions { limit } => {
                 body["limit"] = (*limit).into();
                 body["scanning"] = true.into();

@@ -15,9 +15,12 @@
 //! 3. [`store`]: the database, write transactions that number their changes
 //!    and hand them to a [`store::CommitSink`], snapshots, history;
 //! 4. `fanout`: the hub ordering each route's changes, the registry and
-//!    its equality index, and the one subscription sequence;
-//! 5. `broker`: carrying commits between processes (in-process, Redis);
-//! 6. the app: [`route`], [`auth`], the router, the per-connection session
+//!    its equality index, and the one subscription sequence; `presence`:
+//!    the registries of presence members and channel subscribers;
+//! 5. `broker`: carrying commits, presence and channel messages between
+//!    processes (in-process, Redis);
+//! 6. the app: [`route`], [`auth`], [`live`] (presence and channel verbs
+//!    and their hooks), the router, the per-connection session
 //!    and the budgets per connection, identity and address;
 //! 7. the transport: the outbox, the connection and its settings, the
 //!    origin check, the HTTP listener, the warp server, and the
@@ -41,9 +44,11 @@ pub mod store;
 // 4-5. fan-out and brokers
 pub(crate) mod broker;
 pub(crate) mod fanout;
+pub(crate) mod presence;
 // 6. the app layer
 pub mod auth;
 pub(crate) mod budget;
+pub mod live;
 pub mod route;
 pub(crate) mod router;
 pub(crate) mod session;
@@ -70,6 +75,7 @@ pub use error::{Error, FieldErrors};
 pub use fanout::RouteStats;
 pub use filter::Filter;
 pub use listener::HttpConfig;
+pub use live::ChannelAccess;
 pub use model::{FieldDef, FieldType, FieldValue, Model, Row, Value, ValueRef};
 pub use origin::Origins;
 pub use route::{Limits, Route, Validation, VerbContext};

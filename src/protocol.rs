@@ -151,6 +151,24 @@ pub fn gap_frame(sub: u64, reason: &str) -> String {
     serde_json::json!({ "type": "gap", "sub": sub, "reason": reason }).to_string()
 }
 
+/// `{"type":"presence","topic":..,"event":"join"|"leave"|"update","member":{..}}`:
+/// one change to a topic's member list.
+pub fn presence_frame(topic: &str, event: &str, member: &impl serde::Serialize) -> String {
+    serde_json::json!({ "type": "presence", "topic": topic, "event": event, "member": member }).to_string()
+}
+
+/// `{"type":"message","channel":..,"data":..}`: a channel message; `data`
+/// is JSON text, written as it is.
+pub fn message_frame(channel: &str, data: &str) -> String {
+    format!(r#"{{"type":"message","channel":{},"data":{data}}}"#, serde_json::Value::from(channel))
+}
+
+/// `{"type":"push","data":..}`: a message the server sent to the user;
+/// `data` is JSON text, written as it is.
+pub fn push_frame(data: &str) -> String {
+    format!(r#"{{"type":"push","data":{data}}}"#)
+}
+
 /// Why the server closed a connection, sent as the WebSocket close code and reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CloseReason {
@@ -258,6 +276,20 @@ mod tests {
                 serde_json::from_str(&event_frame(1, 1, 1, route, Action::Created, "{}")).unwrap();
             assert_eq!(v["route"], route);
         }
+    }
+
+    #[test]
+    fn presence_and_message_frames_are_valid_json() {
+        let v: serde_json::Value =
+            serde_json::from_str(&presence_frame("t\"1", "join", &serde_json::json!({"id": "a.1"}))).unwrap();
+        assert_eq!((v["topic"].as_str(), v["member"]["id"].as_str()), (Some("t\"1"), Some("a.1")));
+        let v: serde_json::Value = serde_json::from_str(&message_frame("c\"h", r#"{"n":1}"#)).unwrap();
+        assert_eq!(
+            (v["type"].as_str(), v["channel"].as_str(), &v["data"]["n"]),
+            (Some("message"), Some("c\"h"), &1.into())
+        );
+        let v: serde_json::Value = serde_json::from_str(&push_frame("[1,2]")).unwrap();
+        assert_eq!(v["data"][1], 2);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::auth::{AuthError, Identity, UpgradeRequest};
 use crate::error::Error;
 use crate::fanout::Fanout;
+use crate::live::{Live, CHANNEL_ROUTE, PRESENCE_ROUTE};
 use crate::protocol::Request;
 use crate::route::RouteHandler;
 use crate::session::Session;
@@ -22,6 +23,8 @@ pub(crate) struct Router {
     pub(crate) routes: HashMap<&'static str, Arc<dyn RouteHandler>>,
     pub(crate) auth: Option<AuthFn>,
     pub(crate) allow_anonymous: bool,
+    /// Presence, channels and their hooks.
+    pub(crate) live: Live,
 }
 
 impl std::fmt::Debug for Router {
@@ -48,10 +51,14 @@ impl Router {
     /// A session for a new connection.
     pub(crate) fn session(&self, identity: Identity, sink: Arc<dyn crate::fanout::sink::Sink>) -> Session {
         Session::new(identity, sink, self.fanout.clone())
+            .with_live(self.live.presence.clone(), self.live.channels.clone())
     }
 
     /// Runs one request. `Ok(None)` means the handler queued its reply itself.
     pub(crate) async fn handle(&self, session: &Session, request: Request) -> Result<Option<serde_json::Value>, Error> {
+        if request.route == PRESENCE_ROUTE || request.route == CHANNEL_ROUTE {
+            return self.live.handle(session, &request);
+        }
         let route =
             self.routes.get(request.route.as_str()).ok_or_else(|| Error::UnknownRoute(request.route.clone()))?;
         route.handle(&self.db, &self.fanout, session, request).await

@@ -145,6 +145,8 @@ const CLIENT_FILES: &[(&str, &str)] = &[
     ("subscription.js", include_str!("../js-client/src/subscription.js")),
     ("live-collection.js", include_str!("../js-client/src/live-collection.js")),
     ("route.js", include_str!("../js-client/src/route.js")),
+    ("presence.js", include_str!("../js-client/src/presence.js")),
+    ("channel.js", include_str!("../js-client/src/channel.js")),
 ];
 
 /// `GET /wyrmhole/<module>.js`, and `GET /wyrmhole.js`, which re-exports the
@@ -225,7 +227,8 @@ impl Server {
     }
 
     /// Stops accepting, closes every open socket with code 1001 ("server
-    /// shutting down", so clients reconnect elsewhere or later), waits a
+    /// shutting down", so clients reconnect elsewhere or later), tells the
+    /// other processes its presence members are gone, waits a
     /// moment for them to go, and ends the server; HTTP connections that
     /// have not upgraded are closed at the end.
     pub async fn shutdown(mut self) {
@@ -233,6 +236,9 @@ impl Server {
             let _ = tx.send(());
         }
         self.core.shut_down();
+        // The other processes drop this one's presence members now, not
+        // after the heartbeat timeout.
+        self.core.router.live.presence.shut_down();
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
         while self.core.open_connections() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;

@@ -1,19 +1,26 @@
 //! What the routes know of one connection: who is on it, where its frames
-//! go, its subscriptions, all of which end with it, and its budget (how many
-//! subscriptions, how large a reply, how many database turns at once).
+//! go, its subscriptions, presence topics and channels, all of which end
+//! with it, and its budget (how many subscriptions and topics, how large a
+//! reply, how many database turns at once).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 
 use crate::auth::Identity;
-use crate::budget::{DbTurn, SessionBudget};
+use crate::budget::{DbTurn, LiveLimits, SessionBudget};
 use crate::error::Error;
 use crate::fanout::sink::{Outbound, Sink};
 use crate::fanout::subscription::Subscription;
 use crate::fanout::Fanout;
 use crate::filter::Filter;
+use crate::presence::channels::Channels;
+use crate::presence::Presence;
+
+/// Numbers connections, for the presence and channel registries.
+static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
 /// One connection's identity, sink and subscriptions.
 pub(crate) struct Session {
@@ -25,6 +32,18 @@ pub(crate) struct Session {
     subs: Mutex<Option<HashMap<u64, Tracked>>>,
     fanout: Fanout,
     budget: SessionBudget,
+    /// Names this connection in the presence and channel registries.
+    conn: u64,
+    live: Option<(Arc<Presence>, Arc<Channels>)>,
+    /// Presence topics and channels joined; `None` once the connection has
+    /// ended (a join still in flight then takes itself back).
+    joined: Mutex<Option<Joined>>,
+}
+
+#[derive(Default)]
+struct Joined {
+    topics: HashSet<String>,
+    channels: HashSet<String>,
 }
 
 /// A subscription of the connection, and whether its filter scans text.
@@ -41,7 +60,92 @@ impl std::fmt::Debug for Session {
 
 impl Session {
     pub(crate) fn new(identity: Identity, sink: Arc<dyn Sink>, fanout: Fanout) -> Self {
-        Session { identity, sink, subs: Mutex::new(Some(HashMap::new())), fanout, budget: SessionBudget::default() }
+        Session {
+            identity,
+            sink,
+            subs: Mutex::new(Some(HashMap::new())),
+            fanout,
+            budget: SessionBudget::default(),
+            conn: NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed),
+            live: None,
+            joined: Mutex::new(Some(Joined::default())),
+        }
+    }
+
+    /// The same session, in the app's presence and channel registries (a
+    /// signed-in one also reachable by `to_user` from now on).
+    pub(crate) fn with_live(mut self, presence: Arc<Presence>, channels: Arc<Channels>) -> Self {
+        if let Some(user) = self.identity.user_id() {
+            channels.connect_user(user, self.conn, self.sink.clone());
+        }
+        self.live = Some((presence, channels));
+        self
+    }
+
+    /// This connection's number in the presence and channel registries.
+    pub(crate) fn conn(&self) -> u64 {
+        self.conn
+    }
+
+    /// The bounds on this connection's presence and channels.
+    pub(crate) fn live_limits(&self) -> &LiveLimits {
+        &self.budget.live
+    }
+
+    /// Counts a presence topic joined: false if it was already, or the
+    /// connection has ended; `too_many_topics` at the limit.
+    pub(crate) fn add_topic(&self, topic: &str) -> Result<bool, Error> {
+        let limit = self.budget.live.max_topics;
+        self.add_joined(|j| &mut j.topics, topic, limit, "presence topics")
+    }
+
+    /// Counts a channel subscribed, like [`Session::add_topic`].
+    pub(crate) fn add_channel(&self, channel: &str) -> Result<bool, Error> {
+        let limit = self.budget.live.max_channels;
+        self.add_joined(|j| &mut j.channels, channel, limit, "channels")
+    }
+
+    fn add_joined(
+        &self,
+        set: impl Fn(&mut Joined) -> &mut HashSet<String>,
+        name: &str,
+        limit: usize,
+        what: &'static str,
+    ) -> Result<bool, Error> {
+        let mut joined = self.joined.lock();
+        let Some(joined) = joined.as_mut() else { return Ok(false) };
+        let set = set(joined);
+        if set.contains(name) {
+            return Ok(false);
+        }
+        if set.len() >= limit {
+            return Err(Error::TooManyTopics { what, limit });
+        }
+        Ok(set.insert(name.to_owned()))
+    }
+
+    /// Whether the connection (still) holds the topic.
+    pub(crate) fn holds_topic(&self, topic: &str) -> bool {
+        self.joined.lock().as_ref().is_some_and(|j| j.topics.contains(topic))
+    }
+
+    /// Whether the connection (still) holds the channel.
+    pub(crate) fn holds_channel(&self, channel: &str) -> bool {
+        self.joined.lock().as_ref().is_some_and(|j| j.channels.contains(channel))
+    }
+
+    /// Frees a topic's slot.
+    pub(crate) fn left_topic(&self, topic: &str) {
+        if let Some(j) = self.joined.lock().as_mut() {
+            j.topics.remove(topic);
+        }
+    }
+
+    /// Frees a channel's slot.
+    pub(crate) fn left_channel(&self, channel: &str) {
+        if let Some(j) = self.joined.lock().as_mut() {
+            j.channels.remove(channel);
+        }
     }
 
     /// The same session with this connection's budget.
@@ -127,11 +231,23 @@ impl Session {
         Ok(())
     }
 
-    /// Ends every subscription, for good.
+    /// Ends every subscription, presence and channel, for good.
     pub(crate) fn close(&self) {
         let subs = self.subs.lock().take().unwrap_or_default();
         for tracked in subs.into_values() {
             self.fanout.unsubscribe(tracked.sub);
+        }
+        let joined = self.joined.lock().take().unwrap_or_default();
+        if let Some((presence, channels)) = &self.live {
+            for topic in &joined.topics {
+                presence.leave(self.conn, topic);
+            }
+            for channel in &joined.channels {
+                channels.unsubscribe(channel, self.conn);
+            }
+            if let Some(user) = self.identity.user_id() {
+                channels.disconnect_user(user, self.conn);
+            }
         }
     }
 }

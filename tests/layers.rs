@@ -11,9 +11,9 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("core", &["model", "record", "change", "filter", "error", "protocol"]),
     ("sql", &["sql"]),
     ("store", &["store"]),
-    ("fan-out", &["fanout"]),
+    ("fan-out", &["fanout", "presence"]),
     ("brokers", &["broker"]),
-    ("app", &["auth", "budget", "route", "router", "session"]),
+    ("app", &["auth", "budget", "live", "route", "router", "session"]),
     ("transport", &["outbox", "wire", "socket", "config", "connection", "origin", "listener", "server", "builder", "bench", "harness"]),
 ];
 

@@ -2,7 +2,9 @@
 //
 // Lists and the selected list's items are LiveCollections: the page never
 // fetches after a write, it renders whatever the collections hold, and the
-// collections stay equal to the server's rows through reconnects.
+// collections stay equal to the server's rows through reconnects. Presence
+// on `todo-list:<id>` shows who else views the list and which item they
+// are editing.
 
 import { connect } from "/wyrmhole/wyrmhole.js";
 
@@ -82,10 +84,14 @@ $("new-list").addEventListener("submit", async (e) => {
 // ---- Items of the selected list ---------------------------------------------
 
 let current = null; // the LiveCollection of the selected list's items
+let here = null; // the Presence of the selected list: who else views it
 
 function openList() {
   current?.unsubscribe();
   current = null;
+  here?.leave();
+  here = null;
+  renderViewers();
   const listId = selectedListId();
   renderLists();
   $("empty").hidden = listId != null;
@@ -96,12 +102,50 @@ function openList() {
   current.on("change", (change) => renderItems(change));
   current.on("reset", () => renderItems());
   current.on("error", showError);
+  here = client.presence(`todo-list:${listId}`, { editing: null });
+  here.on("change", () => {
+    renderViewers();
+    renderItems();
+  });
+  here.on("error", showError);
+}
+
+// ---- Who else is here ------------------------------------------------------
+
+const displayName = (member) => member.name ?? "guest";
+
+/** A stable colour per member, from its presence id. */
+function colour(member) {
+  let h = 0;
+  for (const c of member.id) h = (h * 31 + c.charCodeAt(0)) % 360;
+  return `hsl(${h} 60% 45%)`;
+}
+
+function renderViewers() {
+  const others = here?.others ?? [];
+  $("viewers").replaceChildren(
+    ...others.map((member) => {
+      const li = document.createElement("li");
+      li.className = "avatar";
+      li.textContent = displayName(member).slice(0, 1).toUpperCase();
+      li.title = displayName(member);
+      li.dataset.name = displayName(member);
+      li.style.background = colour(member);
+      return li;
+    }),
+  );
+}
+
+/** Who else is editing item `id`, if anyone. */
+function editorOf(id) {
+  return here?.others.find((m) => m.meta?.editing === id);
 }
 window.addEventListener("hashchange", openList);
 openList();
 
 /** Keyed render: rows are reused by id so an item being edited keeps its input. */
 function renderItems(change) {
+  if (!current) return;
   const ul = $("items");
   const existing = new Map([...ul.children].map((li) => [li.dataset.id, li]));
   const rows = current.items.map((item) => {
@@ -126,6 +170,7 @@ function itemElement(item) {
   li.dataset.id = item.id;
   li.innerHTML = `<input type="checkbox" class="toggle" aria-label="Done">
     <span class="text" title="Click to edit"></span>
+    <span class="editor"></span>
     <button class="delete" title="Delete" aria-label="Delete">×</button>`;
   li.querySelector(".toggle").addEventListener("change", (e) => {
     report(items.update(item.id, { done: e.target.checked }));
@@ -139,6 +184,11 @@ function fillItem(li, item) {
   li.classList.toggle("done", item.done);
   li.querySelector(".toggle").checked = item.done;
   if (!li.querySelector(".edit")) li.querySelector(".text").textContent = item.text;
+  const editor = editorOf(item.id);
+  li.classList.toggle("edited", editor != null);
+  const marker = li.querySelector(".editor");
+  marker.textContent = editor ? `${displayName(editor)} is editing` : "";
+  marker.style.color = editor ? colour(editor) : "";
 }
 
 function flash(li) {
@@ -159,10 +209,13 @@ function startEditing(li, id) {
   span.replaceWith(input);
   input.focus();
   input.select();
+  // Tell the others which item we are editing (and that we stopped, below).
+  here?.update({ editing: id }).catch(() => {});
   let done = false;
   const finish = (save) => {
     if (done) return;
     done = true;
+    here?.update({ editing: null }).catch(() => {});
     const text = input.value.trim();
     input.replaceWith(span);
     // Show the server's latest text (it may have changed while we edited).

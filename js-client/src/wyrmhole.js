@@ -4,14 +4,22 @@
 //   const client = connect("ws://localhost:8000/ws", { token });
 //   const items = client.route("todo-item").subscribe({ list_id: 1 });
 //   items.on("change", ({ action, item }) => render());
+//   const here = client.presence("todo-list:1", { name: "ann" });
+//   here.on("change", (members) => renderAvatars(members));
+//   client.channel("todo-list:1").on("message", (data) => toast(data));
 //
 // The Client ties the pieces together: the Socket (connection lifecycle),
-// Requests (replies by id), and the Subscriptions behind LiveCollections.
+// Requests (replies by id), the Subscriptions behind LiveCollections, and
+// presence topics and channels (presence.js, channel.js).
 
 import { Emitter, Socket } from "./socket.js";
 import { Requests, WyrmholeError } from "./request.js";
 import { Route } from "./route.js";
+import { Presence } from "./presence.js";
+import { Channel } from "./channel.js";
 
+export { Presence } from "./presence.js";
+export { Channel } from "./channel.js";
 export { WyrmholeError } from "./request.js";
 export { LiveCollection } from "./live-collection.js";
 export { Route } from "./route.js";
@@ -31,6 +39,8 @@ export class Client extends Emitter {
   #routes = new Map(); // name -> Route
   #byServerId = new Map(); // server subscription id -> Subscription
   #subscriptions = new Set(); // every live Subscription, for reconnects
+  #presences = new Map(); // topic -> Presence joined
+  #channels = new Map(); // name -> Channel
 
   constructor(url, { token, WebSocket, requestTimeout = 10_000, backoff } = {}) {
     super();
@@ -40,11 +50,15 @@ export class Client extends Emitter {
     this.#socket.on("open", () => {
       this.#requests.flush();
       for (const sub of [...this.#subscriptions]) sub.reopened();
+      for (const p of [...this.#presences.values()]) p.reopened();
+      for (const c of [...this.#channels.values()]) c.reopened();
     });
     this.#socket.on("close", ({ wasOpen }) => {
       if (!wasOpen) return; // a failed attempt: no request went out, no subscription existed
       this.#requests.disconnected();
       for (const sub of [...this.#subscriptions]) sub.connectionLost();
+      for (const p of [...this.#presences.values()]) p.connectionLost();
+      for (const c of [...this.#channels.values()]) c.connectionLost();
     });
     this.#socket.on("message", (frame) => this.#dispatch(frame));
   }
@@ -59,11 +73,31 @@ export class Client extends Emitter {
     return this.#routes.get(name);
   }
 
+  /**
+   * Joins a presence topic with `meta` (a small object: name, colour, what
+   * is being edited). Returns a Presence whose `members` stay live (events
+   * "join", "leave", "update", "change", "error"); it rejoins after every
+   * reconnect until `leave()`. One per topic per client.
+   */
+  presence(topic, meta = {}) {
+    if (this.#presences.has(topic)) throw new Error(`already joined presence topic ${topic}; leave() it first`);
+    const presence = new Presence(this, topic, meta);
+    this.#presences.set(topic, presence);
+    return presence;
+  }
+
+  /** The channel `name`: `on("message", fn)` subscribes; `publish(data)` sends. */
+  channel(name) {
+    return this.#channels.get(name) ?? new Channel(this, name);
+  }
+
   /** Closes the connection for good; pending requests fail with "closed". */
   close() {
     this.#socket.close();
     this.#requests.closed();
     for (const sub of [...this.#subscriptions]) sub.stop();
+    this.#presences.clear();
+    this.#channels.clear();
   }
 
   /** Requests waiting for a reply (queued or sent); for diagnostics and tests. */
@@ -76,6 +110,10 @@ export class Client extends Emitter {
     else if (frame.type === "event") this.#byServerId.get(frame.sub)?.event(frame);
     // The server lost changes on their way to it and ended the subscription.
     else if (frame.type === "gap") this.#byServerId.get(frame.sub)?.resync(`gap: ${frame.reason}`);
+    else if (frame.type === "presence") this.#presences.get(frame.topic)?.frame(frame);
+    else if (frame.type === "message") this.#channels.get(frame.channel)?.message(frame.data);
+    // Server push to this user (Wyrmhole::to_user).
+    else if (frame.type === "push") this.emit("push", frame.data);
   }
 
   // Plumbing for Route, LiveCollection and Subscription (not public API).
@@ -93,6 +131,18 @@ export class Client extends Emitter {
 
   _isOpen() {
     return this.#socket.isOpen;
+  }
+
+  _forgetPresence(presence) {
+    if (this.#presences.get(presence.topic) === presence) this.#presences.delete(presence.topic);
+  }
+
+  _keepChannel(channel) {
+    this.#channels.set(channel.name, channel);
+  }
+
+  _forgetChannel(channel) {
+    if (this.#channels.get(channel.name) === channel) this.#channels.delete(channel.name);
   }
 
   _track(sub) {

@@ -84,3 +84,17 @@ export async function usage(): Promise<void> {
   // @ts-expect-error: options are checked
   connect("ws://x/ws", { requestTimeot: 5 });
 }
+
+export function presenceUsage(client: ReturnType<typeof connect>): void {
+  const here = client.presence<{ name: string; editing: number | null }>("todo-list:1", { name: "ann", editing: null });
+  here.on("join", (m) => void m.meta.name.toUpperCase());
+  here.on("change", (members) => void members.map((m) => m.user ?? m.id));
+  void here.update({ name: "ann", editing: 3 });
+  // @ts-expect-error: meta must have the declared shape
+  void here.update({ name: 1 });
+  here.leave();
+  const channel = client.channel<{ text: string }>("todo-list:1");
+  channel.on("message", (data) => void data.text.trim());
+  void channel.publish({ text: "hi" });
+  client.on("push", (data) => void data);
+}

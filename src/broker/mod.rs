@@ -5,8 +5,11 @@
 //! touch the store (what a broker loses, the hub reads from history).
 //!
 //! - [`InProcess`], the default: one process, nobody to tell;
-//! - [`redis::RedisBroker`]: Redis pub/sub, one channel per route.
+//! - [`redis::RedisBroker`]: Redis pub/sub, one channel per route;
+//! - [`presence::RedisLink`]: presence and channel messages between
+//!   processes, on one more Redis channel, with heartbeats.
 
+pub(crate) mod presence;
 pub(crate) mod redis;
 
 use futures_util::future::BoxFuture;

@@ -123,14 +123,14 @@ impl Broker for RedisBroker {
 }
 
 /// Backoff between reconnect attempts: 100 ms doubling to 5 s.
-fn backoff(attempt: u32) -> Duration {
+pub(crate) fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(100u64.saturating_mul(1 << attempt.min(6))).min(Duration::from_secs(5))
 }
 
 /// Publishes in batches: everything queued goes out as one pipeline, so a
 /// busy runtime costs one round trip per batch, not per commit (one at a
 /// time fell ~1 s behind under load).
-async fn publish_loop(client: redis::Client, mut rx: mpsc::Receiver<(String, String)>) {
+pub(crate) async fn publish_loop(client: redis::Client, mut rx: mpsc::Receiver<(String, String)>) {
     const BATCH: usize = 512;
     let mut attempt = 0;
     let mut conn = None;

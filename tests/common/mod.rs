@@ -204,6 +204,11 @@ impl TestServer {
                         Ok(json!(null))
                     }),
             )
+            // Presence: `room:*` for everyone, `staff:*` for user 1 only.
+            .presence("room:*", |_, _| true)
+            .presence("staff:*", |id, _| id.user_id() == Some(1))
+            // Channels: everyone may listen to `news:*`, only user 1 may speak.
+            .channel("news:*", |id, _, access| access == wyrmhole::ChannelAccess::Subscribe || id.user_id() == Some(1))
             .authenticate(|req| match req.token() {
                 Some("reject") => Err(wyrmhole::AuthError::new("bad token")),
                 Some(t) => Ok(t.parse::<i64>().map(Identity::user).unwrap_or_default()),
@@ -248,6 +253,8 @@ pub struct Client {
     next_id: u64,
     pub events: VecDeque<Value>,
     pub replies: VecDeque<Value>,
+    /// Presence, channel message and push frames, in order.
+    pub pushes: VecDeque<Value>,
     ping_sub: Option<Value>,
 }
 
@@ -278,7 +285,14 @@ pub const WAIT: Duration = Duration::from_secs(10);
 impl Client {
     pub async fn connect(url: &str) -> Client {
         let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
-        Client { ws, next_id: 0, events: VecDeque::new(), replies: VecDeque::new(), ping_sub: None }
+        Client {
+            ws,
+            next_id: 0,
+            events: VecDeque::new(),
+            replies: VecDeque::new(),
+            pushes: VecDeque::new(),
+            ping_sub: None,
+        }
     }
 
     pub async fn send_text(&mut self, text: String) {
@@ -312,6 +326,7 @@ impl Client {
         match frame["type"].as_str() {
             Some("event") => self.events.push_back(frame),
             Some("reply") => self.replies.push_back(frame),
+            Some("presence" | "message" | "push") => self.pushes.push_back(frame),
             other => panic!("unexpected frame type {other:?}: {frame}"),
         }
     }
@@ -360,6 +375,17 @@ impl Client {
         loop {
             if let Some(e) = self.events.pop_front() {
                 return e;
+            }
+            let frame = self.read_one().await.expect("connection closed");
+            self.file(frame);
+        }
+    }
+
+    /// The next presence, channel message or push frame.
+    pub async fn next_push(&mut self) -> Value {
+        loop {
+            if let Some(p) = self.pushes.pop_front() {
+                return p;
             }
             let frame = self.read_one().await.expect("connection closed");
             self.file(frame);

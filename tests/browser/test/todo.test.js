@@ -146,6 +146,19 @@ test("add, toggle, edit and delete in one browser show up in the other", TEST, a
   await shot(bob, "1-synced");
 });
 
+test("each browser shows the other viewing the list, and the item it edits", TEST, async () => {
+  // Presence on todo-list:<id>: one avatar each (both pages are anonymous: "guest").
+  await alice.waitForSelector("#viewers .avatar[data-name='guest']", WAIT);
+  await bob.waitForSelector("#viewers .avatar[data-name='guest']", WAIT);
+  assert.equal(await alice.locator("#viewers .avatar").count(), 1, "only the other viewer");
+
+  await item(bob, "water plants").locator(".text").click();
+  await item(alice, "water plants").locator(".editor:text('guest is editing')").waitFor(WAIT);
+  await shot(alice, "2-editing");
+  await bob.press("#items .edit", "Escape");
+  await alice.waitForFunction(() => ![...document.querySelectorAll("#items .editor")].some((e) => e.textContent), null, WAIT);
+});
+
 test("an invalid edit is refused with a message and changes nothing", TEST, async () => {
   await item(alice, "buy oat milk").locator(".text").click();
   await alice.fill("#items .edit", "   ");
