@@ -117,7 +117,8 @@ impl Change {
 
 /// A change as it travels between processes:
 /// `{"route": .., "pos": .., "old": [..] | null, "new": [..] | null}`, rows as
-/// JSON arrays in field order. Everything a receiver needs to match it
+/// JSON arrays in field order, each value in its storage family's own form
+/// (an application's field type converts only for clients). Everything a receiver needs to match it
 /// against its own subscriptions, with no database read.
 impl Change {
     /// Encodes the change for other processes.
@@ -142,7 +143,7 @@ impl Change {
                 serde_json::Value::Array(values) if values.len() == fields.len() => values
                     .iter()
                     .zip(fields)
-                    .map(|(v, f)| f.ty.value_from_json(v, f.nullable).map_err(|e| format!("{}: {e}", f.name)))
+                    .map(|(v, f)| f.ty.storage().value_from_json(v, f.nullable).map_err(|e| format!("{}: {e}", f.name)))
                     .collect::<Result<Row, _>>()
                     .map(Some),
                 other => Err(format!("{key} is not a row of {} values: {other}", fields.len())),

@@ -9,7 +9,7 @@
 use std::cmp::Ordering;
 
 use super::fold::fold_char;
-use super::{Cmp, Op, TextKind};
+use super::{json, Cmp, Op, TextKind};
 use crate::model::Value;
 
 impl Op {
@@ -27,7 +27,7 @@ impl Op {
             Op::IsNull(_) => unreachable!("handled above"),
             Op::Eq(operand) => compare(value, operand) == Some(Ordering::Equal),
             Op::In(operands) => {
-                // Operands are sorted by `parse::total_order`, which agrees with
+                // Operands are sorted by `operand::total_order`, which agrees with
                 // `compare` on finite floats without -0.0; a row's -0.0
                 // still finds 0.0 because `compare` says they are equal.
                 operands.binary_search_by(|o| compare(o, value).unwrap_or(Ordering::Less)).is_ok()
@@ -56,20 +56,29 @@ impl Op {
                     needle.chars().rev().all(|c| rest.next() == Some(c))
                 }
             }),
+            Op::HasKey(key) => matches!(value, Value::Json(j) if json::has_key(j, key)),
         }
     }
 }
 
 /// Compares two non-null values of the same type as SQL does: integers and
 /// floats numerically (so `0.0 == -0.0`), text by bytes (SQLite's BINARY
-/// collation, PostgreSQL's `"C"`), booleans as 0 and 1. `None` for NULL or
-/// mismatched types, which no test accepts.
+/// collation, PostgreSQL's `"C"`), booleans as 0 and 1, dates and times in
+/// time order (SQLite's text forms sort so), UUIDs by bytes (PostgreSQL's
+/// `uuid` order, and that of their lowercase hyphenated text). JSON is only
+/// ever equal or not. `None` for NULL or mismatched types, which no test
+/// accepts.
 fn compare(a: &Value, b: &Value) -> Option<Ordering> {
     match (a, b) {
         (Value::Int(a), Value::Int(b)) => Some(a.cmp(b)),
         (Value::Float(a), Value::Float(b)) => a.partial_cmp(b),
         (Value::Text(a), Value::Text(b)) => Some(a.as_bytes().cmp(b.as_bytes())),
         (Value::Bool(a), Value::Bool(b)) => Some(a.cmp(b)),
+        (Value::Date(a), Value::Date(b)) => Some(a.cmp(b)),
+        (Value::DateTime(a), Value::DateTime(b)) => Some(a.cmp(b)),
+        (Value::DateTimeUtc(a), Value::DateTimeUtc(b)) => Some(a.cmp(b)),
+        (Value::Uuid(a), Value::Uuid(b)) => Some(a.as_bytes().cmp(b.as_bytes())),
+        (Value::Json(a), Value::Json(b)) => json::equal(a, b).then_some(Ordering::Equal),
         _ => None,
     }
 }

@@ -20,10 +20,16 @@
 
 mod eval;
 pub mod fold;
+mod json;
+mod operand;
 mod parse;
+mod transform;
+
+pub(crate) use transform::{Part, Transform};
+
 
 use crate::error::FieldErrors;
-use crate::model::{FieldDef, FieldType, Value};
+use crate::model::{FieldDef, Storage, Value};
 
 /// Which fields a filter may name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,13 +82,16 @@ pub enum Lookup {
     IEndsWith,
     /// Between `[low, high]`, both inclusive.
     Range,
-    /// `IS NULL` for `true`, `IS NOT NULL` for `false`.
+    /// `IS NULL` for `true`, `IS NOT NULL` for `false`; on a JSON key path,
+    /// whether the key is missing.
     IsNull,
+    /// A JSON object has the key.
+    HasKey,
 }
 
 impl Lookup {
     /// Every lookup, in the order error messages list them.
-    pub const ALL: [Lookup; 15] = [
+    pub const ALL: [Lookup; 16] = [
         Lookup::Exact,
         Lookup::IExact,
         Lookup::Contains,
@@ -98,6 +107,7 @@ impl Lookup {
         Lookup::IEndsWith,
         Lookup::Range,
         Lookup::IsNull,
+        Lookup::HasKey,
     ];
 
     /// The name clients write after `__`.
@@ -118,6 +128,7 @@ impl Lookup {
             Lookup::IEndsWith => "iendswith",
             Lookup::Range => "range",
             Lookup::IsNull => "isnull",
+            Lookup::HasKey => "has_key",
         }
     }
 
@@ -126,19 +137,24 @@ impl Lookup {
         Lookup::ALL.into_iter().find(|l| l.name() == name)
     }
 
-    /// Whether the lookup applies to fields of this type: text lookups to
-    /// text, ordering to numbers and text, and `exact`, `in`, `isnull` to all.
-    pub fn applies_to(self, ty: FieldType) -> bool {
+    /// Whether the lookup applies to values stored as `storage`: text
+    /// lookups to text, ordering to all but booleans and JSON, `has_key`
+    /// to JSON, `exact` and `isnull` to all, `in` to all but JSON.
+    pub fn applies_to(self, storage: Storage) -> bool {
         match self {
-            Lookup::Exact | Lookup::In | Lookup::IsNull => true,
-            Lookup::Gt | Lookup::Gte | Lookup::Lt | Lookup::Lte | Lookup::Range => ty != FieldType::Bool,
+            Lookup::Exact | Lookup::IsNull => true,
+            Lookup::In => storage != Storage::Json,
+            Lookup::HasKey => storage == Storage::Json,
+            Lookup::Gt | Lookup::Gte | Lookup::Lt | Lookup::Lte | Lookup::Range => {
+                !matches!(storage, Storage::Bool | Storage::Json)
+            }
             Lookup::IExact
             | Lookup::Contains
             | Lookup::IContains
             | Lookup::StartsWith
             | Lookup::IStartsWith
             | Lookup::EndsWith
-            | Lookup::IEndsWith => ty == FieldType::Text,
+            | Lookup::IEndsWith => storage == Storage::Text,
         }
     }
 }
@@ -148,7 +164,21 @@ impl Lookup {
 pub(crate) struct Predicate {
     /// Index into the filter's fields.
     pub(crate) field: usize,
+    /// Applied to the field's value before `op` (`due__year`, `settings__theme`).
+    pub(crate) transform: Option<Transform>,
     pub(crate) op: Op,
+}
+
+impl Predicate {
+    /// Whether a row passes.
+    pub(crate) fn matches(&self, row: &[Value]) -> bool {
+        let value = &row[self.field];
+        match &self.transform {
+            None => self.op.matches(value),
+            Some(Transform::Key(path)) => json::matches(value, path, &self.op),
+            Some(transform) => self.op.matches(&transform.apply(value)),
+        }
+    }
 }
 
 /// A predicate's test, normalized so that equivalent lookups look the same:
@@ -171,6 +201,8 @@ pub(crate) enum Op {
     /// Substring tests; with `fold`, the needle is already folded and the
     /// column is folded at evaluation.
     Text { kind: TextKind, fold: bool, needle: String },
+    /// A JSON object has the key.
+    HasKey(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -246,7 +278,7 @@ impl Filter {
 
     /// Whether a row (values in field order) passes the filter.
     pub fn matches(&self, row: &[Value]) -> bool {
-        !self.never && self.predicates.iter().all(|p| p.op.matches(&row[p.field]))
+        !self.never && self.predicates.iter().all(|p| p.matches(row))
     }
 
     /// Whether evaluating it may read a whole text value: `contains`, and
@@ -273,7 +305,13 @@ impl Filter {
             .iter()
             .map(|p| {
                 let (lookup, operand) = p.op.key_parts();
-                format!("{}__{lookup}={operand}", self.fields[p.field].name)
+                let name = self.fields[p.field].name;
+                match &p.transform {
+                    // Key paths may hold any character: JSON-quote them.
+                    Some(Transform::Key(path)) => format!("{name}__{}__{lookup}={operand}", serde_json::json!(path)),
+                    Some(t) => format!("{name}__{}__{lookup}={operand}", t.key_text()),
+                    None => format!("{name}__{lookup}={operand}"),
+                }
             })
             .collect();
         parts.sort_unstable();
@@ -281,13 +319,19 @@ impl Filter {
         parts.join("&")
     }
 
-    /// `(field index, value)` of every equality on a non-null value, except
-    /// on float fields (where `0.0` and `-0.0` are equal but hash apart):
-    /// what the subscription index keys groups on. Every row the filter
-    /// matches has exactly this value in that field.
+    /// `(field index, value)` of every equality on a non-null value of the
+    /// field itself (not of a transform), except on float fields (where
+    /// `0.0` and `-0.0` are equal but hash apart) and JSON fields (where `1`
+    /// and `1.0` are equal): what the subscription index keys groups on.
+    /// Every row the filter matches has exactly this value in that field.
     pub fn equalities(&self) -> impl Iterator<Item = (usize, &Value)> {
         self.predicates.iter().filter_map(|p| match &p.op {
-            Op::Eq(value) if self.fields[p.field].ty != FieldType::F64 => Some((p.field, value)),
+            Op::Eq(value)
+                if p.transform.is_none()
+                    && !matches!(self.fields[p.field].ty.storage(), Storage::F32 | Storage::F64 | Storage::Json) =>
+            {
+                Some((p.field, value))
+            }
             _ => None,
         })
     }
@@ -331,6 +375,7 @@ impl Op {
                 };
                 (name, needle.as_str().into())
             }
+            Op::HasKey(key) => ("has_key", key.as_str().into()),
         }
     }
 }
@@ -338,6 +383,7 @@ impl Op {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::model::FieldType;
     use serde_json::json;
 
     pub(crate) static FIELDS: &[FieldDef] = &[

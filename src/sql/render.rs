@@ -25,8 +25,8 @@
 //! numbering would make error-prone. [`Dialect::finish`] turns the whole
 //! statement into the dialect's form once, just before it is sent.
 
-use crate::filter::{Cmp, Filter, Op, TextKind};
-use crate::model::{FieldDef, FieldType, Value};
+use crate::filter::{Cmp, Filter, Op, Part, TextKind, Transform};
+use crate::model::{FieldDef, FieldType, Storage, Value};
 
 use super::{quote_ident, Bind, Dialect, SqlFragment};
 
@@ -48,7 +48,7 @@ pub fn render(filter: &Filter, dialect: Dialect) -> SqlFragment {
         if parenthesize {
             w.sql.push('(');
         }
-        w.predicate(&filter.fields[p.field], &p.op);
+        w.predicate(&filter.fields[p.field], p.transform.as_ref(), &p.op);
         if parenthesize {
             w.sql.push(')');
         }
@@ -76,12 +76,26 @@ impl Writer {
         self.bind(&Value::Text(text.to_owned()), FieldType::Text);
     }
 
-    fn predicate(&mut self, field: &FieldDef, op: &Op) {
+    fn predicate(&mut self, field: &FieldDef, transform: Option<&Transform>, op: &Op) {
         let column = quote_ident(field.column);
+        let (column, ty) = match transform {
+            Some(Transform::Key(path)) => return self.json(&column, path, op),
+            None if field.ty.storage() == Storage::Json && !matches!(op, Op::IsNull(_)) => {
+                return self.json(&column, &[], op)
+            }
+            Some(transform) => (self.transform(&column, field.ty.storage(), transform), transform.output()),
+            None => (column, field.ty),
+        };
+        // An `f32` column compares with the operand as `f64`, as the row's
+        // value widened to `f64` does in memory (PostgreSQL widens `real`).
+        let ty = if ty.storage() == Storage::F32 { FieldType::F64 } else { ty };
         // Ordering and equality of text go by bytes whatever the column's
-        // declared collation, as `str` comparison does in memory.
-        let compared = match field.ty {
-            FieldType::Text => format!("{column} COLLATE {}", self.dialect.byte_collation()),
+        // declared collation, as `str` comparison does in memory; so do
+        // UUIDs kept as text on SQLite.
+        let compared = match (ty.storage(), self.dialect) {
+            (Storage::Text, _) | (Storage::Uuid, Dialect::Sqlite) => {
+                format!("{column} COLLATE {}", self.dialect.byte_collation())
+            }
             _ => column.clone(),
         };
         match op {
@@ -126,6 +140,137 @@ impl Writer {
                 let subject =
                     if *fold { format!("{}({column})", self.dialect.fold_function()) } else { column.clone() };
                 self.text_test(*kind, &subject, &column, needle);
+            }
+            Op::HasKey(_) => unreachable!("has_key applies to JSON only"),
+        }
+    }
+
+    /// A date part or the date of a date, date-time or instant, in UTC:
+    /// what `Transform::apply` computes. SQLite reads its text forms of
+    /// dates with `strftime`, converting an offset to UTC.
+    fn transform(&self, column: &str, storage: Storage, transform: &Transform) -> String {
+        match self.dialect {
+            Dialect::Sqlite => {
+                let part = |format: &str| format!("CAST(strftime('{format}', {column}) AS INTEGER)");
+                match transform {
+                    Transform::Date => format!("date({column})"),
+                    Transform::Part(Part::Year) => part("%Y"),
+                    Transform::Part(Part::Month) => part("%m"),
+                    Transform::Part(Part::Day) => part("%d"),
+                    Transform::Part(Part::Hour) => part("%H"),
+                    // strftime's %w is 0 for Sunday, Django's week_day 1.
+                    Transform::Part(Part::WeekDay) => format!("({} + 1)", part("%w")),
+                    Transform::Part(Part::Quarter) => format!("(({} + 2) / 3)", part("%m")),
+                    Transform::Key(_) => unreachable!("JSON paths are rendered by `json`"),
+                }
+            }
+            Dialect::Postgres => {
+                // EXTRACT on a timestamptz uses the session's zone.
+                let source = match storage {
+                    Storage::DateTimeUtc => format!("({column} AT TIME ZONE 'UTC')"),
+                    _ => column.to_owned(),
+                };
+                let part = |name: &str| format!("CAST(EXTRACT({name} FROM {source}) AS INTEGER)");
+                match transform {
+                    Transform::Date => format!("CAST({source} AS DATE)"),
+                    Transform::Part(Part::Year) => part("YEAR"),
+                    Transform::Part(Part::Month) => part("MONTH"),
+                    Transform::Part(Part::Day) => part("DAY"),
+                    Transform::Part(Part::Hour) => part("HOUR"),
+                    Transform::Part(Part::WeekDay) => format!("({} + 1)", part("DOW")),
+                    Transform::Part(Part::Quarter) => part("QUARTER"),
+                    Transform::Key(_) => unreachable!("JSON paths are rendered by `json`"),
+                }
+            }
+        }
+    }
+
+    /// A JSON test at a key path (empty: the whole document), as
+    /// `filter/json.rs` decides it. PostgreSQL follows the path with `->`
+    /// and compares `jsonb`; SQLite asks `json_type` what is there, so that
+    /// `"1"`, `1` and `true` stay apart, and compares scalars with
+    /// `json_extract` (numbers numerically, text by bytes).
+    fn json(&mut self, column: &str, path: &[String], op: &Op) {
+        match self.dialect {
+            Dialect::Postgres => {
+                let at_path = |w: &mut Writer, suffix: &str| {
+                    w.push(&format!("({column}"));
+                    for key in path {
+                        w.push(" -> ");
+                        w.bind_text(key);
+                    }
+                    w.push(")");
+                    w.push(suffix);
+                };
+                match op {
+                    Op::IsNull(true) => {
+                        self.push(&format!("({column} IS NOT NULL AND "));
+                        at_path(self, " IS NULL)");
+                    }
+                    Op::IsNull(false) => at_path(self, " IS NOT NULL"),
+                    Op::Eq(Value::Json(operand)) => {
+                        at_path(self, " = CAST(");
+                        self.bind_text(&operand.to_string());
+                        self.push(" AS jsonb)");
+                    }
+                    Op::HasKey(key) => {
+                        at_path(self, " -> ");
+                        self.bind_text(key);
+                        self.push(" IS NOT NULL");
+                    }
+                    _ => unreachable!("no other lookup applies to JSON"),
+                }
+            }
+            Dialect::Sqlite => {
+                let mut at = String::from("$");
+                for key in path {
+                    at.push_str(&format!(".\"{key}\""));
+                }
+                let json_type = |w: &mut Writer, at: &str| {
+                    w.push(&format!("json_type({column}, "));
+                    w.bind_text(at);
+                    w.push(")");
+                };
+                match op {
+                    Op::IsNull(true) => {
+                        self.push(&format!("({column} IS NOT NULL AND "));
+                        json_type(self, &at);
+                        self.push(" IS NULL)");
+                    }
+                    Op::IsNull(false) => {
+                        json_type(self, &at);
+                        self.push(" IS NOT NULL");
+                    }
+                    Op::HasKey(key) => {
+                        json_type(self, &format!("{at}.\"{key}\""));
+                        self.push(" IS NOT NULL");
+                    }
+                    Op::Eq(Value::Json(operand)) => {
+                        use serde_json::Value as J;
+                        let (kinds, scalar) = match &**operand {
+                            J::Null => ("'null'", None),
+                            J::Bool(true) => ("'true'", None),
+                            J::Bool(false) => ("'false'", None),
+                            J::String(s) => ("'text'", Some((Value::Text(s.clone()), FieldType::Text))),
+                            J::Number(n) => match n.as_i64() {
+                                Some(i) => ("'integer', 'real'", Some((Value::Int(i), FieldType::I64))),
+                                None => ("'integer', 'real'", n.as_f64().map(|f| (Value::Float(f), FieldType::F64))),
+                            },
+                            J::Array(_) | J::Object(_) => unreachable!("refused when parsed"),
+                        };
+                        self.push("(");
+                        json_type(self, &at);
+                        self.push(&format!(" IN ({kinds})"));
+                        if let Some((value, ty)) = scalar {
+                            self.push(&format!(" AND json_extract({column}, "));
+                            self.bind_text(&at);
+                            self.push(") = ");
+                            self.bind(&value, ty);
+                        }
+                        self.push(")");
+                    }
+                    _ => unreachable!("no other lookup applies to JSON"),
+                }
             }
         }
     }
@@ -273,7 +418,7 @@ mod tests {
         assert_eq!(fragment.sql.matches('?').count(), fragment.binds.len());
         assert!(fragment.sql.starts_with('(') && fragment.sql.contains(") AND ("));
         let mut binds: Vec<_> = fragment.binds.into_iter().map(|b| (b.value, b.ty)).collect();
-        binds.sort_by_key(|(_, ty)| *ty as u8);
+        binds.sort_by_key(|(_, ty)| ty.storage() as u8);
         assert_eq!(
             binds,
             vec![
