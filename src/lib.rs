@@ -69,15 +69,15 @@ pub use builder::{BuildError, Builder, Wyrmhole};
 pub use config::ConnectionConfig;
 pub use error::{Error, FieldErrors};
 pub use fanout::RouteStats;
+pub use field::{FieldType, FieldValue, Storage};
 pub use filter::Filter;
 pub use listener::HttpConfig;
-pub use field::{FieldType, FieldValue, Storage};
 pub use model::{FieldDef, Model, Row};
-pub use value::{Value, ValueRef};
 pub use origin::Origins;
 pub use route::{Limits, Route, Validation, VerbContext};
 pub use server::{remote_addr, Server};
 pub use store::{Conn, Db, Persist, WriteTx};
+pub use value::{Value, ValueRef};
 pub use wyrmhole_derive::Model;
 
 /// Compiles the README's example as a doctest, so it cannot rot.

@@ -6,8 +6,8 @@
 //! SQL, fanning out changes) is generic code over that description, the way
 //! serde's derive only fills in `Serialize` and leaves the formats to serde.
 
-pub use crate::field::{FieldType, FieldValue, Storage};
 pub(crate) use crate::field::json_kind;
+pub use crate::field::{FieldType, FieldValue, Storage};
 pub use crate::value::{Value, ValueRef};
 
 /// One field of a model, as the derive describes it.

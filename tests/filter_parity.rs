@@ -17,8 +17,8 @@ mod parity;
 
 use std::cell::RefCell;
 
-use diesel::QueryableByName;
 use chrono::{Datelike, NaiveDateTime, Timelike};
+use diesel::QueryableByName;
 use parity::{memory_ids, plain, row, setup, sql_ids, Db, FIELDS, JSON_KEYS, JSON_SCALARS};
 use proptest::prelude::*;
 use proptest::sample::{select, Index};
@@ -178,8 +178,8 @@ fn build(specs: &[PredicateSpec], rows: &[Vec<Value>]) -> serde_json::Value {
         } else {
             &["year", "month", "day", "week_day", "quarter"]
         };
-        let transform = (storage.is_temporal() && spec.shape < 4)
-            .then(|| transforms[spec.names[0].index(transforms.len())]);
+        let transform =
+            (storage.is_temporal() && spec.shape < 4).then(|| transforms[spec.names[0].index(transforms.len())]);
         let path: Option<Vec<&str>> = (storage == Storage::Json && spec.shape < 6)
             .then(|| spec.names.iter().map(|i| JSON_KEYS[i.index(JSON_KEYS.len())]).collect());
         // The type the lookup sees, and each pick's value of it.
@@ -276,10 +276,8 @@ fn sql_and_memory_agree() {
 #[test]
 fn known_hard_cases() {
     let text = |s: &str| {
-        let mut row: Vec<Value> = FIELDS
-            .iter()
-            .map(|f| if f.nullable { Value::Null } else { plain(f.ty.storage()) })
-            .collect();
+        let mut row: Vec<Value> =
+            FIELDS.iter().map(|f| if f.nullable { Value::Null } else { plain(f.ty.storage()) }).collect();
         row[5] = Value::Text(s.into());
         row
     };

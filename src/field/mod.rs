@@ -44,7 +44,7 @@ pub enum Storage {
     Date,
     /// `chrono::NaiveDateTime` (`Timestamp`), as [`Value::DateTime`].
     DateTime,
-    /// `chrono::DateTime<Utc>` ([`crate::sql::types::Timestamptz`]), as [`Value::DateTimeUtc`].
+    /// `chrono::DateTime<Utc>` ([`crate::sql::types::TimestampUtc`]), as [`Value::DateTimeUtc`].
     DateTimeUtc,
     /// `uuid::Uuid` ([`crate::sql::types::Uuid`]: `uuid` on PostgreSQL,
     /// text on SQLite), as [`Value::Uuid`].

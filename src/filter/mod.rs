@@ -27,7 +27,6 @@ mod transform;
 
 pub(crate) use transform::{Part, Transform};
 
-
 use crate::error::FieldErrors;
 use crate::model::{FieldDef, Storage, Value};
 

@@ -106,11 +106,7 @@ fn contains_nul(key: &str, operand: &serde_json::Value) -> bool {
 /// name (so `list__id` is the relation spelling of `list_id`, and
 /// `list__id__in` is that field with `in`), a date field and a transform
 /// (`due__year`), or a JSON field and a key path (`settings__theme__font`).
-fn resolve(
-    fields: &[FieldDef],
-    key: &str,
-    access: FieldAccess,
-) -> Result<(usize, Option<Transform>, Lookup), String> {
+fn resolve(fields: &[FieldDef], key: &str, access: FieldAccess) -> Result<(usize, Option<Transform>, Lookup), String> {
     // An unpublished field must be indistinguishable from a missing one.
     let find = |name: &str| field_index(fields, name).filter(|&i| access == FieldAccess::All || fields[i].published);
     let split = key.rsplit_once("__");
@@ -348,7 +344,10 @@ mod tests {
     fn rejects_nulls_where_they_cannot_match() {
         // Django ignores null in `in`: NULL equals nothing.
         let with_null = Filter::parse(FIELDS, &json!({"id__in": [1, null]}), FieldAccess::All).unwrap();
-        assert_eq!(with_null.canonical_key(), Filter::parse(FIELDS, &json!({"id": 1}), FieldAccess::All).unwrap().canonical_key());
+        assert_eq!(
+            with_null.canonical_key(),
+            Filter::parse(FIELDS, &json!({"id": 1}), FieldAccess::All).unwrap().canonical_key()
+        );
         assert!(!Filter::parse(FIELDS, &json!({"note__in": [null]}), FieldAccess::All).unwrap().matches(&[]));
         for lookup in ["gt", "gte", "lt", "lte"] {
             let key = format!("note__{lookup}");

@@ -65,11 +65,8 @@ impl Transform {
     /// The names of the transforms a field stored as `storage` takes, for
     /// error messages.
     pub(crate) fn names_for(storage: Storage) -> Vec<&'static str> {
-        let mut names: Vec<&'static str> = Part::ALL
-            .into_iter()
-            .map(Part::name)
-            .filter(|n| Transform::temporal(n, storage).is_some())
-            .collect();
+        let mut names: Vec<&'static str> =
+            Part::ALL.into_iter().map(Part::name).filter(|n| Transform::temporal(n, storage).is_some()).collect();
         if Transform::temporal("date", storage).is_some() {
             names.push("date");
         }

@@ -14,10 +14,10 @@ pub mod types;
 
 use std::borrow::Cow;
 
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::backend::Backend;
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use diesel::serialize::ToSql;
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::sql_types::{BigInt, Bool, Date, Double, Float, HasSqlType, Integer, Nullable, SmallInt, Text, Timestamp};
 
 use crate::error::{Error, FieldErrors};
@@ -128,7 +128,7 @@ where
         + HasSqlType<Text>
         + HasSqlType<Date>
         + HasSqlType<Timestamp>
-        + HasSqlType<types::Timestamptz>
+        + HasSqlType<types::TimestampUtc>
         + HasSqlType<types::Uuid>
         + HasSqlType<types::Json>,
     bool: ToSql<Bool, DB>,
@@ -140,7 +140,7 @@ where
     String: ToSql<Text, DB>,
     NaiveDate: ToSql<Date, DB>,
     NaiveDateTime: ToSql<Timestamp, DB>,
-    DateTime<Utc>: ToSql<types::Timestamptz, DB>,
+    DateTime<Utc>: ToSql<types::TimestampUtc, DB>,
     uuid::Uuid: ToSql<types::Uuid, DB>,
     serde_json::Value: ToSql<types::Json, DB>,
 {
@@ -154,9 +154,7 @@ where
         (Value::Null, Storage::Text) => query.bind::<Nullable<Text>, Option<String>>(None),
         (Value::Null, Storage::Date) => query.bind::<Nullable<Date>, Option<NaiveDate>>(None),
         (Value::Null, Storage::DateTime) => query.bind::<Nullable<Timestamp>, Option<NaiveDateTime>>(None),
-        (Value::Null, Storage::DateTimeUtc) => {
-            query.bind::<Nullable<types::Timestamptz>, Option<DateTime<Utc>>>(None)
-        }
+        (Value::Null, Storage::DateTimeUtc) => query.bind::<Nullable<types::TimestampUtc>, Option<DateTime<Utc>>>(None),
         (Value::Null, Storage::Uuid) => query.bind::<Nullable<types::Uuid>, Option<uuid::Uuid>>(None),
         (Value::Null, Storage::Json) => query.bind::<Nullable<types::Json>, Option<serde_json::Value>>(None),
         (Value::Bool(b), _) => query.bind::<Bool, _>(*b),
@@ -183,7 +181,7 @@ where
         (Value::Text(s), _) => query.bind::<Text, _>(s.clone()),
         (Value::Date(d), _) => query.bind::<Date, _>(*d),
         (Value::DateTime(d), _) => query.bind::<Timestamp, _>(*d),
-        (Value::DateTimeUtc(d), _) => query.bind::<types::Timestamptz, _>(*d),
+        (Value::DateTimeUtc(d), _) => query.bind::<types::TimestampUtc, _>(*d),
         (Value::Uuid(u), _) => query.bind::<types::Uuid, _>(*u),
         (Value::Json(j), _) => query.bind::<types::Json, _>((**j).clone()),
     })

@@ -11,12 +11,15 @@
 //!     notes (id) {
 //!         id -> Integer,
 //!         due -> Nullable<Date>,
-//!         created_at -> wyrmhole::sql::types::Timestamptz,
+//!         created_at -> wyrmhole::sql::types::TimestampUtc,
 //!         key -> wyrmhole::sql::types::Uuid,
 //!         settings -> wyrmhole::sql::types::Json,
 //!     }
 //! }
 //! ```
+//!
+//! (`TimestampUtc` is not called `Timestamptz` because `diesel::table!`
+//! expects date arithmetic of a column type of that name.)
 //!
 //! On PostgreSQL they are `timestamptz`, `uuid` and `jsonb`; on SQLite, text
 //! in the forms Diesel writes (`2024-02-29 13:05:00+00:00`), hyphenated
@@ -36,7 +39,7 @@ use diesel::pg::{Pg, PgValue};
 #[derive(Debug, Clone, Copy, Default, diesel::sql_types::SqlType, diesel::query_builder::QueryId)]
 #[diesel(sqlite_type(name = "Text"))]
 #[diesel(postgres_type(oid = 1184, array_oid = 1185))]
-pub struct Timestamptz;
+pub struct TimestampUtc;
 
 /// `uuid::Uuid`: `uuid` on PostgreSQL, hyphenated lowercase text on SQLite.
 #[derive(Debug, Clone, Copy, Default, diesel::sql_types::SqlType, diesel::query_builder::QueryId)]
@@ -50,13 +53,13 @@ pub struct Uuid;
 #[diesel(postgres_type(oid = 3802, array_oid = 3807))]
 pub struct Json;
 
-impl FromSql<Timestamptz, Sqlite> for DateTime<Utc> {
+impl FromSql<TimestampUtc, Sqlite> for DateTime<Utc> {
     fn from_sql(value: SqliteValue<'_, '_, '_>) -> deserialize::Result<Self> {
         <Self as FromSql<diesel::sql_types::TimestamptzSqlite, Sqlite>>::from_sql(value)
     }
 }
 
-impl ToSql<Timestamptz, Sqlite> for DateTime<Utc> {
+impl ToSql<TimestampUtc, Sqlite> for DateTime<Utc> {
     fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Sqlite>) -> serialize::Result {
         <Self as ToSql<diesel::sql_types::TimestamptzSqlite, Sqlite>>::to_sql(self, out)
     }
@@ -89,14 +92,14 @@ impl ToSql<Json, Sqlite> for serde_json::Value {
 }
 
 #[cfg(feature = "postgres")]
-impl FromSql<Timestamptz, Pg> for DateTime<Utc> {
+impl FromSql<TimestampUtc, Pg> for DateTime<Utc> {
     fn from_sql(value: PgValue<'_>) -> deserialize::Result<Self> {
         <Self as FromSql<diesel::sql_types::Timestamptz, Pg>>::from_sql(value)
     }
 }
 
 #[cfg(feature = "postgres")]
-impl ToSql<Timestamptz, Pg> for DateTime<Utc> {
+impl ToSql<TimestampUtc, Pg> for DateTime<Utc> {
     fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
         <Self as ToSql<diesel::sql_types::Timestamptz, Pg>>::to_sql(self, out)
     }

@@ -10,15 +10,15 @@
 #![allow(dead_code)]
 
 use super::database::{self, Backend};
+use chrono::{NaiveDate, NaiveDateTime};
 use diesel::connection::SimpleConnection;
 use diesel::sqlite::Sqlite;
 use diesel::{Connection, QueryableByName, RunQueryDsl, SqliteConnection};
 use proptest::prelude::*;
 use proptest::sample::select;
 use wyrmhole::sql::fold::register_sqlite_functions;
-use wyrmhole::sql::{bind_all, quote_ident, Bind, Dialect};
-use chrono::{NaiveDate, NaiveDateTime};
 use wyrmhole::sql::types;
+use wyrmhole::sql::{bind_all, quote_ident, Bind, Dialect};
 use wyrmhole::{FieldDef, FieldType, Filter, Storage, Value};
 
 pub const fn field(name: &'static str, column: &'static str, ty: FieldType, nullable: bool) -> FieldDef {
@@ -189,7 +189,13 @@ pub fn date() -> BoxedStrategy<NaiveDate> {
 
 /// Date-times to the microsecond, at hours and seconds that collide.
 pub fn datetime() -> BoxedStrategy<NaiveDateTime> {
-    (date(), select(&[0u32, 1, 12, 23][..]), 0u32..60, select(&[0u32, 59][..]), select(&[0u32, 1, 500_000, 999_999][..]))
+    (
+        date(),
+        select(&[0u32, 1, 12, 23][..]),
+        0u32..60,
+        select(&[0u32, 59][..]),
+        select(&[0u32, 1, 500_000, 999_999][..]),
+    )
         .prop_map(|(d, h, m, s, us)| d.and_hms_micro_opt(h, m, s, us).unwrap())
         .boxed()
 }
@@ -327,7 +333,7 @@ pub struct Stored {
     pub day: Option<NaiveDate>,
     #[diesel(sql_type = diesel::sql_types::Timestamp)]
     pub at: NaiveDateTime,
-    #[diesel(sql_type = diesel::sql_types::Nullable<types::Timestamptz>)]
+    #[diesel(sql_type = diesel::sql_types::Nullable<types::TimestampUtc>)]
     pub utc: Option<chrono::DateTime<chrono::Utc>>,
     #[diesel(sql_type = types::Uuid)]
     pub key: uuid::Uuid,
