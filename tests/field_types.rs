@@ -202,7 +202,9 @@ async fn written_published_and_filtered_as_values() {
         (json!({"settings__theme": "dark"}), vec![1, 4]),
         (json!({"settings__font__size": 12.0}), vec![1, 2, 4]),
         (json!({"settings__has_key": "font"}), vec![1, 2, 4]),
-        (json!({"settings__theme__isnull": true}), vec![]),
+        // Missing, or no document at all (PostgreSQL's `-> 'theme' IS NULL`).
+        (json!({"settings__theme__isnull": true}), vec![3]),
+        (json!({"settings__font__isnull": false}), vec![1, 2, 4]),
         (json!({"settings__isnull": true}), vec![3]),
         (json!({"price__gt": "10.00"}), vec![1, 3]),
         (json!({"pk__lt": 99999999999999999999.0}), vec![1, 2, 3, 4]),

@@ -5,10 +5,11 @@
 //! Django's semantics, which `sql/render.rs` writes for both databases:
 //! `settings__theme: "dark"` holds where the key is present with that value;
 //! `settings__theme: null` where it is present and JSON `null`, not where it
-//! is missing; `settings__theme__isnull: true` where it is missing (a SQL
-//! `NULL` column has no keys, and matches neither); `settings: null` on the
-//! whole field is the JSON `null` document, while `settings__isnull: true`
-//! is SQL `NULL`.
+//! is missing; `settings__theme__isnull: true` where it is missing, or the
+//! column is SQL `NULL` (PostgreSQL's `(col -> 'theme') IS NULL`);
+//! `settings: null` on the whole field is the JSON `null` document, while
+//! `settings__isnull: true` is SQL `NULL`. `has_key` is PostgreSQL's `?`: an
+//! object's key, a string in a list, or the string itself.
 
 use super::Op;
 use crate::model::Value;
@@ -39,8 +40,8 @@ fn find<'a>(value: &'a Value, path: &[String]) -> Found<'a> {
 /// a JSON operand, `has_key`, or `isnull` meaning "the key is missing").
 pub(super) fn matches(value: &Value, path: &[String], op: &Op) -> bool {
     match (find(value, path), op) {
+        (Found::SqlNull | Found::Missing, Op::IsNull(missing)) => *missing,
         (Found::SqlNull, _) => false,
-        (Found::Missing, Op::IsNull(missing)) => *missing,
         (Found::Missing, _) => false,
         (Found::Present(_), Op::IsNull(missing)) => !*missing,
         (Found::Present(json), Op::Eq(Value::Json(operand))) => equal(json, operand),
@@ -49,10 +50,15 @@ pub(super) fn matches(value: &Value, path: &[String], op: &Op) -> bool {
     }
 }
 
-/// Whether an object has the key (`jsonb -> key IS NOT NULL`; SQLite's
-/// `json_type(.., '$."key"') IS NOT NULL`).
+/// PostgreSQL's `jsonb ? key`: an object has the key, a list holds it as a
+/// string, or the value is that string.
 pub(super) fn has_key(json: &serde_json::Value, key: &str) -> bool {
-    json.as_object().is_some_and(|o| o.contains_key(key))
+    match json {
+        serde_json::Value::Object(o) => o.contains_key(key),
+        serde_json::Value::Array(items) => items.iter().any(|i| i.as_str() == Some(key)),
+        serde_json::Value::String(s) => s == key,
+        _ => false,
+    }
 }
 
 /// `jsonb` equality.
@@ -100,7 +106,9 @@ mod tests {
         assert!(!matches(&r, &path(&["gone"]), &Op::IsNull(true)));
         assert!(matches(&r, &path(&["a"]), &Op::HasKey("b".into())));
         assert!(!matches(&r, &path(&["theme", "x"]), &Op::IsNull(false)), "a string has no keys");
-        assert!(!matches(&Value::Null, &path(&["nope"]), &Op::IsNull(true)), "SQL NULL has no keys either");
+        assert!(matches(&Value::Null, &path(&["nope"]), &Op::IsNull(true)), "SQL NULL has no keys either");
+        assert!(!matches(&Value::Null, &path(&["nope"]), &Op::IsNull(false)));
+        assert!(has_key(&json!(["a", 1]), "a") && has_key(&json!("a"), "a") && !has_key(&json!([["a"]]), "a"));
         assert!(equal(&json!({"a": [1, {"b": 2}]}), &json!({"a": [1.0, {"b": 2}]})));
         assert!(!equal(&json!([1, 2]), &json!([2, 1])));
     }

@@ -203,10 +203,7 @@ impl Writer {
                     w.push(suffix);
                 };
                 match op {
-                    Op::IsNull(true) => {
-                        self.push(&format!("({column} IS NOT NULL AND "));
-                        at_path(self, " IS NULL)");
-                    }
+                    Op::IsNull(true) => at_path(self, " IS NULL"),
                     Op::IsNull(false) => at_path(self, " IS NOT NULL"),
                     Op::Eq(Value::Json(operand)) => {
                         at_path(self, " = CAST(");
@@ -214,9 +211,12 @@ impl Writer {
                         self.push(" AS jsonb)");
                     }
                     Op::HasKey(key) => {
-                        at_path(self, " -> ");
+                        // The function behind `?`, which `finish` would
+                        // take for a placeholder.
+                        self.push("jsonb_exists(");
+                        at_path(self, ", ");
                         self.bind_text(key);
-                        self.push(" IS NOT NULL");
+                        self.push(")");
                     }
                     _ => unreachable!("no other lookup applies to JSON"),
                 }
@@ -233,17 +233,26 @@ impl Writer {
                 };
                 match op {
                     Op::IsNull(true) => {
-                        self.push(&format!("({column} IS NOT NULL AND "));
                         json_type(self, &at);
-                        self.push(" IS NULL)");
+                        self.push(" IS NULL");
                     }
                     Op::IsNull(false) => {
                         json_type(self, &at);
                         self.push(" IS NOT NULL");
                     }
                     Op::HasKey(key) => {
-                        json_type(self, &format!("{at}.\"{key}\""));
-                        self.push(" IS NOT NULL");
+                        // PostgreSQL's `?`: an object's key, else a string
+                        // element of a list, or the string itself (which
+                        // json_each gives as its one row).
+                        self.push(&format!("EXISTS (SELECT 1 FROM json_each({column}, "));
+                        self.bind_text(&at);
+                        self.push(&format!(") AS e WHERE CASE json_type({column}, "));
+                        self.bind_text(&at);
+                        self.push(") WHEN 'object' THEN e.key = ");
+                        self.bind_text(key);
+                        self.push(" ELSE e.type = 'text' AND e.value = ");
+                        self.bind_text(key);
+                        self.push(" END)");
                     }
                     Op::Eq(Value::Json(operand)) => {
                         use serde_json::Value as J;
