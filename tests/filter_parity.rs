@@ -183,10 +183,14 @@ fn build(specs: &[PredicateSpec], rows: &[Vec<Value>]) -> serde_json::Value {
         let path: Option<Vec<&str>> = (storage == Storage::Json && spec.shape < 6)
             .then(|| spec.names.iter().map(|i| JSON_KEYS[i.index(JSON_KEYS.len())]).collect());
         // The type the lookup sees, and each pick's value of it.
-        let (ty, value): (Storage, Box<dyn Fn(&Pick) -> Value>) = match transform {
-            Some("date") => (Storage::Date, Box::new(|p: &Pick| transformed("date", &p.non_null(spec.field, rows)))),
-            Some(name) => (Storage::I32, Box::new(move |p: &Pick| transformed(name, &p.non_null(spec.field, rows)))),
-            None => (storage, Box::new(|p: &Pick| p.non_null(spec.field, rows))),
+        let ty = match transform {
+            Some("date") => Storage::Date,
+            Some(_) => Storage::I32,
+            None => storage,
+        };
+        let value = |p: &Pick| match transform {
+            Some(name) => transformed(name, &p.non_null(spec.field, rows)),
+            None => p.non_null(spec.field, rows),
         };
         let lookups: Vec<Lookup> = Lookup::ALL.into_iter().filter(|l| l.applies_to(ty)).collect();
         let lookup = lookups[spec.lookup.index(lookups.len())];

@@ -184,6 +184,12 @@ pub(crate) fn integer(n: &serde_json::Number) -> Integer {
     }
 }
 
+/// An application type's conversion of what a client sent (see [`FieldType::custom`]).
+pub type FromJson = fn(&serde_json::Value) -> Result<Value, String>;
+
+/// An application type's conversion of a value for clients.
+pub type ToJson = fn(&Value) -> serde_json::Value;
+
 /// A field's type: its [`Storage`] family, the name errors use, and its JSON
 /// conversion. The built-in types are the constants below; an application's
 /// type is made with [`FieldType::custom`].
@@ -191,8 +197,8 @@ pub(crate) fn integer(n: &serde_json::Number) -> Integer {
 pub struct FieldType {
     storage: Storage,
     name: &'static str,
-    from_json: Option<fn(&serde_json::Value) -> Result<Value, String>>,
-    to_json: Option<fn(&Value) -> serde_json::Value>,
+    from_json: Option<FromJson>,
+    to_json: Option<ToJson>,
 }
 
 #[allow(non_upper_case_globals)]
@@ -234,12 +240,7 @@ impl FieldType {
     /// [`Value::Text`] for [`Storage::Text`], ...) or the reason it refuses;
     /// `to_json` writes what clients receive. Values compare as their
     /// family does, in SQL and in memory alike.
-    pub const fn custom(
-        storage: Storage,
-        name: &'static str,
-        from_json: fn(&serde_json::Value) -> Result<Value, String>,
-        to_json: fn(&Value) -> serde_json::Value,
-    ) -> FieldType {
+    pub const fn custom(storage: Storage, name: &'static str, from_json: FromJson, to_json: ToJson) -> FieldType {
         FieldType { storage, name, from_json: Some(from_json), to_json: Some(to_json) }
     }
 
