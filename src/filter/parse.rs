@@ -157,8 +157,8 @@ fn transformed(
         let Some(i) = find(&name[..at]).filter(|&i| fields[i].ty.storage() == Storage::Json) else { continue };
         let path: Vec<String> = name[at + 2..].split("__").map(str::to_owned).collect();
         for key in &path {
-            if key.is_empty() || key.contains('"') {
-                return Err(format!("key `{key}` of a JSON path must be non-empty and may not hold `\"`"));
+            if !json_key_spellable(key) {
+                return Err(format!("key `{key}` of a JSON path {JSON_KEY_RULE}"));
             }
             if key.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(format!("key `{key}`: array indexes in JSON paths are not supported"));
@@ -168,6 +168,14 @@ fn transformed(
     }
     Ok(None)
 }
+
+/// What a JSON key must be so that SQLite's path syntax (`$."key"`) can
+/// spell it: not empty, no `"`, no `\`, no control characters.
+fn json_key_spellable(key: &str) -> bool {
+    !key.is_empty() && !key.chars().any(|c| c == '"' || c == '\\' || c.is_control())
+}
+
+const JSON_KEY_RULE: &str = "must be non-empty, without `\"`, `\\` or control characters";
 
 fn unknown_field(fields: &[FieldDef], name: &str, access: FieldAccess) -> String {
     let visible: Vec<&str> =

@@ -103,7 +103,7 @@ impl Writer {
             Op::IsNull(false) => self.push(&format!("{column} IS NOT NULL")),
             Op::Eq(value) => {
                 self.push(&format!("{compared} = "));
-                self.bind(value, field.ty);
+                self.bind(value, ty);
             }
             Op::In(values) => {
                 self.push(&format!("{compared} IN ("));
@@ -111,7 +111,7 @@ impl Writer {
                     if i > 0 {
                         self.push(", ");
                     }
-                    self.bind(value, field.ty);
+                    self.bind(value, ty);
                 }
                 self.push(")");
             }
@@ -123,13 +123,13 @@ impl Writer {
                     Cmp::Lte => "<=",
                 };
                 self.push(&format!("{compared} {operator} "));
-                self.bind(value, field.ty);
+                self.bind(value, ty);
             }
             Op::Range(low, high) => {
                 self.push(&format!("{compared} BETWEEN "));
-                self.bind(low, field.ty);
+                self.bind(low, ty);
                 self.push(" AND ");
-                self.bind(high, field.ty);
+                self.bind(high, ty);
             }
             Op::IExact(folded) => {
                 let folded_column = format!("{}({column})", self.dialect.fold_function());
