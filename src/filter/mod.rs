@@ -460,6 +460,38 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn equalities_of_new_types_key_on_values_not_transforms() {
+        static TYPED: &[FieldDef] = &[
+            field("id", FieldType::I32, false, true),
+            field("due", FieldType::Date, true, true),
+            field("key", FieldType::Uuid, false, true),
+            field("doc", FieldType::Json, true, true),
+            field("weight", FieldType::F32, false, true),
+        ];
+        let f = Filter::parse(
+            TYPED,
+            &json!({"due": "2024-2-29", "key": "00000000000000000000000000000001", "doc": 1, "weight": 0.5,
+                    "due__year": 2024, "doc__a": "x"}),
+            FieldAccess::All,
+        )
+        .unwrap();
+        let eq: Vec<_> = f.equalities().map(|(i, v)| (TYPED[i].name, v.to_json())).collect();
+        // JSON equality is not that of its text (1 is 1.0), floats' not of
+        // their bits, and a transform's value is not the field's.
+        assert_eq!(eq, vec![("due", json!("2024-02-29")), ("key", json!("00000000-0000-0000-0000-000000000001"))]);
+        let a = Filter::parse(TYPED, &json!({"due__year": 2024}), FieldAccess::All).unwrap();
+        let b = Filter::parse(TYPED, &json!({"due__month": 2024}), FieldAccess::All).unwrap();
+        assert_ne!(a.canonical_key(), b.canonical_key());
+        let a = Filter::parse(TYPED, &json!({"doc__a__b": 1}), FieldAccess::All).unwrap();
+        let b = Filter::parse(TYPED, &json!({"doc__a": 1}), FieldAccess::All).unwrap();
+        assert_ne!(a.canonical_key(), b.canonical_key());
+        assert_eq!(
+            a.canonical_key(),
+            Filter::parse(TYPED, &json!({"doc__a__b": 1}), FieldAccess::All).unwrap().canonical_key()
+        );
+    }
+
+    #[test]
     fn equalities_are_exact_non_null_non_float() {
         let f = parse(json!({
             "list_id": 7,
