@@ -112,7 +112,12 @@ impl Pick {
 
     /// A piece of a text value, with its case changed.
     fn needle(&self, field: usize, rows: &[Vec<Value>]) -> String {
-        let Value::Text(full) = self.non_null(field, rows) else { unreachable!("text field") };
+        let full = match self.non_null(field, rows) {
+            Value::Text(full) => full,
+            // Text lookups on a UUID read its hyphenated lowercase text.
+            Value::Uuid(u) => u.hyphenated().to_string(),
+            other => unreachable!("text lookups on {other:?}"),
+        };
         let chars: Vec<char> = full.chars().collect();
         let start = self.start.index(chars.len() + 1);
         let len = self.len.index(chars.len() - start + 1);

@@ -42,13 +42,15 @@ impl Op {
                 compare(value, low).is_some_and(|o| o != Ordering::Less)
                     && compare(value, high).is_some_and(|o| o != Ordering::Greater)
             }
-            Op::IExact(folded) => text(value).is_some_and(|s| s.chars().map(fold_char).eq(folded.chars())),
-            Op::Text { kind, fold: false, needle } => text(value).is_some_and(|s| match kind {
+            Op::IExact(folded) => {
+                text(value, &mut [0; 36]).is_some_and(|s| s.chars().map(fold_char).eq(folded.chars()))
+            }
+            Op::Text { kind, fold: false, needle } => text(value, &mut [0; 36]).is_some_and(|s| match kind {
                 TextKind::Contains => s.contains(needle.as_str()),
                 TextKind::StartsWith => s.starts_with(needle.as_str()),
                 TextKind::EndsWith => s.ends_with(needle.as_str()),
             }),
-            Op::Text { kind, fold: true, needle } => text(value).is_some_and(|s| match kind {
+            Op::Text { kind, fold: true, needle } => text(value, &mut [0; 36]).is_some_and(|s| match kind {
                 TextKind::Contains => folded_contains(s, needle),
                 TextKind::StartsWith => folded_starts_with(s, needle),
                 TextKind::EndsWith => {
@@ -83,9 +85,13 @@ fn compare(a: &Value, b: &Value) -> Option<Ordering> {
     }
 }
 
-fn text(value: &Value) -> Option<&str> {
+/// The text that text lookups read: a string, or a UUID's hyphenated
+/// lowercase form (PostgreSQL's `uuid::text`, which Django's lookups on a
+/// UUID field read there), written into `buf` without allocating.
+fn text<'a>(value: &'a Value, buf: &'a mut [u8; 36]) -> Option<&'a str> {
     match value {
         Value::Text(s) => Some(s),
+        Value::Uuid(u) => Some(u.hyphenated().encode_lower(buf)),
         _ => None,
     }
 }

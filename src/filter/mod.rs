@@ -137,8 +137,10 @@ impl Lookup {
     }
 
     /// Whether the lookup applies to values stored as `storage`: text
-    /// lookups to text, ordering to all but booleans and JSON, `has_key`
-    /// to JSON, `exact` and `isnull` to all, `in` to all but JSON.
+    /// lookups to text and UUIDs (their hyphenated lowercase text, as
+    /// Django on PostgreSQL reads them), ordering to all but booleans and
+    /// JSON, `has_key` to JSON, `exact` and `isnull` to all, `in` to all but
+    /// JSON.
     pub fn applies_to(self, storage: Storage) -> bool {
         match self {
             Lookup::Exact | Lookup::IsNull => true,
@@ -153,7 +155,7 @@ impl Lookup {
             | Lookup::StartsWith
             | Lookup::IStartsWith
             | Lookup::EndsWith
-            | Lookup::IEndsWith => storage == Storage::Text,
+            | Lookup::IEndsWith => matches!(storage, Storage::Text | Storage::Uuid),
         }
     }
 }

@@ -92,6 +92,12 @@ impl Writer {
         // Ordering and equality of text go by bytes whatever the column's
         // declared collation, as `str` comparison does in memory; so do
         // UUIDs kept as text on SQLite.
+        // Text lookups on a UUID read its text: already so on SQLite, and
+        // `uuid::text` (hyphenated, lowercase) on PostgreSQL.
+        let column = match (ty.storage(), self.dialect, op) {
+            (Storage::Uuid, Dialect::Postgres, Op::IExact(_) | Op::Text { .. }) => format!("CAST({column} AS TEXT)"),
+            _ => column,
+        };
         let compared = match (ty.storage(), self.dialect) {
             (Storage::Text, _) | (Storage::Uuid, Dialect::Sqlite) => {
                 format!("{column} COLLATE {}", self.dialect.byte_collation())
