@@ -191,8 +191,15 @@ impl FieldType {
     }
 
     /// What clients receive for a value of this type.
+    /// An `f32` is written as the shortest decimal that reads back as that
+    /// `f32` (`0.1`, as PostgreSQL writes a `real` and DRF then sends it),
+    /// not as the `f64` it widens to (`0.10000000149011612`).
     pub fn value_to_json(self, value: &Value) -> serde_json::Value {
         match (self.to_json, value) {
+            (None, Value::Float(f)) if self.storage == Storage::F32 && f.is_finite() => {
+                let shortest: f64 = (*f as f32).to_string().parse().unwrap_or(*f);
+                serde_json::Number::from_f64(shortest).map_or_else(|| value.to_json(), serde_json::Value::Number)
+            }
             (_, Value::Null) | (None, _) => value.to_json(),
             (Some(convert), value) => convert(value),
         }
@@ -350,6 +357,10 @@ mod tests {
     fn f32_is_rounded_once_on_the_way_in() {
         assert_eq!(from(Storage::F32, json!(0.1)), Ok(Value::Float(f64::from(0.1f32))));
         assert!(from(Storage::F32, json!(1e39)).is_err());
+        let out = FieldType::F32.value_to_json(&Value::Float(f64::from(0.1f32)));
+        assert_eq!(out, json!(0.1), "written as the f32 it is");
+        assert_eq!(FieldType::F32.value_from_json(&out, false), Ok(Value::Float(f64::from(0.1f32))));
+        assert_eq!(FieldType::F32.value_to_json(&Value::Float(-0.0)).to_string(), "-0.0");
     }
 
     #[test]
