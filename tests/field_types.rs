@@ -205,6 +205,8 @@ async fn written_published_and_filtered_as_values() {
         (json!({"key__contains": "0000-0000-0000-0000"}), vec![1, 2, 3, 4]),
         (json!({"key__contains": "00000000000000000000"}), vec![]),
         (json!({"settings__theme": "dark"}), vec![1, 4]),
+        (json!({"settings__theme__in": ["dark", null, 1]}), vec![1, 4]),
+        (json!({"settings__in": ["dark", 1]}), vec![]),
         (json!({"settings__font__size": 12.0}), vec![1, 2, 4]),
         (json!({"settings__has_key": "font"}), vec![1, 2, 4]),
         // Missing, or no document at all (PostgreSQL's `-> 'theme' IS NULL`).

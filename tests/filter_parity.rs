@@ -209,6 +209,16 @@ fn build(specs: &[PredicateSpec], rows: &[Vec<Value>]) -> serde_json::Value {
                     // also finds a string in a list, or the string itself).
                     Lookup::HasKey => json!(["theme", "a", "b", "a b", "dark", ""][first.len.index(6)]),
                     Lookup::IsNull => json!(first.as_int),
+                    // Scalars at the path in rows, or from the pool; nulls are skipped.
+                    Lookup::In => serde_json::Value::Array(
+                        spec.picks
+                            .iter()
+                            .map(|p| match at_path(&p.value(spec.field, rows), &keys) {
+                                Some(scalar) if p.case < 3 => scalar,
+                                _ => serde_json::from_str(JSON_SCALARS[p.start.index(JSON_SCALARS.len())]).unwrap(),
+                            })
+                            .collect(),
+                    ),
                     _ => match at_path(&first.value(spec.field, rows), &keys) {
                         Some(scalar) if !spec.null && first.case < 2 => scalar,
                         _ => serde_json::from_str(JSON_SCALARS[first.start.index(JSON_SCALARS.len())]).unwrap(),

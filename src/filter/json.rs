@@ -36,8 +36,9 @@ fn find<'a>(value: &'a Value, path: &[String]) -> Found<'a> {
     Found::Present(json)
 }
 
-/// Whether the JSON at `path` of a row's value passes `op` (an `exact` with
-/// a JSON operand, `has_key`, or `isnull` meaning "the key is missing").
+/// Whether the JSON at `path` of a row's value (the whole document for an
+/// empty path) passes `op` (`exact` or `in` with JSON operands, `has_key`,
+/// or `isnull`: the key is missing or the column NULL).
 pub(super) fn matches(value: &Value, path: &[String], op: &Op) -> bool {
     match (find(value, path), op) {
         (Found::SqlNull | Found::Missing, Op::IsNull(missing)) => *missing,
@@ -45,6 +46,9 @@ pub(super) fn matches(value: &Value, path: &[String], op: &Op) -> bool {
         (Found::Missing, _) => false,
         (Found::Present(_), Op::IsNull(missing)) => !*missing,
         (Found::Present(json), Op::Eq(Value::Json(operand))) => equal(json, operand),
+        (Found::Present(json), Op::In(operands)) => {
+            operands.iter().any(|o| matches!(o, Value::Json(o) if equal(json, o)))
+        }
         (Found::Present(json), Op::HasKey(key)) => has_key(json, key),
         (Found::Present(_), _) => false,
     }

@@ -92,12 +92,10 @@ impl Lookup {
     /// Whether the lookup applies to values stored as `storage`: text
     /// lookups to text and UUIDs (their hyphenated lowercase text, as
     /// Django on PostgreSQL reads them), ordering to all but booleans and
-    /// JSON, `has_key` to JSON, `exact` and `isnull` to all, `in` to all but
-    /// JSON.
+    /// JSON, `has_key` to JSON, `exact`, `in` and `isnull` to all.
     pub fn applies_to(self, storage: Storage) -> bool {
         match self {
-            Lookup::Exact | Lookup::IsNull => true,
-            Lookup::In => storage != Storage::Json,
+            Lookup::Exact | Lookup::IsNull | Lookup::In => true,
             Lookup::HasKey => storage == Storage::Json,
             Lookup::Gt | Lookup::Gte | Lookup::Lt | Lookup::Lte | Lookup::Range => {
                 !matches!(storage, Storage::Bool | Storage::Json)

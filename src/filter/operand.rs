@@ -36,7 +36,7 @@ pub(super) fn parse_operand(ty: FieldType, lookup: Lookup, operand: &serde_json:
     use serde_json::Value as J;
     let one = |m: String| vec![m];
     if ty.storage() == Storage::Json {
-        return json_operand(lookup, operand).map(Answer::Op).map_err(one);
+        return json_operand(lookup, operand);
     }
     let op = match lookup {
         Lookup::Exact => match operand {
@@ -190,24 +190,62 @@ fn ordered(ty: FieldType, operand: &serde_json::Value) -> Result<Operand, String
     value(ty, operand)
 }
 
-/// JSON lookups: `exact` with a scalar, `isnull`, `has_key`.
-fn json_operand(lookup: Lookup, operand: &serde_json::Value) -> Result<Op, String> {
+/// JSON lookups: `exact` and `in` with scalars, `isnull`, `has_key`.
+fn json_operand(lookup: Lookup, operand: &serde_json::Value) -> Result<Answer, Vec<String>> {
     use serde_json::Value as J;
-    match (lookup, operand) {
-        (Lookup::IsNull, J::Bool(is)) => Ok(Op::IsNull(*is)),
-        (Lookup::IsNull, other) => Err(format!("must be true or false, not {}", json_kind(other))),
-        (Lookup::HasKey, J::String(key)) => Ok(Op::HasKey(key.clone())),
-        (Lookup::HasKey, other) => Err(format!("must be a key (a string), not {}", json_kind(other))),
-        (Lookup::Exact, J::Number(n)) if n.as_i64().is_none() && n.as_f64().is_some_and(|f| f.abs() >= 9.2e18) => {
-            // Beyond 64 bits SQLite's JSON keeps an approximation.
+    let one = |m: String| vec![m];
+    let op = match (lookup, operand) {
+        (Lookup::IsNull, J::Bool(is)) => Op::IsNull(*is),
+        (Lookup::IsNull, other) => return Err(one(format!("must be true or false, not {}", json_kind(other)))),
+        (Lookup::HasKey, J::String(key)) => Op::HasKey(key.clone()),
+        (Lookup::HasKey, other) => return Err(one(format!("must be a key (a string), not {}", json_kind(other)))),
+        (Lookup::Exact, scalar) => Op::Eq(json_scalar(scalar).map_err(one)?),
+        (Lookup::In, J::Array(items)) if items.len() > MAX_IN_VALUES => {
+            return Err(one(format!("may list at most {MAX_IN_VALUES} values, not {}", items.len())));
+        }
+        (Lookup::In, J::Array(items)) => {
+            // `null` is skipped, as Django's `in` does (it cannot ask for
+            // JSON's null there).
+            let mut values = Vec::with_capacity(items.len());
+            let mut errors = Vec::new();
+            for (i, item) in items.iter().enumerate().filter(|(_, item)| !item.is_null()) {
+                match json_scalar(item) {
+                    Ok(v) => values.push(v),
+                    Err(m) => errors.push(format!("item {i} {m}")),
+                }
+            }
+            if !errors.is_empty() {
+                return Err(errors);
+            }
+            // One spelling per set of values, for canonical keys.
+            values.sort_by_key(|v| v.to_json().to_string());
+            values.dedup_by_key(|v| v.to_json().to_string());
+            return Ok(match values.len() {
+                0 => Answer::Never,
+                1 => Answer::Op(Op::Eq(values.remove(0))),
+                _ => Answer::Op(Op::In(values)),
+            });
+        }
+        (Lookup::In, other) => return Err(one(format!("must be a list of values, not {}", describe(other)))),
+        (other, _) => return Err(one(format!("lookup `{}` does not apply to JSON", other.name()))),
+    };
+    Ok(Answer::Op(op))
+}
+
+/// A JSON operand of `exact` or `in`: a string, a number within 64 bits, a
+/// boolean or `null`.
+fn json_scalar(operand: &serde_json::Value) -> Result<Value, String> {
+    use serde_json::Value as J;
+    match operand {
+        // Beyond 64 bits SQLite's JSON keeps an approximation.
+        J::Number(n) if n.as_i64().is_none() && n.as_f64().is_some_and(|f| f.abs() >= 9.2e18) => {
             Err("must be a number within 64 bits".into())
         }
-        (Lookup::Exact, J::Array(_) | J::Object(_)) => Err(format!(
+        J::Array(_) | J::Object(_) => Err(format!(
             "must be a string, number, boolean or null, not {}; compare an object's keys one by one",
             json_kind(operand)
         )),
-        (Lookup::Exact, scalar) => Ok(Op::Eq(Value::Json(Box::new(scalar.clone())))),
-        (other, _) => Err(format!("lookup `{}` does not apply to JSON", other.name())),
+        scalar => Ok(Value::Json(Box::new(scalar.clone()))),
     }
 }
 

@@ -66,10 +66,17 @@ fn parse_key(
 ) -> Result<Term, Vec<String>> {
     let (index, transform, lookup) = resolve(fields, key, access).map_err(|m| vec![m])?;
     let field = &fields[index];
+    // A JSON field itself is the value at the empty key path: one way to
+    // evaluate it (`isnull` on it is SQL NULL, which no path is missing from).
+    let transform = match transform {
+        None if field.ty.storage() == Storage::Json => Some(Transform::Key(Vec::new())),
+        other => other,
+    };
     // After a transform, the lookup applies to the transform's value.
     let ty = transform.as_ref().map_or(field.ty, Transform::output);
     if !lookup.applies_to(ty.storage()) {
         let what = match &transform {
+            Some(Transform::Key(path)) if path.is_empty() => "a JSON field".to_owned(),
             Some(Transform::Key(_)) => "a JSON key".to_owned(),
             Some(t) => format!("`{}` of a {} field", t.key_text(), field.ty.name()),
             None => format!("a {} field", ty.name()),

@@ -81,10 +81,9 @@ impl Writer {
     fn predicate(&mut self, field: &FieldDef, transform: Option<&Transform>, op: &Op) {
         let column = quote_ident(field.column);
         let (column, ty) = match transform {
+            // A JSON field is always read through a key path (the empty
+            // one for the field itself).
             Some(Transform::Key(path)) => return self.json(&column, path, op),
-            None if field.ty.storage() == Storage::Json && !matches!(op, Op::IsNull(_)) => {
-                return self.json(&column, &[], op)
-            }
             Some(transform) => (self.transform(&column, field.ty.storage(), transform), transform.output()),
             None => (column, field.ty),
         };

@@ -67,6 +67,8 @@ cases = [
  ({"key__contains": "0000-0000-0000-0000"}, [1, 2, 3, 4]),
  ({"key__contains": "00000000000000000000"}, []),
  ({"settings__theme": "dark"}, [1, 4]),
+ ({"settings__theme__in": ["dark", None, 1]}, [1, 4]),
+ ({"settings__in": ["dark", 1]}, []),
  ({"settings__font__size": 12.0}, [1, 2, 4]),
  ({"settings__has_key": "font"}, [1, 2, 4]),
  ({"settings__theme__isnull": True}, [3]),

@@ -73,6 +73,15 @@ impl Writer {
                         self.bind_text(&operand.to_string());
                         self.push(" AS jsonb)");
                     }
+                    Op::In(operands) => {
+                        at_path(self, " IN (");
+                        for (i, operand) in operands.iter().enumerate() {
+                            self.push(if i == 0 { "CAST(" } else { ", CAST(" });
+                            self.bind_text(&operand.to_string());
+                            self.push(" AS jsonb)");
+                        }
+                        self.push(")");
+                    }
                     Op::HasKey(key) => {
                         // The function behind `?`, which `finish` would
                         // take for a placeholder.
@@ -117,27 +126,16 @@ impl Writer {
                         self.bind_text(key);
                         self.push(" END)");
                     }
-                    Op::Eq(Value::Json(operand)) => {
-                        use serde_json::Value as J;
-                        let (kinds, scalar) = match &**operand {
-                            J::Null => ("'null'", None),
-                            J::Bool(true) => ("'true'", None),
-                            J::Bool(false) => ("'false'", None),
-                            J::String(s) => ("'text'", Some((Value::Text(s.clone()), FieldType::Text))),
-                            J::Number(n) => match n.as_i64() {
-                                Some(i) => ("'integer', 'real'", Some((Value::Int(i), FieldType::I64))),
-                                None => ("'integer', 'real'", n.as_f64().map(|f| (Value::Float(f), FieldType::F64))),
-                            },
-                            J::Array(_) | J::Object(_) => unreachable!("refused when parsed"),
-                        };
+                    Op::Eq(Value::Json(operand)) => self.sqlite_json_eq(column, &at, operand),
+                    Op::In(operands) => {
                         self.push("(");
-                        json_type(self, &at);
-                        self.push(&format!(" IN ({kinds})"));
-                        if let Some((value, ty)) = scalar {
-                            self.push(&format!(" AND json_extract({column}, "));
-                            self.bind_text(&at);
-                            self.push(") = ");
-                            self.bind(&value, ty);
+                        for (i, operand) in operands.iter().enumerate() {
+                            if i > 0 {
+                                self.push(" OR ");
+                            }
+                            if let Value::Json(operand) = operand {
+                                self.sqlite_json_eq(column, &at, operand);
+                            }
                         }
                         self.push(")");
                     }
@@ -145,5 +143,32 @@ impl Writer {
                 }
             }
         }
+    }
+
+    /// SQLite: the JSON at `at` is the scalar `operand`. `json_type` keeps
+    /// `"1"`, `1` and `true` apart, which `json_extract` alone would not.
+    fn sqlite_json_eq(&mut self, column: &str, at: &str, operand: &serde_json::Value) {
+        use serde_json::Value as J;
+        let (kinds, scalar) = match operand {
+            J::Null => ("'null'", None),
+            J::Bool(true) => ("'true'", None),
+            J::Bool(false) => ("'false'", None),
+            J::String(s) => ("'text'", Some((Value::Text(s.clone()), FieldType::Text))),
+            J::Number(n) => match n.as_i64() {
+                Some(i) => ("'integer', 'real'", Some((Value::Int(i), FieldType::I64))),
+                None => ("'integer', 'real'", n.as_f64().map(|f| (Value::Float(f), FieldType::F64))),
+            },
+            J::Array(_) | J::Object(_) => unreachable!("refused when parsed"),
+        };
+        self.push(&format!("(json_type({column}, "));
+        self.bind_text(at);
+        self.push(&format!(") IN ({kinds})"));
+        if let Some((value, ty)) = scalar {
+            self.push(&format!(" AND json_extract({column}, "));
+            self.bind_text(at);
+            self.push(") = ");
+            self.bind(&value, ty);
+        }
+        self.push(")");
     }
 }
