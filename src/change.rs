@@ -9,7 +9,7 @@
 use std::sync::{Arc, OnceLock};
 
 use crate::filter::Filter;
-use crate::model::{FieldDef, Row, Value};
+use crate::model::{FieldDef, Row, Storage, Value};
 use crate::record;
 
 /// What a subscriber is told about a row.
@@ -117,13 +117,14 @@ impl Change {
 
 /// A change as it travels between processes:
 /// `{"route": .., "pos": .., "old": [..] | null, "new": [..] | null}`, rows as
-/// JSON arrays in field order. Everything a receiver needs to match it
+/// JSON arrays in field order, each value in its storage family's own form
+/// (an application's field type converts only for clients). Everything a receiver needs to match it
 /// against its own subscriptions, with no database read.
 impl Change {
     /// Encodes the change for other processes.
     pub fn to_wire(&self) -> serde_json::Value {
         let row = |r: &Option<Row>| match r {
-            Some(values) => serde_json::Value::Array(values.iter().map(|v| v.to_json()).collect()),
+            Some(values) => serde_json::Value::Array(values.iter().map(wire_value).collect()),
             None => serde_json::Value::Null,
         };
         serde_json::json!({ "route": self.route, "pos": self.pos, "old": row(&self.old), "new": row(&self.new) })
@@ -142,7 +143,7 @@ impl Change {
                 serde_json::Value::Array(values) if values.len() == fields.len() => values
                     .iter()
                     .zip(fields)
-                    .map(|(v, f)| f.ty.value_from_json(v, f.nullable).map_err(|e| format!("{}: {e}", f.name)))
+                    .map(|(v, f)| from_wire_value(v, f).map_err(|e| format!("{}: {e}", f.name)))
                     .collect::<Result<Row, _>>()
                     .map(Some),
                 other => Err(format!("{key} is not a row of {} values: {other}", fields.len())),
@@ -152,6 +153,27 @@ impl Change {
         let mut change = Change::new(route, fields, pk, row("old")?, row("new")?);
         change.pos = pos;
         Ok(change)
+    }
+}
+
+/// A value as it travels: its family's JSON form, except that a JSON
+/// document is wrapped in a list, so that the JSON `null` document stays
+/// apart from SQL `NULL`.
+fn wire_value(value: &Value) -> serde_json::Value {
+    match value {
+        Value::Json(json) => serde_json::Value::Array(vec![(**json).clone()]),
+        other => other.to_json(),
+    }
+}
+
+fn from_wire_value(wire: &serde_json::Value, field: &FieldDef) -> Result<Value, String> {
+    match (field.ty.storage(), wire) {
+        (Storage::Json, serde_json::Value::Array(items)) if items.len() == 1 => {
+            Ok(Value::Json(Box::new(items[0].clone())))
+        }
+        (Storage::Json, serde_json::Value::Null) if field.nullable => Ok(Value::Null),
+        (Storage::Json, other) => Err(format!("not a wrapped JSON document: {other}")),
+        (storage, wire) => storage.value_from_json(wire, field.nullable),
     }
 }
 
@@ -182,6 +204,43 @@ mod tests {
         assert_eq!((back.pos, back.old, back.new), (42, Some(old), Some(new)));
         let bad = serde_json::json!({"route": "items", "pos": 1, "old": null, "new": [1, 2]});
         assert!(Change::from_wire(&bad, Item::ROUTE, Item::FIELDS, Item::PRIMARY_KEY).is_err());
+    }
+
+    #[allow(dead_code)]
+    #[derive(crate::Model)]
+    struct Typed {
+        id: i32,
+        doc: Option<serde_json::Value>,
+        due: chrono::NaiveDate,
+        at: chrono::DateTime<chrono::Utc>,
+        local: Option<chrono::NaiveDateTime>,
+        key: uuid::Uuid,
+        weight: f32,
+    }
+
+    #[test]
+    fn wire_round_trip_of_every_family() {
+        use crate::model::{Model, Value};
+        let day = chrono::NaiveDate::from_ymd_opt(2024, 2, 29).unwrap();
+        let at = day.and_hms_micro_opt(13, 5, 0, 123_456).unwrap();
+        let row = |doc: Value| -> Row {
+            vec![
+                Value::Int(1),
+                doc,
+                Value::Date(day),
+                Value::DateTimeUtc(at.and_utc()),
+                Value::DateTime(at),
+                Value::Uuid(uuid::Uuid::from_u128(7)),
+                Value::Float(f64::from(0.1f32)),
+            ]
+            .into()
+        };
+        // The JSON `null` document is not SQL NULL, in another process too.
+        let (old, new) = (row(Value::Json(Box::new(serde_json::Value::Null))), row(Value::Null));
+        let change = Change::new(Typed::ROUTE, Typed::FIELDS, Typed::PRIMARY_KEY, Some(old.clone()), Some(new.clone()));
+        let wire: serde_json::Value = serde_json::from_str(&change.to_wire().to_string()).unwrap();
+        let back = Change::from_wire(&wire, Typed::ROUTE, Typed::FIELDS, Typed::PRIMARY_KEY).unwrap();
+        assert_eq!((back.old, back.new), (Some(old), Some(new)));
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! (`tests/layers.rs` checks this):
 //!
 //! 1. the pure core, with no runtime, database or socket: [`model`],
-//!    [`record`], [`change`], [`filter`], [`error`], [`protocol`];
+//!    [`field`], [`value`], [`record`], [`change`], [`filter`], [`error`],
+//!    [`protocol`];
 //! 2. [`sql`]: dialects, bound values, filters as SQL, `wyrm_upper`;
 //! 3. [`store`]: the database, write transactions that number their changes
 //!    and hand them to a [`store::CommitSink`], snapshots, history;
@@ -34,10 +35,12 @@ extern crate self as wyrmhole;
 // 1. the pure core
 pub mod change;
 pub mod error;
+pub mod field;
 pub mod filter;
 pub mod model;
 pub mod protocol;
 pub mod record;
+pub mod value;
 // 2-3. SQL and the store
 pub mod sql;
 pub mod store;
@@ -73,14 +76,16 @@ pub use builder::{BuildError, Builder, Wyrmhole};
 pub use config::ConnectionConfig;
 pub use error::{Error, FieldErrors};
 pub use fanout::RouteStats;
+pub use field::{FieldType, FieldValue, Storage};
 pub use filter::Filter;
 pub use listener::HttpConfig;
 pub use live::ChannelAccess;
-pub use model::{FieldDef, FieldType, FieldValue, Model, Row, Value, ValueRef};
+pub use model::{FieldDef, Model, Row};
 pub use origin::Origins;
 pub use route::{Limits, Route, Validation, VerbContext};
 pub use server::{remote_addr, Server};
 pub use store::{Conn, Db, Persist, WriteTx};
+pub use value::{Value, ValueRef};
 pub use wyrmhole_derive::Model;
 
 /// Compiles the README's example as a doctest, so it cannot rot.

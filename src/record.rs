@@ -13,7 +13,7 @@ pub fn published(fields: &[FieldDef], row: &[Value]) -> serde_json::Value {
     let mut map = serde_json::Map::with_capacity(fields.len());
     for (field, value) in fields.iter().zip(row) {
         if field.published || field.primary_key {
-            map.insert(field.name.to_owned(), value.to_json());
+            map.insert(field.name.to_owned(), field.ty.value_to_json(value));
         }
     }
     serde_json::Value::Object(map)
@@ -26,20 +26,20 @@ pub fn changed(fields: &[FieldDef], pk: usize, old: &[Value], new: &[Value]) -> 
     let mut map = serde_json::Map::new();
     for (i, field) in fields.iter().enumerate() {
         if field.published && !field.primary_key && !old[i].same(&new[i]) {
-            map.insert(field.name.to_owned(), new[i].to_json());
+            map.insert(field.name.to_owned(), field.ty.value_to_json(&new[i]));
         }
     }
     if map.is_empty() {
         return None;
     }
-    map.insert(fields[pk].name.to_owned(), new[pk].to_json());
+    map.insert(fields[pk].name.to_owned(), fields[pk].ty.value_to_json(&new[pk]));
     Some(serde_json::Value::Object(map))
 }
 
 /// `{"<pk>": id}`: what a `deleted` event carries.
 pub fn id_only(fields: &[FieldDef], pk: usize, row: &[Value]) -> serde_json::Value {
     let mut map = serde_json::Map::with_capacity(1);
-    map.insert(fields[pk].name.to_owned(), row[pk].to_json());
+    map.insert(fields[pk].name.to_owned(), fields[pk].ty.value_to_json(&row[pk]));
     serde_json::Value::Object(map)
 }
 
@@ -147,7 +147,13 @@ impl Patch {
     pub fn check_no_nul(&self, fields: &[FieldDef]) -> Result<(), Error> {
         let mut invalid = FieldErrors::new();
         for (i, value) in &self.values {
-            if matches!(value, Value::Text(s) if s.contains('\0')) {
+            let nul = match value {
+                Value::Text(s) => s.contains('\0'),
+                // jsonb refuses `\u0000` in strings and keys alike.
+                Value::Json(j) => j.to_string().contains("\\u0000"),
+                _ => false,
+            };
+            if nul {
                 invalid.add(fields[*i].name, "may not contain the NUL character (\\u0000) on PostgreSQL");
             }
         }

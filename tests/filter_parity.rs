@@ -17,8 +17,9 @@ mod parity;
 
 use std::cell::RefCell;
 
+use chrono::{Datelike, NaiveDateTime, Timelike};
 use diesel::QueryableByName;
-use parity::{memory_ids, row, setup, sql_ids, Db, FIELDS};
+use parity::{memory_ids, plain, row, setup, sql_ids, Db, FIELDS, JSON_KEYS, JSON_SCALARS};
 use proptest::prelude::*;
 use proptest::sample::{select, Index};
 use proptest::test_runner::TestRunner;
@@ -26,7 +27,7 @@ use serde_json::json;
 use wyrmhole::filter::fold::fold_case;
 use wyrmhole::filter::{FieldAccess, Lookup};
 use wyrmhole::sql::{Bind, Dialect};
-use wyrmhole::{FieldType, Filter, Value};
+use wyrmhole::{FieldType, Filter, Storage, Value};
 
 /// Where one operand comes from: a fresh value, or an existing row's value
 /// (so filters match sometimes), cut and case-changed for text lookups.
@@ -48,6 +49,10 @@ struct PredicateSpec {
     picks: Vec<Pick>,
     null: bool,
     spelled_exact: bool,
+    /// Below 4 on a date field: a transform; below 6 on JSON: a key path.
+    shape: u8,
+    /// The transform, or the keys of the path.
+    names: Vec<Index>,
 }
 
 fn pick() -> impl Strategy<Value = Pick> {
@@ -66,13 +71,23 @@ fn pick() -> impl Strategy<Value = Pick> {
 fn predicate_spec() -> impl Strategy<Value = PredicateSpec> {
     // Text fields have most lookups and most of the ways to go wrong.
     let field = prop_oneof![1 => 0..FIELDS.len(), 1 => select(&[5usize, 6][..])];
-    (field, any::<Index>(), proptest::collection::vec(pick(), 1..=4), proptest::bool::weighted(0.1), any::<bool>())
-        .prop_map(|(field, lookup, picks, null, spelled_exact)| PredicateSpec {
+    (
+        field,
+        any::<Index>(),
+        proptest::collection::vec(pick(), 1..=4),
+        proptest::bool::weighted(0.1),
+        any::<bool>(),
+        0u8..10,
+        proptest::collection::vec(any::<Index>(), 1..=2),
+    )
+        .prop_map(|(field, lookup, picks, null, spelled_exact, shape, names)| PredicateSpec {
             field,
             lookup,
             picks,
             null,
             spelled_exact,
+            shape,
+            names,
         })
 }
 
@@ -88,12 +103,7 @@ impl Pick {
     fn non_null(&self, field: usize, rows: &[Vec<Value>]) -> Value {
         match self.value(field, rows) {
             Value::Null => match &self.fresh[field] {
-                Value::Null => match FIELDS[field].ty {
-                    FieldType::Bool => Value::Bool(false),
-                    FieldType::F64 => Value::Float(0.0),
-                    FieldType::Text => Value::Text(String::new()),
-                    _ => Value::Int(0),
-                },
+                Value::Null => plain(FIELDS[field].ty.storage()),
                 v => v.clone(),
             },
             v => v,
@@ -102,7 +112,12 @@ impl Pick {
 
     /// A piece of a text value, with its case changed.
     fn needle(&self, field: usize, rows: &[Vec<Value>]) -> String {
-        let Value::Text(full) = self.non_null(field, rows) else { unreachable!("text field") };
+        let full = match self.non_null(field, rows) {
+            Value::Text(full) => full,
+            // Text lookups on a UUID read its hyphenated lowercase text.
+            Value::Uuid(u) => u.hyphenated().to_string(),
+            other => unreachable!("text lookups on {other:?}"),
+        };
         let chars: Vec<char> = full.chars().collect();
         let start = self.start.index(chars.len() + 1);
         let len = self.len.index(chars.len() - start + 1);
@@ -125,17 +140,93 @@ impl Pick {
     }
 }
 
+/// Django's date transforms, computed here independently of wyrmhole's.
+fn transformed(name: &str, value: &Value) -> Value {
+    let t: NaiveDateTime = match value {
+        Value::Date(d) => (*d).into(),
+        Value::DateTime(t) => *t,
+        Value::DateTimeUtc(t) => t.naive_utc(),
+        _ => return Value::Null,
+    };
+    let n = match name {
+        "date" => return Value::Date(t.date()),
+        "year" => t.year() as u32,
+        "month" => t.month(),
+        "day" => t.day(),
+        "week_day" => t.weekday().num_days_from_sunday() + 1,
+        "quarter" => t.month().div_ceil(3),
+        "hour" => t.hour(),
+        _ => unreachable!("{name}"),
+    };
+    Value::Int(n.into())
+}
+
+/// The value at a key path of a JSON row value, if it is a scalar.
+fn at_path(value: &Value, path: &[&str]) -> Option<serde_json::Value> {
+    let Value::Json(j) = value else { return None };
+    let mut j: &serde_json::Value = j;
+    for key in path {
+        j = j.as_object()?.get(*key)?;
+    }
+    (!j.is_object() && !j.is_array()).then(|| j.clone())
+}
+
 /// The JSON filter a spec describes, given the rows in the table.
 fn build(specs: &[PredicateSpec], rows: &[Vec<Value>]) -> serde_json::Value {
     let mut filter = serde_json::Map::new();
     for spec in specs {
         let f = &FIELDS[spec.field];
-        let lookups: Vec<Lookup> = Lookup::ALL.into_iter().filter(|l| l.applies_to(f.ty)).collect();
+        let storage = f.ty.storage();
+        let timed = matches!(storage, Storage::DateTime | Storage::DateTimeUtc);
+        let transforms: &[&str] = if timed {
+            &["year", "month", "day", "week_day", "quarter", "hour", "date"]
+        } else {
+            &["year", "month", "day", "week_day", "quarter"]
+        };
+        let transform =
+            (storage.is_temporal() && spec.shape < 4).then(|| transforms[spec.names[0].index(transforms.len())]);
+        let path: Option<Vec<&str>> = (storage == Storage::Json && spec.shape < 6)
+            .then(|| spec.names.iter().map(|i| JSON_KEYS[i.index(JSON_KEYS.len())]).collect());
+        // The type the lookup sees, and each pick's value of it.
+        let ty = match transform {
+            Some("date") => Storage::Date,
+            Some(_) => Storage::I32,
+            None => storage,
+        };
+        let value = |p: &Pick| match transform {
+            Some(name) => transformed(name, &p.non_null(spec.field, rows)),
+            None => p.non_null(spec.field, rows),
+        };
+        let lookups: Vec<Lookup> = Lookup::ALL.into_iter().filter(|l| l.applies_to(ty)).collect();
         let lookup = lookups[spec.lookup.index(lookups.len())];
         let first = &spec.picks[0];
         let second = &spec.picks[1 % spec.picks.len()];
         let operand = match lookup {
+            _ if ty == Storage::Json => {
+                let keys = path.clone().unwrap_or_default();
+                match lookup {
+                    // Keys, and strings that are values (PostgreSQL's `?`
+                    // also finds a string in a list, or the string itself).
+                    Lookup::HasKey => json!(["theme", "a", "b", "a b", "dark", ""][first.len.index(6)]),
+                    Lookup::IsNull => json!(first.as_int),
+                    // Scalars at the path in rows, or from the pool; nulls are skipped.
+                    Lookup::In => serde_json::Value::Array(
+                        spec.picks
+                            .iter()
+                            .map(|p| match at_path(&p.value(spec.field, rows), &keys) {
+                                Some(scalar) if p.case < 3 => scalar,
+                                _ => serde_json::from_str(JSON_SCALARS[p.start.index(JSON_SCALARS.len())]).unwrap(),
+                            })
+                            .collect(),
+                    ),
+                    _ => match at_path(&first.value(spec.field, rows), &keys) {
+                        Some(scalar) if !spec.null && first.case < 2 => scalar,
+                        _ => serde_json::from_str(JSON_SCALARS[first.start.index(JSON_SCALARS.len())]).unwrap(),
+                    },
+                }
+            }
             Lookup::Exact if spec.null => json!(null),
+            Lookup::Exact if transform.is_some() => first.json(&value(first)),
             Lookup::Exact => first.json(&first.value(spec.field, rows)),
             Lookup::IExact if spec.null => json!(null),
             Lookup::IExact
@@ -145,20 +236,26 @@ fn build(specs: &[PredicateSpec], rows: &[Vec<Value>]) -> serde_json::Value {
             | Lookup::IStartsWith
             | Lookup::EndsWith
             | Lookup::IEndsWith => json!(first.needle(spec.field, rows)),
+            // Null items are ignored, as Django does.
             Lookup::In => serde_json::Value::Array(
-                spec.picks.iter().skip(usize::from(spec.null)).map(|p| p.json(&p.non_null(spec.field, rows))).collect(),
+                spec.picks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| if spec.null && i == 0 { json!(null) } else { p.json(&value(p)) })
+                    .collect(),
             ),
-            Lookup::Gt | Lookup::Gte | Lookup::Lt | Lookup::Lte => first.json(&first.non_null(spec.field, rows)),
-            Lookup::Range => {
-                json!([first.json(&first.non_null(spec.field, rows)), second.json(&second.non_null(spec.field, rows))])
-            }
+            Lookup::Gt | Lookup::Gte | Lookup::Lt | Lookup::Lte => first.json(&value(first)),
+            Lookup::Range => json!([first.json(&value(first)), second.json(&value(second))]),
             Lookup::IsNull => json!(first.as_int),
+            Lookup::HasKey => unreachable!("JSON only"),
         };
-        let key = if lookup == Lookup::Exact && !spec.spelled_exact {
-            f.name.to_owned()
-        } else {
-            format!("{}__{}", f.name, lookup.name())
-        };
+        let mut key = f.name.to_owned();
+        for part in transform.iter().chain(path.iter().flatten()) {
+            key = format!("{key}__{part}");
+        }
+        if lookup != Lookup::Exact || spec.spelled_exact {
+            key = format!("{key}__{}", lookup.name());
+        }
         filter.insert(key, operand);
     }
     serde_json::Value::Object(filter)
@@ -200,16 +297,8 @@ fn sql_and_memory_agree() {
 #[test]
 fn known_hard_cases() {
     let text = |s: &str| {
-        let mut row: Vec<Value> = FIELDS
-            .iter()
-            .map(|f| match (f.nullable, f.ty) {
-                (true, _) => Value::Null,
-                (false, FieldType::Bool) => Value::Bool(false),
-                (false, FieldType::F64) => Value::Float(0.0),
-                (false, FieldType::Text) => Value::Text(String::new()),
-                (false, _) => Value::Int(0),
-            })
-            .collect();
+        let mut row: Vec<Value> =
+            FIELDS.iter().map(|f| if f.nullable { Value::Null } else { plain(f.ty.storage()) }).collect();
         row[5] = Value::Text(s.into());
         row
     };

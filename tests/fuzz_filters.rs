@@ -38,7 +38,7 @@ use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use serde_json::{json, Value as Json};
 use wyrmhole::filter::FieldAccess;
 use wyrmhole::sql::{self, Dialect};
-use wyrmhole::{Error, FieldDef, FieldType, Filter, Value};
+use wyrmhole::{Error, FieldDef, Filter, Storage, Value};
 
 /// The parity table's fields, with `n` a foreign key (so `rel`, `rel__id`
 /// and `rel__pk` name it) and `g` unpublished (so client and server parse
@@ -96,6 +96,17 @@ fn corpus() -> Vec<Json> {
         json!({"n__isnull": true}),
         json!({"g__isnull": true}),
         json!({"id__in": []}),
+        json!({"pk": 1}),
+        json!({"b": 5.0, "t__in": [null, "x"]}),
+        json!({"c__lt": 99999999999999999999.0, "b__gt": -3000000000i64}),
+        json!({"day__year__gte": 2000, "day__week_day": 1}),
+        json!({"at__date": "2024-02-29", "at__hour__lt": 12}),
+        json!({"utc__quarter__in": [1, 4], "utc__gt": "2024-02-29T10:00:00+01:00"}),
+        json!({"day__range": ["2000-1-1", "2024-12-31"]}),
+        json!({"key__gt": "a0000000-0000-0000-0000-000000000000"}),
+        json!({"doc__theme": "dark", "doc__a__b__isnull": true}),
+        json!({"doc__has_key": "a", "doc": null}),
+        json!({"small__gt": 0.1}),
     ]
 }
 
@@ -179,10 +190,12 @@ fn examine(json: &Json, rows: &[Vec<Value>], dialect: Dialect) -> Result<Option<
             return Err(format!("{d:?}: placeholders and binds differ: {fragment:?}"));
         }
         for bind in &fragment.binds {
-            let fits = match (&bind.value, bind.ty) {
-                (Value::Bool(_), FieldType::Bool) | (Value::Float(_), FieldType::F64) => true,
-                (Value::Text(_), FieldType::Text) => true,
+            let fits = match (&bind.value, bind.ty.storage()) {
+                (Value::Bool(_), Storage::Bool) | (Value::Float(_), Storage::F64) => true,
+                (Value::Text(_), Storage::Text) => true,
                 (Value::Int(_), ty) => ty.is_integer(),
+                (Value::Date(_), Storage::Date) | (Value::DateTime(_), Storage::DateTime) => true,
+                (Value::DateTimeUtc(_), Storage::DateTimeUtc) | (Value::Uuid(_), Storage::Uuid) => true,
                 _ => false,
             };
             if !fits {

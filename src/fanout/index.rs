@@ -83,14 +83,20 @@ impl Index {
         self.keyed.is_empty() && self.fields.is_empty() && self.unindexed.is_empty()
     }
 
-    /// Hash of an indexable value. Floats and nulls are never index keys.
+    /// Hash of an indexable value. Floats, JSON and nulls are never index keys.
     fn hash(&self, value: &Value) -> Option<u64> {
         let mut h = self.hasher.build_hasher();
         match value {
             Value::Int(i) => (0u8, i).hash(&mut h),
             Value::Bool(b) => (1u8, b).hash(&mut h),
             Value::Text(s) => (2u8, s).hash(&mut h),
-            Value::Null | Value::Float(_) => return None,
+            Value::Date(d) => (3u8, d).hash(&mut h),
+            Value::DateTime(d) => (4u8, d).hash(&mut h),
+            Value::DateTimeUtc(d) => (5u8, d).hash(&mut h),
+            Value::Uuid(u) => (6u8, u).hash(&mut h),
+            // JSON equality is not that of its text (`1` is `1.0`):
+            // `Filter::equalities` never keys on it.
+            Value::Null | Value::Float(_) | Value::Json(_) => return None,
         }
         Some(h.finish())
     }

@@ -9,7 +9,7 @@
 use std::cmp::Ordering;
 
 use super::fold::fold_char;
-use super::{Cmp, Op, TextKind};
+use super::{json, Cmp, Op, TextKind};
 use crate::model::Value;
 
 impl Op {
@@ -27,7 +27,7 @@ impl Op {
             Op::IsNull(_) => unreachable!("handled above"),
             Op::Eq(operand) => compare(value, operand) == Some(Ordering::Equal),
             Op::In(operands) => {
-                // Operands are sorted by `parse::total_order`, which agrees with
+                // Operands are sorted by `operand::total_order`, which agrees with
                 // `compare` on finite floats without -0.0; a row's -0.0
                 // still finds 0.0 because `compare` says they are equal.
                 operands.binary_search_by(|o| compare(o, value).unwrap_or(Ordering::Less)).is_ok()
@@ -42,13 +42,15 @@ impl Op {
                 compare(value, low).is_some_and(|o| o != Ordering::Less)
                     && compare(value, high).is_some_and(|o| o != Ordering::Greater)
             }
-            Op::IExact(folded) => text(value).is_some_and(|s| s.chars().map(fold_char).eq(folded.chars())),
-            Op::Text { kind, fold: false, needle } => text(value).is_some_and(|s| match kind {
+            Op::IExact(folded) => {
+                text(value, &mut [0; 36]).is_some_and(|s| s.chars().map(fold_char).eq(folded.chars()))
+            }
+            Op::Text { kind, fold: false, needle } => text(value, &mut [0; 36]).is_some_and(|s| match kind {
                 TextKind::Contains => s.contains(needle.as_str()),
                 TextKind::StartsWith => s.starts_with(needle.as_str()),
                 TextKind::EndsWith => s.ends_with(needle.as_str()),
             }),
-            Op::Text { kind, fold: true, needle } => text(value).is_some_and(|s| match kind {
+            Op::Text { kind, fold: true, needle } => text(value, &mut [0; 36]).is_some_and(|s| match kind {
                 TextKind::Contains => folded_contains(s, needle),
                 TextKind::StartsWith => folded_starts_with(s, needle),
                 TextKind::EndsWith => {
@@ -56,27 +58,40 @@ impl Op {
                     needle.chars().rev().all(|c| rest.next() == Some(c))
                 }
             }),
+            Op::HasKey(key) => matches!(value, Value::Json(j) if json::has_key(j, key)),
         }
     }
 }
 
 /// Compares two non-null values of the same type as SQL does: integers and
 /// floats numerically (so `0.0 == -0.0`), text by bytes (SQLite's BINARY
-/// collation, PostgreSQL's `"C"`), booleans as 0 and 1. `None` for NULL or
-/// mismatched types, which no test accepts.
+/// collation, PostgreSQL's `"C"`), booleans as 0 and 1, dates and times in
+/// time order (SQLite's text forms sort so), UUIDs by bytes (PostgreSQL's
+/// `uuid` order, and that of their lowercase hyphenated text). JSON is only
+/// ever equal or not. `None` for NULL or mismatched types, which no test
+/// accepts.
 fn compare(a: &Value, b: &Value) -> Option<Ordering> {
     match (a, b) {
         (Value::Int(a), Value::Int(b)) => Some(a.cmp(b)),
         (Value::Float(a), Value::Float(b)) => a.partial_cmp(b),
         (Value::Text(a), Value::Text(b)) => Some(a.as_bytes().cmp(b.as_bytes())),
         (Value::Bool(a), Value::Bool(b)) => Some(a.cmp(b)),
+        (Value::Date(a), Value::Date(b)) => Some(a.cmp(b)),
+        (Value::DateTime(a), Value::DateTime(b)) => Some(a.cmp(b)),
+        (Value::DateTimeUtc(a), Value::DateTimeUtc(b)) => Some(a.cmp(b)),
+        (Value::Uuid(a), Value::Uuid(b)) => Some(a.as_bytes().cmp(b.as_bytes())),
+        (Value::Json(a), Value::Json(b)) => json::equal(a, b).then_some(Ordering::Equal),
         _ => None,
     }
 }
 
-fn text(value: &Value) -> Option<&str> {
+/// The text that text lookups read: a string, or a UUID's hyphenated
+/// lowercase form (PostgreSQL's `uuid::text`, which Django's lookups on a
+/// UUID field read there), written into `buf` without allocating.
+fn text<'a>(value: &'a Value, buf: &'a mut [u8; 36]) -> Option<&'a str> {
     match value {
         Value::Text(s) => Some(s),
+        Value::Uuid(u) => Some(u.hyphenated().encode_lower(buf)),
         _ => None,
     }
 }

@@ -20,10 +20,17 @@
 
 mod eval;
 pub mod fold;
+mod json;
+mod lookup;
+mod operand;
 mod parse;
+mod transform;
+
+pub use lookup::Lookup;
+pub(crate) use transform::{Part, Transform};
 
 use crate::error::FieldErrors;
-use crate::model::{FieldDef, FieldType, Value};
+use crate::model::{FieldDef, Storage, Value};
 
 /// Which fields a filter may name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,110 +52,26 @@ pub struct Filter {
     pub(crate) never: bool,
 }
 
-/// A lookup, the part after the last `__` of a filter key (`exact` when absent).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Lookup {
-    /// `field` or `field__exact`: equal, or `IS NULL` for `null`.
-    Exact,
-    /// Equal after case folding (text).
-    IExact,
-    /// Contains the text, case-sensitively.
-    Contains,
-    /// Contains the text after case folding.
-    IContains,
-    /// Equal to one of a list of values.
-    In,
-    /// Greater than.
-    Gt,
-    /// Greater than or equal.
-    Gte,
-    /// Less than.
-    Lt,
-    /// Less than or equal.
-    Lte,
-    /// Starts with the text, case-sensitively.
-    StartsWith,
-    /// Starts with the text after case folding.
-    IStartsWith,
-    /// Ends with the text, case-sensitively.
-    EndsWith,
-    /// Ends with the text after case folding.
-    IEndsWith,
-    /// Between `[low, high]`, both inclusive.
-    Range,
-    /// `IS NULL` for `true`, `IS NOT NULL` for `false`.
-    IsNull,
-}
-
-impl Lookup {
-    /// Every lookup, in the order error messages list them.
-    pub const ALL: [Lookup; 15] = [
-        Lookup::Exact,
-        Lookup::IExact,
-        Lookup::Contains,
-        Lookup::IContains,
-        Lookup::In,
-        Lookup::Gt,
-        Lookup::Gte,
-        Lookup::Lt,
-        Lookup::Lte,
-        Lookup::StartsWith,
-        Lookup::IStartsWith,
-        Lookup::EndsWith,
-        Lookup::IEndsWith,
-        Lookup::Range,
-        Lookup::IsNull,
-    ];
-
-    /// The name clients write after `__`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Lookup::Exact => "exact",
-            Lookup::IExact => "iexact",
-            Lookup::Contains => "contains",
-            Lookup::IContains => "icontains",
-            Lookup::In => "in",
-            Lookup::Gt => "gt",
-            Lookup::Gte => "gte",
-            Lookup::Lt => "lt",
-            Lookup::Lte => "lte",
-            Lookup::StartsWith => "startswith",
-            Lookup::IStartsWith => "istartswith",
-            Lookup::EndsWith => "endswith",
-            Lookup::IEndsWith => "iendswith",
-            Lookup::Range => "range",
-            Lookup::IsNull => "isnull",
-        }
-    }
-
-    /// The lookup with this name.
-    pub fn from_name(name: &str) -> Option<Lookup> {
-        Lookup::ALL.into_iter().find(|l| l.name() == name)
-    }
-
-    /// Whether the lookup applies to fields of this type: text lookups to
-    /// text, ordering to numbers and text, and `exact`, `in`, `isnull` to all.
-    pub fn applies_to(self, ty: FieldType) -> bool {
-        match self {
-            Lookup::Exact | Lookup::In | Lookup::IsNull => true,
-            Lookup::Gt | Lookup::Gte | Lookup::Lt | Lookup::Lte | Lookup::Range => ty != FieldType::Bool,
-            Lookup::IExact
-            | Lookup::Contains
-            | Lookup::IContains
-            | Lookup::StartsWith
-            | Lookup::IStartsWith
-            | Lookup::EndsWith
-            | Lookup::IEndsWith => ty == FieldType::Text,
-        }
-    }
-}
-
 /// One condition on one field.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Predicate {
     /// Index into the filter's fields.
     pub(crate) field: usize,
+    /// Applied to the field's value before `op` (`due__year`, `settings__theme`).
+    pub(crate) transform: Option<Transform>,
     pub(crate) op: Op,
+}
+
+impl Predicate {
+    /// Whether a row passes.
+    pub(crate) fn matches(&self, row: &[Value]) -> bool {
+        let value = &row[self.field];
+        match &self.transform {
+            None => self.op.matches(value),
+            Some(Transform::Key(path)) => json::matches(value, path, &self.op),
+            Some(transform) => self.op.matches(&transform.apply(value)),
+        }
+    }
 }
 
 /// A predicate's test, normalized so that equivalent lookups look the same:
@@ -171,6 +94,8 @@ pub(crate) enum Op {
     /// Substring tests; with `fold`, the needle is already folded and the
     /// column is folded at evaluation.
     Text { kind: TextKind, fold: bool, needle: String },
+    /// A JSON object has the key.
+    HasKey(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -246,7 +171,7 @@ impl Filter {
 
     /// Whether a row (values in field order) passes the filter.
     pub fn matches(&self, row: &[Value]) -> bool {
-        !self.never && self.predicates.iter().all(|p| p.op.matches(&row[p.field]))
+        !self.never && self.predicates.iter().all(|p| p.matches(row))
     }
 
     /// Whether evaluating it may read a whole text value: `contains`, and
@@ -273,7 +198,13 @@ impl Filter {
             .iter()
             .map(|p| {
                 let (lookup, operand) = p.op.key_parts();
-                format!("{}__{lookup}={operand}", self.fields[p.field].name)
+                let name = self.fields[p.field].name;
+                match &p.transform {
+                    // Key paths may hold any character: JSON-quote them.
+                    Some(Transform::Key(path)) => format!("{name}__{}__{lookup}={operand}", serde_json::json!(path)),
+                    Some(t) => format!("{name}__{}__{lookup}={operand}", t.key_text()),
+                    None => format!("{name}__{lookup}={operand}"),
+                }
             })
             .collect();
         parts.sort_unstable();
@@ -281,13 +212,19 @@ impl Filter {
         parts.join("&")
     }
 
-    /// `(field index, value)` of every equality on a non-null value, except
-    /// on float fields (where `0.0` and `-0.0` are equal but hash apart):
-    /// what the subscription index keys groups on. Every row the filter
-    /// matches has exactly this value in that field.
+    /// `(field index, value)` of every equality on a non-null value of the
+    /// field itself (not of a transform), except on float fields (where
+    /// `0.0` and `-0.0` are equal but hash apart) and JSON fields (where `1`
+    /// and `1.0` are equal): what the subscription index keys groups on.
+    /// Every row the filter matches has exactly this value in that field.
     pub fn equalities(&self) -> impl Iterator<Item = (usize, &Value)> {
         self.predicates.iter().filter_map(|p| match &p.op {
-            Op::Eq(value) if self.fields[p.field].ty != FieldType::F64 => Some((p.field, value)),
+            Op::Eq(value)
+                if p.transform.is_none()
+                    && !matches!(self.fields[p.field].ty.storage(), Storage::F32 | Storage::F64 | Storage::Json) =>
+            {
+                Some((p.field, value))
+            }
             _ => None,
         })
     }
@@ -331,6 +268,7 @@ impl Op {
                 };
                 (name, needle.as_str().into())
             }
+            Op::HasKey(key) => ("has_key", key.as_str().into()),
         }
     }
 }
@@ -338,6 +276,7 @@ impl Op {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::model::FieldType;
     use serde_json::json;
 
     pub(crate) static FIELDS: &[FieldDef] = &[
@@ -412,6 +351,38 @@ pub(crate) mod tests {
         assert_ne!(parse(json!({"id__gt": 1})).canonical_key(), parse(json!({"id__gte": 1})).canonical_key());
         let dup = parse(json!({"id": 1})).and(parse(json!({"id": 1})));
         assert_eq!(dup.canonical_key(), parse(json!({"id": 1})).canonical_key());
+    }
+
+    #[test]
+    fn equalities_of_new_types_key_on_values_not_transforms() {
+        static TYPED: &[FieldDef] = &[
+            field("id", FieldType::I32, false, true),
+            field("due", FieldType::Date, true, true),
+            field("key", FieldType::Uuid, false, true),
+            field("doc", FieldType::Json, true, true),
+            field("weight", FieldType::F32, false, true),
+        ];
+        let f = Filter::parse(
+            TYPED,
+            &json!({"due": "2024-2-29", "key": "00000000000000000000000000000001", "doc": 1, "weight": 0.5,
+                    "due__year": 2024, "doc__a": "x"}),
+            FieldAccess::All,
+        )
+        .unwrap();
+        let eq: Vec<_> = f.equalities().map(|(i, v)| (TYPED[i].name, v.to_json())).collect();
+        // JSON equality is not that of its text (1 is 1.0), floats' not of
+        // their bits, and a transform's value is not the field's.
+        assert_eq!(eq, vec![("due", json!("2024-02-29")), ("key", json!("00000000-0000-0000-0000-000000000001"))]);
+        let a = Filter::parse(TYPED, &json!({"due__year": 2024}), FieldAccess::All).unwrap();
+        let b = Filter::parse(TYPED, &json!({"due__month": 2024}), FieldAccess::All).unwrap();
+        assert_ne!(a.canonical_key(), b.canonical_key());
+        let a = Filter::parse(TYPED, &json!({"doc__a__b": 1}), FieldAccess::All).unwrap();
+        let b = Filter::parse(TYPED, &json!({"doc__a": 1}), FieldAccess::All).unwrap();
+        assert_ne!(a.canonical_key(), b.canonical_key());
+        assert_eq!(
+            a.canonical_key(),
+            Filter::parse(TYPED, &json!({"doc__a__b": 1}), FieldAccess::All).unwrap().canonical_key()
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use super::Limits;
 use crate::error::{Error, FieldErrors};
 use crate::filter::{FieldAccess, Filter};
-use crate::model::{json_kind, FieldType, Model, Value};
+use crate::model::{json_kind, Model, Storage, Value};
 use crate::sql::{self, quote_ident, Dialect};
 
 /// Typed access to a request's `args`, with errors naming the argument.
@@ -101,8 +101,13 @@ impl Args<'_> {
                 .ok_or_else(|| Error::bad_arg("order_by", format!("no field {name:?}")))?;
             // Explicit NULLS placement: the same order on SQLite and PostgreSQL.
             let direction = if descending { "DESC NULLS LAST" } else { "ASC NULLS FIRST" };
-            let collate = match field.ty {
-                FieldType::Text => format!(" COLLATE {}", dialect.byte_collation()),
+            let collate = match field.ty.storage() {
+                Storage::Text => format!(" COLLATE {}", dialect.byte_collation()),
+                Storage::Uuid if dialect == crate::sql::Dialect::Sqlite => " COLLATE BINARY".into(),
+                // jsonb and JSON text order differently.
+                Storage::Json => {
+                    return Err(Error::bad_arg("order_by", format!("cannot order by the JSON field {name:?}")))
+                }
                 _ => String::new(),
             };
             terms.push(format!("{}{collate} {direction}", quote_ident(field.column)));

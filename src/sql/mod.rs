@@ -10,17 +10,19 @@
 
 pub mod fold;
 mod render;
+pub mod types;
 
 use std::borrow::Cow;
 
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::backend::Backend;
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use diesel::serialize::ToSql;
-use diesel::sql_types::{BigInt, Bool, Double, HasSqlType, Integer, Nullable, SmallInt, Text};
+use diesel::sql_types::{BigInt, Bool, Date, Double, Float, HasSqlType, Integer, Nullable, SmallInt, Text, Timestamp};
 
 use crate::error::{Error, FieldErrors};
 use crate::filter::{FieldAccess, Filter};
-use crate::model::{FieldDef, FieldType, Value};
+use crate::model::{FieldDef, FieldType, Storage, Value};
 
 pub use render::render;
 
@@ -111,7 +113,8 @@ pub struct SqlFragment {
     pub binds: Vec<Bind>,
 }
 
-/// Binds every value with its Diesel SQL type (Integer/SmallInt/BigInt/Double/Text/Bool, Nullable where null),
+/// Binds every value with the Diesel SQL type of its field's storage
+/// (`Integer`, `Double`, `Date`, [`types::Uuid`], ...; `Nullable` for null),
 /// for SQLite or PostgreSQL.
 pub fn bind_all<'f, DB>(query: BoxedSqlQuery<'f, DB, SqlQuery>, binds: &[Bind]) -> BoxedSqlQuery<'f, DB, SqlQuery>
 where
@@ -120,31 +123,49 @@ where
         + HasSqlType<SmallInt>
         + HasSqlType<Integer>
         + HasSqlType<BigInt>
+        + HasSqlType<Float>
         + HasSqlType<Double>
-        + HasSqlType<Text>,
+        + HasSqlType<Text>
+        + HasSqlType<Date>
+        + HasSqlType<Timestamp>
+        + HasSqlType<types::TimestampUtc>
+        + HasSqlType<types::Uuid>
+        + HasSqlType<types::Json>,
     bool: ToSql<Bool, DB>,
     i16: ToSql<SmallInt, DB>,
     i32: ToSql<Integer, DB>,
     i64: ToSql<BigInt, DB>,
+    f32: ToSql<Float, DB>,
     f64: ToSql<Double, DB>,
     String: ToSql<Text, DB>,
+    NaiveDate: ToSql<Date, DB>,
+    NaiveDateTime: ToSql<Timestamp, DB>,
+    DateTime<Utc>: ToSql<types::TimestampUtc, DB>,
+    uuid::Uuid: ToSql<types::Uuid, DB>,
+    serde_json::Value: ToSql<types::Json, DB>,
 {
-    binds.iter().fold(query, |query, bind| match (&bind.value, bind.ty) {
-        (Value::Null, FieldType::Bool) => query.bind::<Nullable<Bool>, Option<bool>>(None),
-        (Value::Null, FieldType::I16) => query.bind::<Nullable<SmallInt>, Option<i16>>(None),
-        (Value::Null, FieldType::I32) => query.bind::<Nullable<Integer>, Option<i32>>(None),
-        (Value::Null, FieldType::I64) => query.bind::<Nullable<BigInt>, Option<i64>>(None),
-        (Value::Null, FieldType::F64) => query.bind::<Nullable<Double>, Option<f64>>(None),
-        (Value::Null, FieldType::Text) => query.bind::<Nullable<Text>, Option<String>>(None),
+    binds.iter().fold(query, |query, bind| match (&bind.value, bind.ty.storage()) {
+        (Value::Null, Storage::Bool) => query.bind::<Nullable<Bool>, Option<bool>>(None),
+        (Value::Null, Storage::I16) => query.bind::<Nullable<SmallInt>, Option<i16>>(None),
+        (Value::Null, Storage::I32) => query.bind::<Nullable<Integer>, Option<i32>>(None),
+        (Value::Null, Storage::I64) => query.bind::<Nullable<BigInt>, Option<i64>>(None),
+        (Value::Null, Storage::F32) => query.bind::<Nullable<Float>, Option<f32>>(None),
+        (Value::Null, Storage::F64) => query.bind::<Nullable<Double>, Option<f64>>(None),
+        (Value::Null, Storage::Text) => query.bind::<Nullable<Text>, Option<String>>(None),
+        (Value::Null, Storage::Date) => query.bind::<Nullable<Date>, Option<NaiveDate>>(None),
+        (Value::Null, Storage::DateTime) => query.bind::<Nullable<Timestamp>, Option<NaiveDateTime>>(None),
+        (Value::Null, Storage::DateTimeUtc) => query.bind::<Nullable<types::TimestampUtc>, Option<DateTime<Utc>>>(None),
+        (Value::Null, Storage::Uuid) => query.bind::<Nullable<types::Uuid>, Option<uuid::Uuid>>(None),
+        (Value::Null, Storage::Json) => query.bind::<Nullable<types::Json>, Option<serde_json::Value>>(None),
         (Value::Bool(b), _) => query.bind::<Bool, _>(*b),
         // A value that does not fit its field's width (only possible for
         // binds built outside `Filter::parse`) is bound whole rather than
         // wrapped: the database then rejects it or compares it correctly.
-        (Value::Int(i), FieldType::I16) => match i16::try_from(*i) {
+        (Value::Int(i), Storage::I16) => match i16::try_from(*i) {
             Ok(small) => query.bind::<SmallInt, _>(small),
             Err(_) => query.bind::<BigInt, _>(*i),
         },
-        (Value::Int(i), FieldType::I32) => match i32::try_from(*i) {
+        (Value::Int(i), Storage::I32) => match i32::try_from(*i) {
             Ok(int) => query.bind::<Integer, _>(int),
             Err(_) => query.bind::<BigInt, _>(*i),
         },
@@ -153,8 +174,16 @@ where
         // one; PostgreSQL would keep a NaN that sorts above every number.
         // Binding NULL makes both databases hold what the filters expect.
         (Value::Float(f), _) if f.is_nan() => query.bind::<Nullable<Double>, Option<f64>>(None),
+        // An `f32` field's values are rounded to `f32` when parsed, so this
+        // loses nothing; filter operands are bound as `F64` (see render.rs).
+        (Value::Float(f), Storage::F32) => query.bind::<Float, _>(*f as f32),
         (Value::Float(f), _) => query.bind::<Double, _>(*f),
         (Value::Text(s), _) => query.bind::<Text, _>(s.clone()),
+        (Value::Date(d), _) => query.bind::<Date, _>(*d),
+        (Value::DateTime(d), _) => query.bind::<Timestamp, _>(*d),
+        (Value::DateTimeUtc(d), _) => query.bind::<types::TimestampUtc, _>(*d),
+        (Value::Uuid(u), _) => query.bind::<types::Uuid, _>(*u),
+        (Value::Json(j), _) => query.bind::<types::Json, _>((**j).clone()),
     })
 }
 

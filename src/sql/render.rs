@@ -25,10 +25,12 @@
 //! numbering would make error-prone. [`Dialect::finish`] turns the whole
 //! statement into the dialect's form once, just before it is sent.
 
-use crate::filter::{Cmp, Filter, Op, TextKind};
-use crate::model::{FieldDef, FieldType, Value};
+use crate::filter::{Cmp, Filter, Op, TextKind, Transform};
+use crate::model::{FieldDef, FieldType, Storage, Value};
 
 use super::{quote_ident, Bind, Dialect, SqlFragment};
+
+mod typed;
 
 /// The filter as the body of a `WHERE` clause: `1 = 1` when it matches
 /// everything, `1 = 0` when it matches nothing.
@@ -48,7 +50,7 @@ pub fn render(filter: &Filter, dialect: Dialect) -> SqlFragment {
         if parenthesize {
             w.sql.push('(');
         }
-        w.predicate(&filter.fields[p.field], &p.op);
+        w.predicate(&filter.fields[p.field], p.transform.as_ref(), &p.op);
         if parenthesize {
             w.sql.push(')');
         }
@@ -76,12 +78,31 @@ impl Writer {
         self.bind(&Value::Text(text.to_owned()), FieldType::Text);
     }
 
-    fn predicate(&mut self, field: &FieldDef, op: &Op) {
+    fn predicate(&mut self, field: &FieldDef, transform: Option<&Transform>, op: &Op) {
         let column = quote_ident(field.column);
+        let (column, ty) = match transform {
+            // A JSON field is always read through a key path (the empty
+            // one for the field itself).
+            Some(Transform::Key(path)) => return self.json(&column, path, op),
+            Some(transform) => (self.transform(&column, field.ty.storage(), transform), transform.output()),
+            None => (column, field.ty),
+        };
+        // An `f32` column compares with the operand as `f64`, as the row's
+        // value widened to `f64` does in memory (PostgreSQL widens `real`).
+        let ty = if ty.storage() == Storage::F32 { FieldType::F64 } else { ty };
         // Ordering and equality of text go by bytes whatever the column's
-        // declared collation, as `str` comparison does in memory.
-        let compared = match field.ty {
-            FieldType::Text => format!("{column} COLLATE {}", self.dialect.byte_collation()),
+        // declared collation, as `str` comparison does in memory; so do
+        // UUIDs kept as text on SQLite.
+        // Text lookups on a UUID read its text: already so on SQLite, and
+        // `uuid::text` (hyphenated, lowercase) on PostgreSQL.
+        let column = match (ty.storage(), self.dialect, op) {
+            (Storage::Uuid, Dialect::Postgres, Op::IExact(_) | Op::Text { .. }) => format!("CAST({column} AS TEXT)"),
+            _ => column,
+        };
+        let compared = match (ty.storage(), self.dialect) {
+            (Storage::Text, _) | (Storage::Uuid, Dialect::Sqlite) => {
+                format!("{column} COLLATE {}", self.dialect.byte_collation())
+            }
             _ => column.clone(),
         };
         match op {
@@ -89,7 +110,7 @@ impl Writer {
             Op::IsNull(false) => self.push(&format!("{column} IS NOT NULL")),
             Op::Eq(value) => {
                 self.push(&format!("{compared} = "));
-                self.bind(value, field.ty);
+                self.bind(value, ty);
             }
             Op::In(values) => {
                 self.push(&format!("{compared} IN ("));
@@ -97,7 +118,7 @@ impl Writer {
                     if i > 0 {
                         self.push(", ");
                     }
-                    self.bind(value, field.ty);
+                    self.bind(value, ty);
                 }
                 self.push(")");
             }
@@ -109,13 +130,13 @@ impl Writer {
                     Cmp::Lte => "<=",
                 };
                 self.push(&format!("{compared} {operator} "));
-                self.bind(value, field.ty);
+                self.bind(value, ty);
             }
             Op::Range(low, high) => {
                 self.push(&format!("{compared} BETWEEN "));
-                self.bind(low, field.ty);
+                self.bind(low, ty);
                 self.push(" AND ");
-                self.bind(high, field.ty);
+                self.bind(high, ty);
             }
             Op::IExact(folded) => {
                 let folded_column = format!("{}({column})", self.dialect.fold_function());
@@ -127,6 +148,7 @@ impl Writer {
                     if *fold { format!("{}({column})", self.dialect.fold_function()) } else { column.clone() };
                 self.text_test(*kind, &subject, &column, needle);
             }
+            Op::HasKey(_) => unreachable!("has_key applies to JSON only"),
         }
     }
 
@@ -273,7 +295,7 @@ mod tests {
         assert_eq!(fragment.sql.matches('?').count(), fragment.binds.len());
         assert!(fragment.sql.starts_with('(') && fragment.sql.contains(") AND ("));
         let mut binds: Vec<_> = fragment.binds.into_iter().map(|b| (b.value, b.ty)).collect();
-        binds.sort_by_key(|(_, ty)| *ty as u8);
+        binds.sort_by_key(|(_, ty)| ty.storage() as u8);
         assert_eq!(
             binds,
             vec![

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 use wyrmhole::filter::Lookup;
-use wyrmhole::{FieldDef, FieldType, Value as FieldValue};
+use wyrmhole::{FieldDef, Storage, Value as FieldValue};
 
 /// SplitMix64: tiny, fast, and the same sequence for the same seed.
 pub struct Rng(u64);
@@ -369,9 +369,16 @@ pub fn typed_operand(rng: &mut Rng, fields: &[FieldDef], field: usize, sample: S
             None => {}
         }
     }
-    match fields[field].ty {
-        FieldType::Bool => json!(rng.chance(50)),
-        FieldType::Text => json!(nasty_text(rng)),
+    match fields[field].ty.storage() {
+        Storage::Bool => json!(rng.chance(50)),
+        Storage::Text => json!(nasty_text(rng)),
+        Storage::Date | Storage::DateTime | Storage::DateTimeUtc => {
+            json!(rng.pick(&["2024-02-29", "2024-2-9", "2024-02-29T10:00:00Z", "2024-02-29 10:00", "2024-13-01", "x"]))
+        }
+        Storage::Uuid => {
+            json!(rng.pick(&["00000000-0000-0000-0000-000000000001", "A0000000000000000000000000000000", "x"]))
+        }
+        Storage::Json => json!(rng.pick(&[json!("dark"), json!(1), json!(1.0), json!(null), json!(true)])),
         _ if rng.chance(50) => json!(rng.below(7) as i64 - 3),
         _ => nasty_number(rng),
     }

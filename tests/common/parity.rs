@@ -10,14 +10,16 @@
 #![allow(dead_code)]
 
 use super::database::{self, Backend};
+use chrono::{NaiveDate, NaiveDateTime};
 use diesel::connection::SimpleConnection;
 use diesel::sqlite::Sqlite;
 use diesel::{Connection, QueryableByName, RunQueryDsl, SqliteConnection};
 use proptest::prelude::*;
 use proptest::sample::select;
 use wyrmhole::sql::fold::register_sqlite_functions;
+use wyrmhole::sql::types;
 use wyrmhole::sql::{bind_all, quote_ident, Bind, Dialect};
-use wyrmhole::{FieldDef, FieldType, Filter, Value};
+use wyrmhole::{FieldDef, FieldType, Filter, Storage, Value};
 
 pub const fn field(name: &'static str, column: &'static str, ty: FieldType, nullable: bool) -> FieldDef {
     FieldDef { name, column, ty, nullable, published: true, updatable: true, primary_key: false, relation: None }
@@ -38,7 +40,20 @@ pub static FIELDS: &[FieldDef] = &[
     field("e", "e", FieldType::F64, true),
     field("g", "g", FieldType::I64, true),
     field("m", "m", FieldType::Bool, true),
+    field("day", "day", FieldType::Date, true),
+    field("at", "at", FieldType::DateTime, false),
+    field("utc", "utc", FieldType::DateTimeUtc, true),
+    field("key", "key", FieldType::Uuid, false),
+    field("doc", "doc", FieldType::Json, true),
+    field("small", "small", FieldType::F32, false),
 ];
+
+/// The indexes of the fields added for dates, times, UUIDs, JSON and `f32`.
+pub const DAY: usize = 12;
+pub const AT: usize = 13;
+pub const UTC: usize = 14;
+pub const KEY: usize = 15;
+pub const DOC: usize = 16;
 
 // `t` is declared NOCASE on purpose: filters must compare text by bytes
 // whatever collation the schema chose.
@@ -54,7 +69,13 @@ pub const SCHEMA_SQLITE: &str = r#"CREATE TABLE items (
     n INTEGER,
     e DOUBLE,
     g BIGINT,
-    m BOOLEAN
+    m BOOLEAN,
+    day DATE,
+    at TIMESTAMP NOT NULL,
+    utc TIMESTAMPTZ,
+    key TEXT NOT NULL COLLATE NOCASE,
+    doc TEXT,
+    small REAL NOT NULL
 )"#;
 
 /// The same on PostgreSQL, where `t` gets a case-insensitive,
@@ -73,7 +94,13 @@ CREATE TABLE items (
     n INTEGER,
     e DOUBLE PRECISION,
     g BIGINT,
-    m BOOLEAN
+    m BOOLEAN,
+    day DATE,
+    at TIMESTAMP NOT NULL,
+    utc TIMESTAMPTZ,
+    key UUID NOT NULL,
+    doc JSONB,
+    small REAL NOT NULL
 )"#;
 
 /// Characters that fold in every interesting way: ASCII, Latin-1 with
@@ -149,19 +176,106 @@ pub fn float(infinite: bool) -> BoxedStrategy<f64> {
     }
 }
 
+/// Dates from year 1 to 9999, bunched so that rows share years, months
+/// and days, with the leap day.
+pub fn date() -> BoxedStrategy<NaiveDate> {
+    let bunched = (select(&[1, 1999, 2000, 2024, 2025, 9999][..]), 1u32..=12, select(&[1u32, 2, 15, 28, 29, 31][..]))
+        .prop_map(|(y, m, d)| (1..=d).rev().find_map(|d| NaiveDate::from_ymd_opt(y, m, d)).unwrap());
+    prop_oneof![4 => bunched, 1 => (1i32..=9999, 1u32..=366).prop_map(|(y, d)| {
+        NaiveDate::from_yo_opt(y, d).or(NaiveDate::from_yo_opt(y, 365)).unwrap()
+    })]
+    .boxed()
+}
+
+/// Date-times to the microsecond, at hours and seconds that collide.
+pub fn datetime() -> BoxedStrategy<NaiveDateTime> {
+    (
+        date(),
+        select(&[0u32, 1, 12, 23][..]),
+        0u32..60,
+        select(&[0u32, 59][..]),
+        select(&[0u32, 1, 500_000, 999_999][..]),
+    )
+        .prop_map(|(d, h, m, s, us)| d.and_hms_micro_opt(h, m, s, us).unwrap())
+        .boxed()
+}
+
+/// A few UUIDs that share prefixes (and one all-`f`), and random ones.
+pub fn uuid() -> BoxedStrategy<uuid::Uuid> {
+    prop_oneof![
+        3 => select(&[0u128, 1, 0xa000_0000_0000_0000_0000_0000_0000_0000, 0x0fff << 112, u128::MAX][..]),
+        1 => any::<u128>(),
+    ]
+    .prop_map(uuid::Uuid::from_u128)
+    .boxed()
+}
+
+/// The JSON scalars filters compare with: `1` and `1.0` (equal in `jsonb`),
+/// `"1"` and `true` (which SQLite's `json_extract` would confuse with them).
+pub const JSON_SCALARS: &[&str] = &["null", "true", "false", "0", "1", "1.0", "-2.5", "\"1\"", "\"dark\"", "\"\""];
+
+/// The keys JSON documents and key paths use.
+pub const JSON_KEYS: &[&str] = &["theme", "a", "b", "a b"];
+
+pub fn json_scalar() -> BoxedStrategy<serde_json::Value> {
+    select(JSON_SCALARS).prop_map(|s| serde_json::from_str(s).unwrap()).boxed()
+}
+
+/// JSON documents: scalars, lists, and objects two deep on a few keys.
+pub fn json() -> BoxedStrategy<serde_json::Value> {
+    let leaf = prop_oneof![4 => json_scalar(), 1 => Just(serde_json::json!([1, "a"]))];
+    leaf.prop_recursive(2, 8, 3, |inner| {
+        proptest::collection::btree_map(select(JSON_KEYS).prop_map(str::to_owned), inner, 0..3)
+            .prop_map(|m| serde_json::Value::Object(m.into_iter().collect()))
+    })
+    .boxed()
+}
+
+/// `f32` values, widened as wyrmhole carries them.
+pub fn float32() -> BoxedStrategy<f64> {
+    prop_oneof![
+        3 => select(&[0.0f32, -0.0, 0.1, -2.5, 1.0, f32::MAX, f32::MIN_POSITIVE][..]),
+        1 => any::<f32>().prop_filter("finite", |f| f.is_finite()),
+    ]
+    .prop_map(f64::from)
+    .boxed()
+}
+
+/// A non-null value of each family, for rows and operands that need one.
+pub fn plain(storage: Storage) -> Value {
+    let epoch = NaiveDate::from_ymd_opt(2000, 1, 1).unwrap();
+    match storage {
+        Storage::Bool => Value::Bool(false),
+        Storage::F32 | Storage::F64 => Value::Float(0.0),
+        Storage::Text => Value::Text(String::new()),
+        Storage::Date => Value::Date(epoch),
+        Storage::DateTime => Value::DateTime(epoch.into()),
+        Storage::DateTimeUtc => Value::DateTimeUtc(NaiveDateTime::from(epoch).and_utc()),
+        Storage::Uuid => Value::Uuid(uuid::Uuid::nil()),
+        Storage::Json => Value::Json(Box::new(serde_json::json!({}))),
+        _ => Value::Int(0),
+    }
+}
+
 pub fn nullable(s: BoxedStrategy<Value>) -> BoxedStrategy<Value> {
     proptest::option::weighted(0.7, s).prop_map(|v| v.unwrap_or(Value::Null)).boxed()
 }
 
 /// A value for a field of this type.
 pub fn value(ty: FieldType, nullable_field: bool, infinite: bool) -> BoxedStrategy<Value> {
-    let s = match ty {
-        FieldType::Bool => any::<bool>().prop_map(Value::Bool).boxed(),
-        FieldType::I16 => int(i16::MIN.into(), i16::MAX.into()).prop_map(Value::Int).boxed(),
-        FieldType::I32 => int(i32::MIN.into(), i32::MAX.into()).prop_map(Value::Int).boxed(),
-        FieldType::I64 => int(i64::MIN, i64::MAX).prop_map(Value::Int).boxed(),
-        FieldType::F64 => float(infinite).prop_map(Value::Float).boxed(),
-        FieldType::Text => text().prop_map(Value::Text).boxed(),
+    let s = match ty.storage() {
+        Storage::Bool => any::<bool>().prop_map(Value::Bool).boxed(),
+        Storage::I16 => int(i16::MIN.into(), i16::MAX.into()).prop_map(Value::Int).boxed(),
+        Storage::I32 => int(i32::MIN.into(), i32::MAX.into()).prop_map(Value::Int).boxed(),
+        Storage::I64 => int(i64::MIN, i64::MAX).prop_map(Value::Int).boxed(),
+        Storage::F64 => float(infinite).prop_map(Value::Float).boxed(),
+        Storage::F32 => float32().prop_map(Value::Float).boxed(),
+        Storage::Text => text().prop_map(Value::Text).boxed(),
+        Storage::Date => date().prop_map(Value::Date).boxed(),
+        Storage::DateTime => datetime().prop_map(Value::DateTime).boxed(),
+        Storage::DateTimeUtc => datetime().prop_map(|t| Value::DateTimeUtc(t.and_utc())).boxed(),
+        Storage::Uuid => uuid().prop_map(Value::Uuid).boxed(),
+        Storage::Json => json().prop_map(|j| Value::Json(Box::new(j))).boxed(),
     };
     if nullable_field {
         nullable(s)
@@ -215,6 +329,18 @@ pub struct Stored {
     pub g: Option<i64>,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Bool>)]
     pub m: Option<bool>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Date>)]
+    pub day: Option<NaiveDate>,
+    #[diesel(sql_type = diesel::sql_types::Timestamp)]
+    pub at: NaiveDateTime,
+    #[diesel(sql_type = diesel::sql_types::Nullable<types::TimestampUtc>)]
+    pub utc: Option<chrono::DateTime<chrono::Utc>>,
+    #[diesel(sql_type = types::Uuid)]
+    pub key: uuid::Uuid,
+    #[diesel(sql_type = diesel::sql_types::Nullable<types::Json>)]
+    pub doc: Option<serde_json::Value>,
+    #[diesel(sql_type = diesel::sql_types::Float)]
+    pub small: f32,
 }
 
 impl Stored {
@@ -232,6 +358,12 @@ impl Stored {
             opt(self.e.map(Value::from)),
             opt(self.g.map(Value::from)),
             opt(self.m.map(Value::from)),
+            opt(self.day.map(Value::from)),
+            self.at.into(),
+            opt(self.utc.map(Value::from)),
+            self.key.into(),
+            opt(self.doc.map(Value::from)),
+            self.small.into(),
         ]
     }
 }
