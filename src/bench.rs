@@ -1,15 +1,25 @@
 //! Doors into internals for the repository's own benchmarks
-//! (`benches/matching.rs`). Not part of the API: no stability promised.
+//! (`benches/matching.rs`, `examples/hot_paths.rs`). Not part of the API:
+//! no stability promised.
 
+use std::collections::VecDeque;
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use crate::change::Change;
 use crate::fanout::registry::Registry;
+use crate::fanout::sink::Outbound;
 use crate::fanout::sink::{Nowhere, Sink};
 use crate::fanout::subscription::Subscription;
 use crate::fanout::RouteInfo;
 use crate::filter::Filter;
 use crate::model::Model;
+use crate::outbox::{wire_size, Outbox};
+use crate::store::{Db, WriteTx};
+use crate::wire::Wire;
 
 /// A registry of subscriptions to one model, for measuring matching.
 pub struct Matcher {
@@ -44,4 +54,103 @@ impl Matcher {
         self.registry.for_each_match(change, |group, _| members += group.members().len());
         members
     }
+}
+
+/// Live subscriptions to one filter, each behind a connection's real
+/// outbox and wire: [`Deliveries::deliver`] does what a change costs from
+/// the fan-out to the socket's `writev`, which writes nowhere.
+pub struct Deliveries {
+    registry: Registry,
+    connections: Vec<(Arc<Outbox>, Wire)>,
+    batch: VecDeque<Outbound>,
+}
+
+impl Deliveries {
+    /// `subscribers` live subscriptions of `M`'s route to `filter`, one per connection.
+    pub fn new<M: Model>(subscribers: usize, filter: Filter) -> Self {
+        let route = RouteInfo::of::<M>().route;
+        let mut registry = Registry::default();
+        let mut connections = Vec::with_capacity(subscribers);
+        for id in 0..subscribers as u64 {
+            let outbox = Outbox::new(1024, 8 << 20, Arc::new(AtomicUsize::new(0)));
+            let sub = Arc::new(Subscription::new(id + 1, route, outbox.clone()));
+            sub.fed_after(Some(0));
+            sub.next_step(0, 0);
+            registry.add(sub, filter.clone());
+            connections.push((outbox, Wire::new(16 << 10)));
+        }
+        Deliveries { registry, connections, batch: VecDeque::new() }
+    }
+
+    /// Fans `change` out, then does every connection's share: takes its
+    /// queue, writes the frames and hands them to a socket that takes
+    /// everything. Returns the bytes written.
+    pub fn deliver(&mut self, change: &Arc<Change>) -> usize {
+        self.registry.fan_out(change);
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut written = 0;
+        for (outbox, wire) in &mut self.connections {
+            outbox.take(&mut self.batch);
+            let mut bytes = 0;
+            for frame in self.batch.drain(..) {
+                bytes += wire_size(&frame);
+                match frame {
+                    Outbound::Frame(text) => wire.text(text),
+                    Outbound::Event { sub, seq, pos, route, action, data } => {
+                        wire.event(sub, seq, pos, route, action, &data)
+                    }
+                }
+            }
+            let mut socket = Discard(0);
+            let _ = wire.poll_write(&mut socket, &mut cx);
+            outbox.release(bytes);
+            written += socket.0;
+        }
+        written
+    }
+}
+
+/// A socket that takes every byte at once.
+struct Discard(usize);
+
+impl tokio::io::AsyncWrite for Discard {
+    fn poll_write(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        self.0 += buf.len();
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let n = bufs.iter().map(|b| b.len()).sum();
+        self.0 += n;
+        Poll::Ready(Ok(n))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Runs `f` in a write transaction on the calling thread, as
+/// [`Db::write`] does on the blocking pool: for counting one write's
+/// instructions without the runtime's.
+pub fn write_blocking<T, E, F>(db: &Db, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut WriteTx<'_>) -> Result<T, E> + Send + 'static,
+    E: From<crate::error::Error> + Send + 'static,
+    T: Send + 'static,
+{
+    db.write_blocking(f)
 }

@@ -120,17 +120,60 @@ pub fn event_frame(sub: u64, seq: u64, pos: u64, route: &str, action: Action, da
 pub(crate) const EVENT_HEAD_BYTES: usize = 128;
 
 /// Appends an event frame's head, everything before its shared `data`
-/// (which is followed by `}` to close the frame). The transport writes
-/// this around the one serialized payload instead of copying it into a
-/// frame per subscriber.
+/// (which is followed by `}` to close the frame).
 pub(crate) fn event_head(out: &mut Vec<u8>, sub: u64, seq: u64, pos: u64, route: &str, action: Action) {
-    let mut number = itoa::Buffer::new();
-    out.extend_from_slice(br#"{"type":"event","sub":"#);
-    out.extend_from_slice(number.format(sub).as_bytes());
-    out.extend_from_slice(br#","seq":"#);
-    out.extend_from_slice(number.format(seq).as_bytes());
-    out.extend_from_slice(br#","pos":"#);
-    out.extend_from_slice(number.format(pos).as_bytes());
+    EventHead::new(sub, seq, pos).write(out);
+    event_tail(out, route, action);
+}
+
+/// The part of an event frame's head that differs per subscriber, formatted
+/// before it is written: the transport writes the WebSocket header, which
+/// holds the frame's length, first, then this and the route's
+/// [`event_tail`] around the one serialized payload it shares with every
+/// other subscriber of the change.
+pub(crate) struct EventHead {
+    /// `sub`, `seq` and `pos` in decimal, one after another.
+    digits: [u8; 60],
+    ends: [usize; 3],
+}
+
+const HEAD_PARTS: [&[u8]; 3] = [br#"{"type":"event","sub":"#, br#","seq":"#, br#","pos":"#];
+const HEAD_FIXED: usize = HEAD_PARTS[0].len() + HEAD_PARTS[1].len() + HEAD_PARTS[2].len();
+
+impl EventHead {
+    pub(crate) fn new(sub: u64, seq: u64, pos: u64) -> Self {
+        let mut digits = [0u8; 60];
+        let mut ends = [0; 3];
+        let mut at = 0;
+        let mut buffer = itoa::Buffer::new();
+        for (i, value) in [sub, seq, pos].into_iter().enumerate() {
+            let text = buffer.format(value).as_bytes();
+            digits[at..at + text.len()].copy_from_slice(text);
+            at += text.len();
+            ends[i] = at;
+        }
+        EventHead { digits, ends }
+    }
+
+    /// Writes the head up to the route, which [`event_tail`] continues.
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
+        let mut start = 0;
+        for (part, end) in HEAD_PARTS.iter().zip(self.ends) {
+            out.extend_from_slice(part);
+            out.extend_from_slice(&self.digits[start..end]);
+            start = end;
+        }
+    }
+
+    /// Its length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        HEAD_FIXED + self.ends[2]
+    }
+}
+
+/// The rest of an event's head, the same for every event of one route
+/// and action: `,"route":..,"action":..,"data":`.
+pub(crate) fn event_tail(out: &mut Vec<u8>, route: &str, action: Action) {
     out.extend_from_slice(br#","route":"#);
     if route.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)) {
         // The usual route name needs no escaping: skip serde_json's writer.
@@ -271,6 +314,12 @@ mod tests {
         let max = event_frame(u64::MAX, u64::MAX, u64::MAX, "r", Action::Deleted, "{}");
         let v: serde_json::Value = serde_json::from_str(&max).unwrap();
         assert_eq!((v["sub"].as_u64(), v["pos"].as_u64()), (Some(u64::MAX), Some(u64::MAX)));
+        for (sub, pos) in [(0, 0), (12345, 99), (u64::MAX, u64::MAX)] {
+            let head = EventHead::new(sub, 1, pos);
+            let mut out = Vec::new();
+            head.write(&mut out);
+            assert_eq!(head.len(), out.len());
+        }
         for route in ["a\"b", "ü\\n", "x y"] {
             let v: serde_json::Value =
                 serde_json::from_str(&event_frame(1, 1, 1, route, Action::Created, "{}")).unwrap();

@@ -22,7 +22,7 @@ use std::task::{ready, Context, Poll};
 use tokio::io::AsyncWrite;
 
 use crate::change::Action;
-use crate::protocol;
+use crate::protocol::{self, EventHead};
 
 /// One part of the bytes to write.
 #[derive(Debug)]
@@ -55,8 +55,10 @@ pub(crate) struct Wire {
     /// Bytes of all pieces, and bytes written of them.
     total: usize,
     written: usize,
-    /// An event's head, built before its header (which holds its length).
-    head: Vec<u8>,
+    /// The route and action `tail` was written for (an event's head after
+    /// its numbers is the same for every event of a route and action).
+    tail_of: Option<(usize, usize, Action)>,
+    tail: Vec<u8>,
     /// Capacity kept when the wire empties: an idle connection holds no
     /// more than this after a burst.
     keep: usize,
@@ -73,7 +75,8 @@ impl Wire {
             starts: Vec::new(),
             total: 0,
             written: 0,
-            head: Vec::new(),
+            tail_of: None,
+            tail: Vec::new(),
             keep,
         }
     }
@@ -102,19 +105,28 @@ impl Wire {
 
     /// Queues an event frame around its shared payload.
     pub(crate) fn event(&mut self, sub: u64, seq: u64, pos: u64, route: &str, action: Action, data: &Arc<str>) {
-        let mut head = std::mem::take(&mut self.head);
-        head.clear();
-        protocol::event_head(&mut head, sub, seq, pos, route, action);
-        self.header(head.len() + data.len() + 1);
-        self.copy(&head);
-        self.head = head;
-        if data.len() < COPY_BELOW / 4 {
-            self.copy(data.as_bytes());
-        } else {
+        let head = EventHead::new(sub, seq, pos);
+        if self.tail_of != Some((route.as_ptr() as usize, route.len(), action)) {
+            self.tail.clear();
+            protocol::event_tail(&mut self.tail, route, action);
+            self.tail_of = Some((route.as_ptr() as usize, route.len(), action));
+        }
+        self.header(head.len() + self.tail.len() + data.len() + 1);
+        let small = data.len() < COPY_BELOW / 4;
+        let tail = &self.tail;
+        Self::append_to(&mut self.arena, &mut self.pieces, &mut self.total, |arena| {
+            head.write(arena);
+            arena.extend_from_slice(tail);
+            if small {
+                arena.extend_from_slice(data.as_bytes());
+                arena.push(b'}');
+            }
+        });
+        if !small {
             self.total += data.len();
             self.pieces.push(Piece::Shared(data.clone()));
+            self.copy(b"}");
         }
-        self.copy(b"}");
     }
 
     /// Queues bytes that are whole frames already (tungstenite's control
@@ -155,13 +167,22 @@ impl Wire {
 
     /// Appends bytes to the arena, extending the last piece when it ends there.
     fn copy(&mut self, bytes: &[u8]) {
-        let start = self.arena.len();
-        self.arena.extend_from_slice(bytes);
-        let end = self.arena.len();
-        self.total += bytes.len();
-        match self.pieces.last_mut() {
+        self.append(|arena| arena.extend_from_slice(bytes));
+    }
+
+    /// Appends what `write` puts at the end of the arena.
+    fn append(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+        Self::append_to(&mut self.arena, &mut self.pieces, &mut self.total, write);
+    }
+
+    fn append_to(arena: &mut Vec<u8>, pieces: &mut Vec<Piece>, total: &mut usize, write: impl FnOnce(&mut Vec<u8>)) {
+        let start = arena.len();
+        write(arena);
+        let end = arena.len();
+        *total += end - start;
+        match pieces.last_mut() {
             Some(Piece::Arena(_, last)) if *last == start => *last = end,
-            _ => self.pieces.push(Piece::Arena(start, end)),
+            _ => pieces.push(Piece::Arena(start, end)),
         }
     }
 
@@ -181,14 +202,13 @@ impl Wire {
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<()>> {
         while !self.is_empty() {
-            let mut slices = [IoSlice::new(&[]); SLICES_PER_WRITE];
-            let mut count = 0;
-            for (i, piece) in self.pieces[self.next..].iter().enumerate().take(SLICES_PER_WRITE) {
-                let bytes = self.bytes(piece);
-                slices[i] = IoSlice::new(if i == 0 { &bytes[self.offset..] } else { bytes });
-                count = i + 1;
-            }
-            let n = ready!(Pin::new(&mut *io).poll_write_vectored(cx, &slices[..count]))?;
+            // A connection that is keeping up has a few pieces at a time:
+            // preparing room for 256 of them would cost more than writing.
+            let n = if self.pieces.len() - self.next <= 8 {
+                ready!(self.write_some::<8, T>(io, cx))?
+            } else {
+                ready!(self.write_some::<SLICES_PER_WRITE, T>(io, cx))?
+            };
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
@@ -196,6 +216,22 @@ impl Wire {
         }
         self.clear();
         Poll::Ready(Ok(()))
+    }
+
+    /// One vectored write of up to `N` pieces.
+    fn write_some<const N: usize, T: AsyncWrite + Unpin>(
+        &self,
+        io: &mut T,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        let mut slices = [IoSlice::new(&[]); N];
+        let mut count = 0;
+        for (slice, piece) in slices.iter_mut().zip(&self.pieces[self.next..]) {
+            let bytes = self.bytes(piece);
+            *slice = IoSlice::new(if count == 0 { &bytes[self.offset..] } else { bytes });
+            count += 1;
+        }
+        Pin::new(&mut *io).poll_write_vectored(cx, &slices[..count])
     }
 
     /// Counts `n` more bytes as written.
@@ -318,7 +354,14 @@ mod tests {
             let mut expected = Vec::new();
             for (i, data) in [&small, &mid, &big, &small].into_iter().enumerate() {
                 wire.event(i as u64, 10 + i as u64, 99, "todo-item", Action::Updated, data);
-                expected.push(protocol::event_frame(i as u64, 10 + i as u64, 99, "todo-item", Action::Updated, data));
+                expected.push(crate::protocol::event_frame(
+                    i as u64,
+                    10 + i as u64,
+                    99,
+                    "todo-item",
+                    Action::Updated,
+                    data,
+                ));
                 let reply = format!("reply {i} {}", "z".repeat(i * 200));
                 wire.text(reply.clone());
                 expected.push(reply);

@@ -65,4 +65,7 @@ if [ -f js-client/run-tests.sh ]; then
   bash js-client/run-tests.sh
 fi
 
+step "instruction counts of the hot paths (callgrind, tests/instructions.sh)"
+bash tests/instructions.sh
+
 step "all tests passed in $(($(date +%s) - started))s"

@@ -295,6 +295,16 @@ impl Db {
         }
     }
 
+    /// [`Db::write`] on the calling thread (see [`crate::bench::write_blocking`]).
+    pub(crate) fn write_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut WriteTx<'_>) -> Result<T, E> + Send + 'static,
+        E: From<Error> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.inner.write(f)
+    }
+
     /// Loads the rows of `M` matching `filter`, ordered by primary key, for
     /// reads outside the verbs.
     pub async fn load<M: Persist>(&self, filter: Filter) -> Result<Vec<M>, Error> {
