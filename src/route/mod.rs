@@ -79,8 +79,12 @@ pub struct Limits {
     pub max_snapshot: usize,
     /// The most fields an `order_by` may name (default 16).
     pub max_order_by: usize,
-    /// The most keys a client's filter may have (default 64).
+    /// The most keys a client's filter may have, counting those nested in
+    /// `or`, `and` and `not` (default 64).
     pub max_filter_terms: usize,
+    /// How deeply a client's filter may nest `or`, `and` and `not` (default
+    /// 8): a filter object inside one of them is one level deeper.
+    pub max_filter_depth: usize,
     /// The most bytes of JSON a client's filter may take (default 16 KiB): a
     /// subscription keeps its filter in memory as long as it lives.
     pub max_filter_bytes: usize,
@@ -94,6 +98,7 @@ impl Default for Limits {
             max_snapshot: 10_000,
             max_order_by: 16,
             max_filter_terms: 64,
+            max_filter_depth: 8,
             max_filter_bytes: 16 * 1024,
         }
     }
