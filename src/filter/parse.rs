@@ -55,7 +55,12 @@ impl Context {
     /// `or`/`and`/`not` (`or.1.`), so each names where it is. Those three
     /// keys always join filters; a model field with one of these names is
     /// filtered as `or__exact`, `not__in`, ...
-    fn object(&self, object: &serde_json::Map<String, serde_json::Value>, path: &str, errors: &mut FieldErrors) -> Node {
+    fn object(
+        &self,
+        object: &serde_json::Map<String, serde_json::Value>,
+        path: &str,
+        errors: &mut FieldErrors,
+    ) -> Node {
         let mut children = Vec::with_capacity(object.len());
         for (key, operand) in object {
             let at = format!("{path}{key}");

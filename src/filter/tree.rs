@@ -234,7 +234,8 @@ mod tests {
         let f = parse(json!({"not": {"text__startswith": "a", "done": true}}));
         assert!(f.matches(&row(1, "ab", false, None)));
         assert!(!f.matches(&row(1, "ab", true, None)));
-        let f = parse(json!({"and": [{"or": [{"list_id": 1}, {"list_id": 2}]}, {"or": [{"done": true}, {"text": "x"}]}]}));
+        let f =
+            parse(json!({"and": [{"or": [{"list_id": 1}, {"list_id": 2}]}, {"or": [{"done": true}, {"text": "x"}]}]}));
         assert!(f.matches(&row(2, "x", false, None)));
         assert!(!f.matches(&row(3, "x", true, None)));
         assert!(!f.matches(&row(1, "y", false, None)));
@@ -301,10 +302,8 @@ mod tests {
 
     #[test]
     fn a_field_named_like_an_operator_is_reached_with_exact() {
-        static ODD: &[FieldDef] = &[
-            FieldDef { name: "or", column: "or", ..FIELDS[0] },
-            FieldDef { name: "not", column: "not", ..FIELDS[3] },
-        ];
+        static ODD: &[FieldDef] =
+            &[FieldDef { name: "or", column: "or", ..FIELDS[0] }, FieldDef { name: "not", column: "not", ..FIELDS[3] }];
         let f = Filter::parse(ODD, &json!({"or__exact": 1, "not__in": [true]}), FieldAccess::All).unwrap();
         assert!(f.matches(&[Value::Int(1), Value::Bool(true)]));
         assert!(!f.matches(&[Value::Int(1), Value::Bool(false)]));
@@ -354,9 +353,18 @@ mod tests {
             pins
         };
         let (one, two) = (Value::Int(1), Value::Int(2));
-        assert_eq!(pins(json!({"or": [{"list_id": 1}, {"list_id": 2}]})), vec![("list_id", vec![one.clone(), two.clone()])]);
-        assert_eq!(pins(json!({"or": [{"list_id": 1, "done": true}, {"list_id": 1}]})), vec![("list_id", vec![one.clone()])]);
-        assert_eq!(pins(json!({"or": [{"list_id__in": [1, 2]}, {"list_id": 2}]})), vec![("list_id", vec![one.clone(), two.clone()])]);
+        assert_eq!(
+            pins(json!({"or": [{"list_id": 1}, {"list_id": 2}]})),
+            vec![("list_id", vec![one.clone(), two.clone()])]
+        );
+        assert_eq!(
+            pins(json!({"or": [{"list_id": 1, "done": true}, {"list_id": 1}]})),
+            vec![("list_id", vec![one.clone()])]
+        );
+        assert_eq!(
+            pins(json!({"or": [{"list_id__in": [1, 2]}, {"list_id": 2}]})),
+            vec![("list_id", vec![one.clone(), two.clone()])]
+        );
         assert_eq!(pins(json!({"or": [{"list_id": 1}, {"text": "x"}]})), vec![]);
         assert_eq!(pins(json!({"not": {"list_id": 1}})), vec![]);
         assert_eq!(pins(json!({"or": [{"list_id": 1}, {"not": {"list_id": 2}}]})), vec![]);
@@ -369,7 +377,10 @@ mod tests {
         let f = parse(json!({"or": [{"list_id": 1}, {"list_id": 2}]}));
         assert_eq!(f.equalities().count(), 0, "two values are no equality");
         let f = parse(json!({"or": [{"list_id": 1, "done": true}, {"list_id": 1, "text": "x"}]}));
-        assert_eq!(f.equalities().map(|(i, v)| (FIELDS[i].name, v.clone())).collect::<Vec<_>>(), vec![("list_id", one)]);
+        assert_eq!(
+            f.equalities().map(|(i, v)| (FIELDS[i].name, v.clone())).collect::<Vec<_>>(),
+            vec![("list_id", one)]
+        );
     }
 
     #[test]
@@ -380,7 +391,10 @@ mod tests {
         let f = parse(json!({"or": [{"list_id": 1}, {"done": true}]})).and(scope.clone());
         assert!(f.matches(&row(1, "x", false, None)));
         assert!(!f.matches(&[&row(1, "x", false, None)[..6], &[Value::Int(4)]].concat()));
-        assert_eq!(f.canonical_key(), scope.and(parse(json!({"or": [{"done": true}, {"list_id": 1}]}))).canonical_key());
+        assert_eq!(
+            f.canonical_key(),
+            scope.and(parse(json!({"or": [{"done": true}, {"list_id": 1}]}))).canonical_key()
+        );
         assert!(!Filter::nothing().and(f.clone()).matches(&row(1, "x", false, None)));
         assert_eq!(Filter::all().and(f.clone()), f);
     }
