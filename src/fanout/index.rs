@@ -117,6 +117,12 @@ impl Index {
         self.keyed.is_empty() && self.fields.is_empty() && self.several.is_empty() && self.unindexed.is_empty()
     }
 
+    /// How many groups are filed under no field.
+    #[cfg(test)]
+    pub(crate) fn unindexed_len(&self) -> usize {
+        self.unindexed.len()
+    }
+
     /// Hash of an indexable value. Floats and nulls are never index keys.
     fn hash(&self, value: &Value) -> Option<u64> {
         let mut h = self.hasher.build_hasher();
