@@ -130,8 +130,12 @@ async fn or_and_not_subscriptions_follow_rows_in_and_out() {
     let mut me = server.client_as(7).await;
     let mut other = server.client_as(8).await;
     let mut confined = server.client_as(666).await;
-    let before = other.ok("todo-item", "create", json!({"data": {"list_id": 10, "text": "shared", "done": false, "priority": 0}})).await;
-    other.ok("todo-item", "create", json!({"data": {"list_id": 12, "text": "private", "done": false, "priority": 0}})).await;
+    let before = other
+        .ok("todo-item", "create", json!({"data": {"list_id": 10, "text": "shared", "done": false, "priority": 0}}))
+        .await;
+    other
+        .ok("todo-item", "create", json!({"data": {"list_id": 12, "text": "private", "done": false, "priority": 0}}))
+        .await;
 
     let snapshot = me.ok("todo-item", "subscribe", json!({"filter": mine_or_shared})).await;
     assert_eq!(ids(&snapshot["rows"]), vec![before["id"].as_i64().unwrap()]);
@@ -139,14 +143,17 @@ async fn or_and_not_subscriptions_follow_rows_in_and_out() {
     let not_secret = me.ok("todo-item", "subscribe", json!({"filter": {"not": {"note": "secret"}}})).await;
     assert_eq!(not_secret["rows"].as_array().unwrap().len(), 2, "NULL notes are not 'secret'");
     let mut visible = View::new(&not_secret);
-    let scoped = confined
-        .ok("todo-item", "subscribe", json!({"filter": {"or": [{"list_id": 1}, {"list_id": 10}]}}))
-        .await;
+    let scoped =
+        confined.ok("todo-item", "subscribe", json!({"filter": {"or": [{"list_id": 1}, {"list_id": 10}]}})).await;
     assert_eq!(ids(&scoped["rows"]), Vec::<i64>::new(), "the scope (list 1) still holds inside an or");
     let mut in_scope = View::new(&scoped);
 
-    let own = me.ok("todo-item", "create", json!({"data": {"list_id": 12, "text": "mine", "done": false, "priority": 0}})).await;
-    let moved = other.ok("todo-item", "create", json!({"data": {"list_id": 13, "text": "moved", "done": false, "priority": 0}})).await;
+    let own = me
+        .ok("todo-item", "create", json!({"data": {"list_id": 12, "text": "mine", "done": false, "priority": 0}}))
+        .await;
+    let moved = other
+        .ok("todo-item", "create", json!({"data": {"list_id": 13, "text": "moved", "done": false, "priority": 0}}))
+        .await;
     let (own, moved) = (own["id"].clone(), moved["id"].clone());
     for (list, note) in [(11, Value::Null), (13, json!("secret")), (10, json!("secret")), (1, Value::Null)] {
         other.ok("todo-item", "update", json!({"id": moved, "data": {"list_id": list, "note": note}})).await;

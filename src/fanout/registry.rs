@@ -291,7 +291,10 @@ mod tests {
         let change = Change::new(Item::ROUTE, FIELDS, 0, Some(row(3, "a")), Some(row(4, "a")));
         registry.routes[Item::ROUTE].index.candidates(&change, |id| visited.push(id));
         assert_eq!(visited.len(), 1, "{visited:?}");
-        assert_eq!(matches(&registry, Some(row(3, "a")), Some(row(4, "a"))), vec![(not_3.canonical_key(), Action::Created)]);
+        assert_eq!(
+            matches(&registry, Some(row(3, "a")), Some(row(4, "a"))),
+            vec![(not_3.canonical_key(), Action::Created)]
+        );
     }
 
     #[test]
