@@ -8,11 +8,13 @@
 //! - this module: the [`Route`] builder and the dispatch of a request;
 //! - `args.rs`: typed access to a request's arguments;
 //! - `verbs.rs`: the reads and writes;
-//! - `subscribe.rs`: `subscribe` and `resume`.
+//! - `subscribe.rs`: `subscribe` and `resume`;
+//! - `window.rs`: `subscribe` with `limit`, an ordered live window.
 
 mod args;
 mod subscribe;
 mod verbs;
+mod window;
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
@@ -113,6 +115,8 @@ pub struct Route<M: Model> {
     login_required: Vec<String>,
     verbs: HashMap<String, VerbFn>,
     limits: Limits,
+    /// The refresher of this route's ordered windows, started by the first.
+    windows: std::sync::OnceLock<Arc<crate::fanout::window::Refresher>>,
     _model: PhantomData<fn() -> M>,
 }
 
@@ -126,6 +130,7 @@ impl<M: Model> Default for Route<M> {
             login_required: Vec::new(),
             verbs: HashMap::new(),
             limits: Limits::default(),
+            windows: std::sync::OnceLock::new(),
             _model: PhantomData,
         }
     }
