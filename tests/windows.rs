@@ -175,22 +175,22 @@ async fn concurrent_writers_and_many_windows_converge() {
         json!({"filter": {"list_id": 3}, "limit": 2}),
     ];
     let mut clients = Vec::new();
-    for round in 0..2 {
+    for round in 0..4 {
         let mut c = server.client().await;
         let mut windows = Vec::new();
-        for shape in &shapes[round..] {
+        for shape in &shapes[round % 2..] {
             let reply = c.ok("todo-item", "subscribe", shape.clone()).await;
             windows.push((Window::new(&reply), shape.clone()));
         }
         clients.push((c, windows));
     }
-    let writers: Vec<_> = (0..4u64)
+    let writers: Vec<_> = (0..6u64)
         .map(|w| {
             let url = server.url();
             tokio::spawn(async move {
                 let mut c = Client::connect(&url).await;
                 let mut rng = Rng(w * 7919 + 1);
-                for step in 0..60 {
+                for step in 0..100 {
                     let id = 1 + rng.below(40) as i64;
                     let data = match rng.below(4) {
                         0 => json!({"list_id": 1 + rng.below(3)}),
