@@ -36,7 +36,7 @@ impl<M: Persist> Route<M> {
             Some(limit) if limit == 0 || limit > self.limits.max_page => {
                 return Err(Error::bad_arg("limit", format!("must be from 1 to {}", self.limits.max_page)));
             }
-            Some(limit) => return self.subscribe_window(db, fanout, session, filter, request, order_by, limit).await,
+            Some(limit) => return self.subscribe_window(db, fanout, session, filter, request, (order_by, limit)).await,
             None if args.0.get("order_by").is_some_and(|o| !o.is_null()) => {
                 return Err(Error::bad_arg("order_by", "orders a window: give a limit too"));
             }

@@ -51,7 +51,10 @@ where
 /// subquery per window (numbered, and ranked in its own order, since a
 /// union keeps no order), a few hundred windows per statement, all in the
 /// caller's one read transaction.
-pub(crate) fn load_windows<M: Persist>(conn: &mut Conn, queries: &[&WindowQuery]) -> Result<Vec<Vec<WindowRow>>, Error> {
+pub(crate) fn load_windows<M: Persist>(
+    conn: &mut Conn,
+    queries: &[&WindowQuery],
+) -> Result<Vec<Vec<WindowRow>>, Error> {
     let (table, cols) = (quote_ident(M::TABLE), columns::<M>());
     let mut windows: Vec<Vec<(i64, WindowRow)>> = vec![Vec::new(); queries.len()];
     for (chunk_at, chunk) in queries.chunks(WINDOWS_PER_STATEMENT).enumerate() {
@@ -89,8 +92,9 @@ pub(crate) fn load_windows<M: Persist>(conn: &mut Conn, queries: &[&WindowQuery]
 }
 
 impl<M: Persist> Route<M> {
-    /// A window's subscribe: the same sequence as any subscription (open,
-    /// snapshot, start), with the window's sink in between.
+    /// A window's subscribe (`ORDER BY` terms and limit): the same sequence
+    /// as any subscription (open, snapshot, start), with the window's sink
+    /// in between.
     pub(super) async fn subscribe_window(
         &self,
         db: &Db,
@@ -98,8 +102,7 @@ impl<M: Persist> Route<M> {
         session: &Session,
         filter: Filter,
         request: &Request,
-        order_by: String,
-        limit: usize,
+        (order_by, limit): (String, usize),
     ) -> Result<(), Error> {
         let fragment = sql::render(&filter, db.dialect());
         let query = WindowQuery { where_sql: fragment.sql, binds: fragment.binds, order_by, limit };
