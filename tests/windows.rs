@@ -219,3 +219,26 @@ async fn concurrent_writers_and_many_windows_converge() {
         }
     }
 }
+
+/// A window holds only rows inside the subscriber's scope (user 666 sees
+/// list 1 only), and an unsubscribed window hears nothing more.
+#[tokio::test]
+async fn windows_keep_the_scope_and_end_with_unsubscribe() {
+    let server = TestServer::start().await;
+    for (list, text, priority) in [(1, "a", 1), (2, "b", 5), (1, "c", 2), (2, "d", 4)] {
+        server.insert_item(item(list, text, priority)).await;
+    }
+    let mut confined = server.client_as(666).await;
+    let args = json!({"order_by": "-priority", "limit": 2});
+    let reply = confined.ok("todo-item", "subscribe", args.clone()).await;
+    assert_eq!(ids(&reply["rows"]), vec![3, 1], "list 1 only, by priority");
+    let mut windows = [(Window::new(&reply), args.clone())];
+    let mut writer = server.client().await;
+    writer.ok("todo-item", "update", json!({"id": 2, "data": {"list_id": 1}})).await;
+    converge(&mut confined, &server, &mut windows).await;
+    assert_eq!(windows[0].0.ids(), vec![2, 3]);
+
+    confined.ok("todo-item", "unsubscribe", json!({"sub": reply["sub"]})).await;
+    writer.ok("todo-item", "update", json!({"id": 4, "data": {"list_id": 1, "priority": 5}})).await;
+    confined.assert_no_event(&server).await;
+}
