@@ -11,10 +11,10 @@
 //! - `subscribe.rs`: `subscribe` and `resume`;
 //! - `window.rs`: `subscribe` with `limit`, an ordered live window.
 
-mod args;
+pub(crate) mod args;
 mod subscribe;
 mod verbs;
-mod window;
+pub(crate) mod window;
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
