@@ -27,6 +27,7 @@ mod tree;
 use crate::error::FieldErrors;
 use crate::model::{FieldDef, FieldType, Value};
 pub(crate) use tree::Node;
+use tree::Step;
 
 /// Which fields a filter may name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +47,8 @@ pub struct Filter {
     /// The condition, normalized (see `tree.rs`): [`Node::TRUE`] for
     /// [`Filter::all`], [`Node::FALSE`] for [`Filter::nothing`].
     pub(crate) root: Node,
+    /// `root` laid out for evaluation ([`Filter::matches`]).
+    steps: Box<[Step]>,
 }
 
 /// A lookup, the part after the last `__` of a filter key (`exact` when absent).
@@ -194,12 +197,17 @@ pub(crate) enum TextKind {
 impl Filter {
     /// Matches every row.
     pub fn all() -> Filter {
-        Filter { fields: &[], root: Node::TRUE }
+        Filter::new(&[], Node::TRUE)
     }
 
     /// Matches no row.
     pub fn nothing() -> Filter {
-        Filter { fields: &[], root: Node::FALSE }
+        Filter::new(&[], Node::FALSE)
+    }
+
+    pub(crate) fn new(fields: &'static [FieldDef], root: Node) -> Filter {
+        let steps = tree::flatten(&root);
+        Filter { fields, root, steps }
     }
 
     /// Parses a filter object against a model's fields. Errors are keyed by
@@ -241,14 +249,16 @@ impl Filter {
                 "Filter::and on filters of different models"
             );
         }
-        let root = std::mem::replace(&mut self.root, Node::TRUE);
-        self.root = Node::and([root, other.root]);
-        self
+        Filter::new(self.fields, Node::and([self.root, other.root]))
     }
 
     /// Whether a row (values in field order) passes the filter.
     pub fn matches(&self, row: &[Value]) -> bool {
-        self.root.matches(row)
+        match &self.root {
+            // The commonest filter, one equality: no step to fetch.
+            Node::Leaf(p) => p.op.matches(&row[p.field]),
+            _ => tree::evaluate(&self.steps, row),
+        }
     }
 
     /// Whether evaluating it may read a whole text value: `contains`, and

@@ -41,7 +41,7 @@ pub(super) fn parse(
     let mut errors = FieldErrors::new();
     let root = cx.object(object, "", &mut errors);
     errors.into_result()?;
-    Ok(Filter { fields, root })
+    Ok(Filter::new(fields, root))
 }
 
 struct Context {

@@ -77,6 +77,8 @@ impl Node {
         }
     }
 
+    /// The plain recursive evaluation, which [`evaluate`] must equal.
+    #[cfg(test)]
     pub(crate) fn matches(&self, row: &[Value]) -> bool {
         match self {
             Node::Leaf(p) => p.op.matches(&row[p.field]),
@@ -171,6 +173,73 @@ impl Node {
             Node::Not(c) => 1 + c.depth(),
         }
     }
+}
+
+/// A tree laid out in one allocation, in preorder, for evaluation: the
+/// fan-out evaluates the filters of the candidate groups of every change,
+/// and with each node of a tree in its own heap block, every level was
+/// another cache miss.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Step {
+    Leaf(Predicate),
+    /// All of the steps up to (not including) this index, which hold the children.
+    And(u32),
+    /// Any of the steps up to this index.
+    Or(u32),
+    /// The negation of the next step's subtree.
+    Not,
+}
+
+/// `node` as [`Step`]s.
+pub(crate) fn flatten(node: &Node) -> Box<[Step]> {
+    fn push(node: &Node, out: &mut Vec<Step>) {
+        match node {
+            Node::Leaf(p) => out.push(Step::Leaf(p.clone())),
+            Node::And(children) | Node::Or(children) => {
+                let at = out.len();
+                out.push(Step::Not); // replaced once the children's end is known
+                children.iter().for_each(|c| push(c, out));
+                let end = u32::try_from(out.len()).expect("a filter has far fewer than 2^32 nodes");
+                out[at] = if matches!(node, Node::And(_)) { Step::And(end) } else { Step::Or(end) };
+            }
+            Node::Not(child) => {
+                out.push(Step::Not);
+                push(child, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    push(node, &mut out);
+    out.into_boxed_slice()
+}
+
+/// Whether `row` passes the flattened filter.
+pub(crate) fn evaluate(steps: &[Step], row: &[Value]) -> bool {
+    /// The answer of the subtree at `i`, and the index after it.
+    fn at(steps: &[Step], i: usize, row: &[Value]) -> (bool, usize) {
+        match &steps[i] {
+            Step::Leaf(p) => (p.op.matches(&row[p.field]), i + 1),
+            Step::And(end) | Step::Or(end) => {
+                // An AND is decided by its first false child, an OR by its first true one.
+                let decisive = matches!(steps[i], Step::Or(_));
+                let end = *end as usize;
+                let mut next = i + 1;
+                while next < end {
+                    let (answer, after) = at(steps, next, row);
+                    if answer == decisive {
+                        return (decisive, end);
+                    }
+                    next = after;
+                }
+                (!decisive, end)
+            }
+            Step::Not => {
+                let (answer, after) = at(steps, i + 1, row);
+                (!answer, after)
+            }
+        }
+    }
+    at(steps, 0, row).0
 }
 
 /// `(field, values)` pairs of [`Node::pins`].
@@ -381,6 +450,31 @@ mod tests {
             f.equalities().map(|(i, v)| (FIELDS[i].name, v.clone())).collect::<Vec<_>>(),
             vec![("list_id", one)]
         );
+    }
+
+    #[test]
+    fn flattened_evaluation_is_the_tree_s() {
+        let filters = [
+            json!({}),
+            json!({"id__in": []}),
+            json!({"list_id": 1, "or": [{"done": true}, {"not": {"text": "x", "note": null}}]}),
+            json!({"not": {"or": [{"not": {"list_id": 1}}, {"and": [{"text": "x"}, {"done": false}]}]}}),
+            json!({"or": [{"or": [{"list_id": 2}, {"not": {"note__isnull": true}}]}, {"text__startswith": "y"}]}),
+        ];
+        let rows = [
+            row(1, "x", false, None),
+            row(1, "y", true, Some("n")),
+            row(2, "x", true, None),
+            row(3, "z", false, Some("x")),
+        ];
+        for json in filters {
+            let f = parse(json.clone());
+            assert_eq!(f.steps, flatten(&f.root));
+            for r in &rows {
+                assert_eq!(evaluate(&f.steps, r), f.root.matches(r), "{json} on {r:?}");
+                assert_eq!(f.matches(r), f.root.matches(r), "{json} on {r:?}");
+            }
+        }
     }
 
     #[test]
