@@ -1,6 +1,7 @@
 //! Matching cost per change against 1k, 100k and 1M subscriptions whose
 //! filters are `list_id = <one of 10k values>`, through the registry's
-//! equality index; and, for contrast, a linear scan over every filter.
+//! equality index; the same with OR filters pinned on one field; and, for
+//! contrast, a linear scan over every filter.
 //!
 //! Run: `cargo bench --bench matching`
 
@@ -68,6 +69,24 @@ fn matching(c: &mut Criterion) {
                 list = (list + 7) % DISTINCT_LISTS;
                 let change = change(list);
                 black_box(registry.matching_members(black_box(&change)))
+            })
+        });
+    }
+    // OR filters pinned on one field (`{"or": [{"list_id": v}, {"list_id":
+    // v + 1, "done": true}]}`): the index files each group under both values.
+    for subscriptions in [1_000usize, 100_000, 1_000_000] {
+        let mut registry = Matcher::new::<Item>();
+        for i in 0..subscriptions {
+            let v = i as i64 % DISTINCT_LISTS;
+            let json = serde_json::json!({"or": [{"list_id": v}, {"list_id": (v + 1) % DISTINCT_LISTS, "done": true}]});
+            registry.subscribe(Filter::parse(FIELDS, &json, FieldAccess::Published).unwrap());
+        }
+        let mut list = 0;
+        group.bench_with_input(BenchmarkId::new("indexed_or", subscriptions), &registry, |b, registry| {
+            b.iter(|| {
+                list = (list + 7) % DISTINCT_LISTS;
+                let change = change(list);
+                black_box(registry.matching_groups(black_box(&change)))
             })
         });
     }

@@ -136,8 +136,16 @@ export interface Page<T> {
 }
 
 export interface SubscribeOptions<T> {
-  /** The order of `items`; ties (and the default) go by primary key. */
+  /** The order of `items`; ties (and the default) go by primary key. Not for windows. */
   order?: (a: T, b: T) => number;
+  /**
+   * With `limit`: an ordered window of the first `limit` rows in this order
+   * (field names, `-` for descending; ties go by primary key), kept by the
+   * server: rows leaving it let the next ones in.
+   */
+  orderBy?: string | string[];
+  /** Makes the collection a window of at most this many rows (see `orderBy`). */
+  limit?: number;
   /** The primary key field. Default "id". */
   key?: keyof T & string;
 }

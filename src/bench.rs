@@ -1,6 +1,6 @@
 //! Doors into internals for the repository's own benchmarks
-//! (`benches/matching.rs`, `examples/hot_paths.rs`). Not part of the API:
-//! no stability promised.
+//! (`benches/matching.rs`, `examples/hot_paths.rs`, `examples/window_refill.rs`).
+//! Not part of the API: no stability promised.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
@@ -11,8 +11,7 @@ use std::task::{Context, Poll};
 
 use crate::change::Change;
 use crate::fanout::registry::Registry;
-use crate::fanout::sink::Outbound;
-use crate::fanout::sink::{Nowhere, Sink};
+use crate::fanout::sink::{Nowhere, Outbound, Sink};
 use crate::fanout::subscription::Subscription;
 use crate::fanout::RouteInfo;
 use crate::filter::Filter;
@@ -153,4 +152,34 @@ where
     T: Send + 'static,
 {
     db.write_blocking(f)
+}
+
+/// Reads the rows of `windows` (a filter, `order_by` as a subscribe takes
+/// it, a limit) as one round of a route's window refresher does: identical
+/// windows once, all in one read transaction. Returns how many rows it read.
+pub async fn window_round<M: crate::store::Persist>(
+    db: &crate::Db,
+    windows: &[(serde_json::Value, serde_json::Value, usize)],
+) -> Result<usize, crate::Error> {
+    use crate::fanout::window::WindowQuery;
+    let dialect = db.dialect();
+    let mut queries: Vec<WindowQuery> = Vec::new();
+    for (filter, order_by, limit) in windows {
+        let filter = crate::sql::parse_filter(M::FIELDS, filter, crate::filter::FieldAccess::All, dialect)
+            .map_err(crate::Error::BadFilter)?;
+        let order_by =
+            crate::route::args::Args(&serde_json::json!({ "order_by": order_by })).order_by::<M>(dialect, 16)?;
+        let fragment = crate::sql::render(&filter, dialect);
+        let query = WindowQuery { where_sql: fragment.sql, binds: fragment.binds, order_by, limit: *limit };
+        if !queries.contains(&query) {
+            queries.push(query);
+        }
+    }
+    let (_, rows) = db
+        .snapshot(M::ROUTE, move |conn| {
+            let refs: Vec<&WindowQuery> = queries.iter().collect();
+            crate::route::window::load_windows::<M>(conn, &refs)
+        })
+        .await?;
+    Ok(rows.iter().map(Vec::len).sum())
 }

@@ -188,6 +188,26 @@ pub(crate) fn event_tail(out: &mut Vec<u8>, route: &str, action: Action) {
     out.extend_from_slice(br#"","data":"#);
 }
 
+/// An event of an ordered, limited window: an event frame with `index`,
+/// the place the row takes in the window (0-based) once the client has
+/// removed it from where it was; none for `deleted`.
+pub fn window_event_frame(
+    sub: u64,
+    seq: u64,
+    pos: u64,
+    route: &str,
+    action: Action,
+    index: Option<usize>,
+    data: &str,
+) -> String {
+    let mut frame = event_frame(sub, seq, pos, route, action, data);
+    if let Some(index) = index {
+        // Before the closing brace; `data` is the last member.
+        frame.insert_str(frame.len() - 1, &format!(r#","index":{index}"#));
+    }
+    frame
+}
+
 /// `{"type":"gap","sub":..,"reason":..}`: the subscription ended because
 /// changes were lost on their way to this server; subscribe again.
 pub fn gap_frame(sub: u64, reason: &str) -> String {

@@ -9,7 +9,8 @@
 //! - nothing panics: `Filter::parse`, `sql::parse_filter`, `sql::render`,
 //!   evaluation, canonical keys, SQL execution;
 //! - a refused filter gets a structured error (a non-empty `FieldErrors`
-//!   keyed by the filter's own keys, or `filter`), the same whichever
+//!   keyed by the filter's own keys, their paths inside `or`/`and`/`not`,
+//!   or `filter`), the same whichever
 //!   entry point parses it, and refused for a client if refused for the server;
 //! - an accepted one renders to SQL whose placeholders match its typed
 //!   binds, and selects exactly the rows the in-memory evaluation accepts,
@@ -107,6 +108,12 @@ fn corpus() -> Vec<Json> {
         json!({"doc__theme": "dark", "doc__a__b__isnull": true}),
         json!({"doc__has_key": "a", "doc": null}),
         json!({"small__gt": 0.1}),
+        json!({"or": [{"b": 1}, {"b": 2}]}),
+        json!({"or": [{"u__icontains": "s"}, {"n__gt": 0, "flag": true}], "a__gte": 0}),
+        json!({"not": {"u": "x"}}),
+        json!({"not": {"or": [{"e__lt": 0.5}, {"not": {"m": true}}]}}),
+        json!({"and": [{"or": [{"t": "a"}, {"t": "b"}]}, {"or": [{"n": null}, {"g__isnull": false}]}]}),
+        json!({"or": [{"id__in": []}, {"not": {"c__range": [-1, 1]}}]}),
     ]
 }
 
@@ -158,7 +165,7 @@ fn examine(json: &Json, rows: &[Vec<Value>], dialect: Dialect) -> Result<Option<
             return Err("refused with no error".into());
         }
         for (key, messages) in &errors.0 {
-            let known = key == "filter" || json.as_object().is_some_and(|o| o.contains_key(key));
+            let known = key == "filter" || has_path(json, key);
             if !known || messages.is_empty() || messages.iter().any(|m| m.is_empty()) {
                 return Err(format!("error not keyed by a filter key, or empty: {key:?}: {messages:?}"));
             }
@@ -222,7 +229,39 @@ fn examine(json: &Json, rows: &[Vec<Value>], dialect: Dialect) -> Result<Option<
             }
         }
     }
+    for (field, values) in filter.pins() {
+        for row in rows.iter().filter(|row| filter.matches(row)) {
+            if !values.contains(&&row[field]) {
+                return Err(format!("a matched row has {:?} where the pin says {values:?}", row[field]));
+            }
+        }
+    }
     Ok(Some((filter, ids)))
+}
+
+/// Whether an error key names a place in the filter: one of its keys, or
+/// a path through `or`/`and`/`not` (`or.1.not.t__gt`). Keys may hold dots
+/// themselves, so each prefix that is a key is tried.
+fn has_path(json: &Json, path: &str) -> bool {
+    match json {
+        Json::Object(o) => {
+            o.contains_key(path)
+                || o.iter().any(|(k, v)| {
+                    path.strip_prefix(k.as_str())
+                        .and_then(|r| r.strip_prefix('.'))
+                        .is_some_and(|rest| has_path(v, rest))
+                })
+        }
+        Json::Array(items) => items.iter().enumerate().any(|(i, item)| {
+            let i = i.to_string();
+            path == i
+                || path
+                    .strip_prefix(i.as_str())
+                    .and_then(|r| r.strip_prefix('.'))
+                    .is_some_and(|rest| has_path(item, rest))
+        }),
+        _ => false,
+    }
 }
 
 #[derive(QueryableByName, Debug)]

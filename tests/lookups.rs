@@ -1,5 +1,6 @@
-//! Every lookup end to end: `get_list` (SQL), the `subscribe` snapshot (SQL)
-//! and the events of later writes (in memory) select the same rows.
+//! Every lookup end to end, alone and joined by `or`, `and` and `not`:
+//! `get_list` (SQL), the `subscribe` snapshot (SQL) and the events of later
+//! writes (in memory) select the same rows.
 mod common;
 
 use common::*;
@@ -95,6 +96,15 @@ async fn every_lookup_selects_the_same_rows_in_sql_and_in_memory() {
         (json!({"priority__lte": -40000}), vec![]),
         (json!({"priority__range": [3, 40000]}), vec![3, 6]),
         (json!({"priority__in": [40000, 5]}), vec![6]),
+        (json!({"or": [{"text": "milk"}, {"priority__lt": 0}]}), vec![4, 5, 7]),
+        // exclude(note="x"): rows whose note is NULL are in, as in Django.
+        (json!({"not": {"note": "x"}}), vec![1, 2, 4, 5, 6, 7]),
+        (json!({"not": {"note__icontains": "MILK"}}), vec![1, 2, 3, 4, 6, 7]),
+        (json!({"not": {"score__gt": 0}}), vec![2, 3, 4, 6, 7]),
+        (json!({"done": false, "or": [{"note": null}, {"not": {"score__lt": 1}}]}), vec![1, 5, 6]),
+        (json!({"or": [{"list_id": 1}, {"list_id": 2}], "text__startswith": "É"}), vec![1, 2]),
+        (json!({"and": [{"or": [{"priority": 1}, {"priority": 2}]}, {"not": {"note": ""}}]}), vec![1]),
+        (json!({"not": {"or": [{"id__in": []}, {"done": true}]}}), vec![1, 3, 5, 6]),
     ];
     let mut c = server.client().await;
     let mut subs = Vec::new();
@@ -128,4 +138,91 @@ async fn every_lookup_selects_the_same_rows_in_sql_and_in_memory() {
         let want: Vec<i64> = if fixed { vec![] } else { want.clone() };
         assert_eq!(got, want, "events for {filter}");
     }
+}
+
+/// "My items, or items in the lists shared with me": an `or` subscription
+/// hears rows enter and leave as they are moved between lists and owners,
+/// a `not` one as a nullable field goes to and from the excluded value, and
+/// a route's scope still confines both.
+#[tokio::test]
+async fn or_and_not_subscriptions_follow_rows_in_and_out() {
+    let server = TestServer::start().await;
+    let mine_or_shared = json!({"or": [{"created_by": 7}, {"list_id__in": [10, 11]}]});
+    let mut me = server.client_as(7).await;
+    let mut other = server.client_as(8).await;
+    let mut confined = server.client_as(666).await;
+    let before = other
+        .ok("todo-item", "create", json!({"data": {"list_id": 10, "text": "shared", "done": false, "priority": 0}}))
+        .await;
+    other
+        .ok("todo-item", "create", json!({"data": {"list_id": 12, "text": "private", "done": false, "priority": 0}}))
+        .await;
+
+    let snapshot = me.ok("todo-item", "subscribe", json!({"filter": mine_or_shared})).await;
+    assert_eq!(ids(&snapshot["rows"]), vec![before["id"].as_i64().unwrap()]);
+    let mut mine = View::new(&snapshot);
+    let not_secret = me.ok("todo-item", "subscribe", json!({"filter": {"not": {"note": "secret"}}})).await;
+    assert_eq!(not_secret["rows"].as_array().unwrap().len(), 2, "NULL notes are not 'secret'");
+    let mut visible = View::new(&not_secret);
+    let scoped =
+        confined.ok("todo-item", "subscribe", json!({"filter": {"or": [{"list_id": 1}, {"list_id": 10}]}})).await;
+    assert_eq!(ids(&scoped["rows"]), Vec::<i64>::new(), "the scope (list 1) still holds inside an or");
+    let mut in_scope = View::new(&scoped);
+
+    let own = me
+        .ok("todo-item", "create", json!({"data": {"list_id": 12, "text": "mine", "done": false, "priority": 0}}))
+        .await;
+    let moved = other
+        .ok("todo-item", "create", json!({"data": {"list_id": 13, "text": "moved", "done": false, "priority": 0}}))
+        .await;
+    let (own, moved) = (own["id"].clone(), moved["id"].clone());
+    for (list, note) in [(11, Value::Null), (13, json!("secret")), (10, json!("secret")), (1, Value::Null)] {
+        other.ok("todo-item", "update", json!({"id": moved, "data": {"list_id": list, "note": note}})).await;
+        me.settle(&server).await;
+        for event in std::mem::take(&mut me.events) {
+            if event["sub"] == mine.sub {
+                mine.apply(&event);
+            } else {
+                visible.apply(&event);
+            }
+        }
+        let has = |view: &View, id: &Value| view.rows.contains_key(&id.as_i64().unwrap());
+        assert!(has(&mine, &own), "my own item, in an unshared list");
+        assert_eq!(has(&mine, &moved), [10, 11].contains(&list), "moved to list {list}");
+        assert_eq!(has(&visible, &moved), note.is_null(), "note {note}");
+        assert!(has(&visible, &own));
+        confined.settle(&server).await;
+        for event in std::mem::take(&mut confined.events) {
+            in_scope.apply(&event);
+        }
+        assert_eq!(has(&in_scope, &moved), list == 1, "confined to list 1, moved to {list}");
+    }
+    // Equal snapshots: what the subscriptions hold is what get_list reads now.
+    for (view, filter) in [(&mine, mine_or_shared), (&visible, json!({"not": {"note": "secret"}}))] {
+        let list = me.ok("todo-item", "get_list", json!({"filter": filter})).await;
+        assert_eq!(view.rows.keys().copied().collect::<Vec<_>>(), ids(&list["rows"]), "{filter}");
+    }
+}
+
+/// Nesting is bounded like the rest of a filter: every nested key counts
+/// towards `max_filter_terms`, and `or`/`and`/`not` nest at most 8 deep.
+#[tokio::test]
+async fn nested_filters_are_bounded() {
+    let server = TestServer::start().await;
+    let mut c = server.client().await;
+    let mut deep = json!({"id": 1});
+    for _ in 0..8 {
+        deep = json!({"not": deep});
+    }
+    c.ok("todo-item", "get_list", json!({"filter": deep})).await;
+    let error = c.err("todo-item", "subscribe", json!({"filter": {"not": deep}})).await;
+    assert_eq!(error["code"], "bad_filter");
+    assert!(error["fields"]["filter"][0].as_str().unwrap().contains("at most 8 deep, not 9"), "{error}");
+    let wide: Vec<Value> = (0..32).map(|i| json!({"id": i, "done": true})).collect();
+    let error = c.err("todo-item", "get_list", json!({"filter": {"or": wide}})).await;
+    assert!(error["fields"]["filter"][0].as_str().unwrap().contains("at most 64 terms, not 65"), "{error}");
+    let error = c.err("todo-item", "get_list", json!({"filter": {"or": [{"text__icontanis": "x"}, {}]}})).await;
+    assert_eq!(error["code"], "bad_filter");
+    let fields = error["fields"].as_object().unwrap();
+    assert_eq!(fields.keys().collect::<Vec<_>>(), vec!["or.0.text__icontanis", "or.1"], "{error}");
 }

@@ -73,7 +73,8 @@ async fn bad_filters_name_the_offending_key() {
         (json!({"nope": 1}), "nope"),
         (json!({"text__icontanis": "x"}), "text__icontanis"),
         (json!({"done": "yes"}), "done"),
-        (json!({"priority__gt": 40000}), "priority__gt"),
+        // Django truncates a fraction for an integer field; wyrmhole refuses it.
+        (json!({"priority__gt": 4.5}), "priority__gt"),
         (json!({"text__in": "abc"}), "text__in"),
         (json!({"secret": "s3cret"}), "secret"),
         (json!({"note__isnull": 1}), "note__isnull"),

@@ -1,5 +1,9 @@
 // A live, ordered view of the rows a subscription matches.
 //
+// With `limit` (and `orderBy`) it is a window: the server holds the first
+// `limit` rows in that order and its events say where each row goes
+// (`index`), so the collection keeps the server's order rather than sorting.
+//
 // Rows are kept by primary key, so applying the same created/updated/deleted
 // twice never duplicates a row, and a fresh snapshot (after a reconnect or a
 // detected gap) is reconciled into the current rows: listeners are told
@@ -14,6 +18,7 @@ export class LiveCollection extends Emitter {
   #byId = new Map();
   #items = []; // sorted by #compare, ties broken by key
   #subscription;
+  #window; // true: the server orders the rows (order_by + limit)
   #loaded = false;
   #settle;
 
@@ -25,10 +30,12 @@ export class LiveCollection extends Emitter {
    * @param {object} client  the Client (its subscribe plumbing)
    * @param {string} route
    * @param {object} filter  Django-style lookups (docs/protocol.md)
-   * @param {object} opts    {order: (a, b) => number, key: "id"}
+   * @param {object} opts    {order: (a, b) => number, key: "id"}, or for a
+   *                         window {orderBy: "-field" | [...], limit: n}
    */
-  constructor(client, route, filter = {}, { order, key = "id" } = {}) {
+  constructor(client, route, filter = {}, { order, key = "id", orderBy, limit } = {}) {
     super();
+    this.#window = limit != null;
     this.route = route;
     this.filter = filter;
     this.#key = key;
@@ -37,11 +44,18 @@ export class LiveCollection extends Emitter {
     // Nobody has to await `ready`: an unobserved refusal must not become an
     // unhandled rejection that kills a Node process. "error" events still fire.
     this.ready.catch(() => {});
-    this.#subscription = new Subscription(client, route, filter, {
-      snapshot: (rows) => this.#snapshot(rows),
-      event: (action, data) => this.#apply(action, data),
-      error: (err) => this.#fail(err),
-    });
+    const window = this.#window ? { limit, ...(orderBy === undefined ? {} : { order_by: orderBy }) } : null;
+    this.#subscription = new Subscription(
+      client,
+      route,
+      filter,
+      {
+        snapshot: (rows) => this.#snapshot(rows),
+        event: (action, data, index) => this.#apply(action, data, index),
+        error: (err) => this.#fail(err),
+      },
+      window,
+    );
   }
 
   /** The rows, in order. Read-only: it is the collection's own array. */
@@ -84,26 +98,34 @@ export class LiveCollection extends Emitter {
     for (const item of [...this.#items]) {
       if (!fresh.has(item[this.#key])) this.#apply("deleted", { [this.#key]: item[this.#key] });
     }
+    let index = 0;
     for (const [id, row] of fresh) {
       const current = this.#byId.get(id);
-      if (!current) this.#apply("created", row);
-      else if (!shallowEqual(current, row)) this.#replace(current, row);
+      if (!current) this.#apply("created", row, index);
+      else if (!shallowEqual(current, row) || (this.#window && this.#items[index] !== current)) {
+        this.#replace(current, row, index);
+      }
+      index += 1;
     }
     this.emit("reset", { items: this.#items });
   }
 
-  #apply(action, data) {
+  /** `index`: a window's place for the row (the server's order). */
+  #apply(action, data, index) {
     const id = data[this.#key];
     const current = this.#byId.get(id);
+    if (this.#window && action !== "deleted" && !(index >= 0 && index <= this.#items.length - (current ? 1 : 0))) {
+      return this.#subscription.resync(`window event without a valid index: ${index}`);
+    }
     if (action === "created" && !current) {
       const item = { ...data };
-      this.#insert(item);
+      this.#insert(item, index);
       this.emit("change", { action, id, item });
     } else if (action === "created" || action === "updated") {
       // A `created` for a row we hold (cannot happen on a sane stream) is
       // treated as a full update rather than duplicating the row.
       if (!current) return this.#subscription.resync("updated event for a row the collection does not hold");
-      this.#replace(current, { ...current, ...data });
+      this.#replace(current, { ...current, ...data }, index);
     } else if (action === "deleted" && current) {
       this.#remove(current);
       this.#byId.delete(id);
@@ -111,22 +133,25 @@ export class LiveCollection extends Emitter {
     }
   }
 
-  #replace(current, next) {
+  #replace(current, next, index) {
     this.#remove(current);
-    this.#insert(next);
+    this.#insert(next, index);
     this.emit("change", { action: "updated", id: next[this.#key], item: next, previous: current });
   }
 
-  #insert(item) {
+  #insert(item, index) {
     this.#byId.set(item[this.#key], item);
-    this.#items.splice(this.#position(item), 0, item);
+    // A window's first snapshot comes in the server's order: append.
+    const at = this.#window ? (index ?? this.#items.length) : this.#position(item);
+    this.#items.splice(at, 0, item);
   }
 
   #remove(item) {
     // The order is total (ties broken by key), so the item normally sits at
     // its search position; a compare function that is not a consistent
-    // order could break that, hence the fallback scan.
-    let at = this.#position(item);
+    // order could break that, hence the fallback scan. A window's order is
+    // the server's: always the scan.
+    let at = this.#window ? -1 : this.#position(item);
     if (this.#items[at] !== item) at = this.#items.indexOf(item);
     if (at >= 0) this.#items.splice(at, 1);
   }

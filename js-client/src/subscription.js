@@ -14,6 +14,7 @@
 // that always re-snapshots. A resume that the connection cut before it
 // brought us one position further is not tried again: the next attempt is a
 // fresh snapshot, so a client can never loop on a resume that cannot finish.
+// An ordered window (order_by + limit) never resumes: it re-subscribes.
 
 const RETRY_MS = 1_000; // after a subscribe timed out on a live connection
 
@@ -31,12 +32,14 @@ export class Subscription {
   #resumedFrom = null; // the position the current resume started at, until it moved us on
   #stopped = false;
   #retryTimer = null;
+  #window; // {limit, order_by?} for an ordered window, else null
 
-  constructor(client, route, filter, sink) {
+  constructor(client, route, filter, sink, window = null) {
     this.#client = client;
     this.#route = route;
     this.#filter = filter;
     this.#sink = sink;
+    this.#window = window;
     client._track(this);
     this.#attach();
   }
@@ -55,7 +58,7 @@ export class Subscription {
     this.#seq = frame.seq;
     this.#pos = frame.pos;
     this.#resumedFrom = null; // progress: a later resume starts further on
-    this.#sink.event(frame.action, frame.data);
+    this.#sink.event(frame.action, frame.data, frame.index);
   }
 
   /** Our view can no longer be trusted: drop the server subscription and take a fresh snapshot. */
@@ -94,7 +97,9 @@ export class Subscription {
   #attach() {
     clearTimeout(this.#retryTimer);
     const attempt = ++this.#attempt;
-    const resuming = this.#epoch != null;
+    // A window cannot resume (its events place rows in what it holds):
+    // it re-subscribes and the collection reconciles.
+    const resuming = this.#epoch != null && this.#window == null;
     this.#resumedFrom = resuming ? this.#pos : null;
     this.#inFlight = true;
     const onReply = (data) => {
@@ -113,7 +118,7 @@ export class Subscription {
     };
     const [verb, args] = resuming
       ? ["resume", { filter: this.#filter, epoch: this.#epoch, pos: this.#pos }]
-      : ["subscribe", { filter: this.#filter }];
+      : ["subscribe", { filter: this.#filter, ...this.#window }];
     this.#client._request(this.#route, verb, args, { onReply }).catch((err) => {
       if (attempt !== this.#attempt) return;
       this.#inFlight = false;

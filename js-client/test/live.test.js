@@ -172,6 +172,38 @@ describe("live collections", () => {
     }
   });
 
+  test("an ordered window keeps the server's first N rows in order, through writers and a reconnect", TIMEOUT, async () => {
+    const setup = client();
+    const [a, b] = [await newList(setup, "window A"), await newList(setup, "window B")];
+    const proxy = await startProxy(server.wsUrl);
+    cleanup.push(() => proxy.close());
+    const observer = client(proxy.url(server.wsUrl));
+    const args = { filter: { list_id: a }, orderBy: ["-done", "text"], limit: 5 };
+    const window = observer.route("todo-item").subscribe(args.filter, { orderBy: args.orderBy, limit: args.limit });
+    const { rows: shadowRows } = shadow(window);
+    await window.ready;
+    const converges = async (what) => {
+      let expected;
+      await waitFor(
+        async () => {
+          expected = (await setup.route("todo-item").getList(args)).rows;
+          return JSON.stringify(window.items) === JSON.stringify(expected);
+        },
+        { timeout: 15_000, every: 50, what: `${what} to converge` },
+      ).catch((err) => assert.deepEqual(window.items, expected, err.message));
+      assert.deepEqual(byId(shadowRows.values()), byId(window.items), `${what}: events rebuild the rows`);
+    };
+    await Promise.all([client(), client(), client()].map((w, i) => writeRandomly(w, [a, b], 50, i + 11)));
+    await converges("the window under writers");
+    assert.ok(window.size <= 5);
+
+    proxy.down();
+    await waitForState(observer, "reconnecting");
+    await writeRandomly(client(), [a, b], 30, 99);
+    proxy.restore();
+    await converges("the window after a reconnect");
+  });
+
   test("changes missed while offline are resumed as created/updated/deleted events", TIMEOUT, async () => {
     const writer = client();
     const list = await newList(writer, "Offline");

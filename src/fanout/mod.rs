@@ -6,7 +6,8 @@
 //!   fans them out through the [`registry`] and its equality [`index`];
 //! - [`subscription`]: one subscription's state, and [`sequence`]: the one
 //!   way a subscription starts, for `subscribe` and `resume` alike;
-//! - [`sink`]: what events are delivered to (the transport's outbox).
+//! - [`sink`]: what events are delivered to (the transport's outbox);
+//! - [`window`]: ordered, limited subscriptions, refreshed per route.
 //!
 //! The fan-out sits on the store (it reads history through [`History`],
 //! which [`Db`] implements) and under the brokers, which carry changes
@@ -24,6 +25,7 @@ mod simulation;
 pub(crate) mod sink;
 pub(crate) mod stream;
 pub(crate) mod subscription;
+pub(crate) mod window;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -268,6 +268,36 @@ mod tests {
     }
 
     #[test]
+    fn or_groups_pinned_on_a_field_are_indexed_under_each_value_and_visited_once() {
+        let mut registry = Registry::default();
+        let either = filter(serde_json::json!({"or": [{"list_id": 1}, {"list_id": 2, "text": "a"}]}));
+        let not_3 = filter(serde_json::json!({"not": {"list_id": 3}}));
+        registry.add(sub(1), either.clone());
+        registry.add(sub(2), not_3.clone());
+        let groups = &registry.routes[Item::ROUTE];
+        assert_eq!(groups.index.unindexed_len(), 1, "only the NOT group is unindexed");
+
+        // Moved between two values the OR group is filed under: one visit.
+        let seen = matches(&registry, Some(row(1, "a")), Some(row(2, "a")));
+        let mut want = vec![(either.canonical_key(), Action::Updated), (not_3.canonical_key(), Action::Updated)];
+        want.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(seen, want);
+        let seen = matches(&registry, Some(row(2, "a")), Some(row(2, "b")));
+        let mut want = vec![(either.canonical_key(), Action::Deleted), (not_3.canonical_key(), Action::Updated)];
+        want.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(seen, want);
+        // Outside both values, only the unindexed group is evaluated.
+        let mut visited = Vec::new();
+        let change = Change::new(Item::ROUTE, FIELDS, 0, Some(row(3, "a")), Some(row(4, "a")));
+        registry.routes[Item::ROUTE].index.candidates(&change, |id| visited.push(id));
+        assert_eq!(visited.len(), 1, "{visited:?}");
+        assert_eq!(
+            matches(&registry, Some(row(3, "a")), Some(row(4, "a"))),
+            vec![(not_3.canonical_key(), Action::Created)]
+        );
+    }
+
+    #[test]
     fn removing_the_last_member_removes_the_group_and_the_route() {
         let mut registry = Registry::default();
         let f = filter(serde_json::json!({"list_id": 1}));

@@ -12,7 +12,8 @@
 //! rows and filters.
 //!
 //! - [`parse`](Filter::parse) (in `parse.rs`) checks keys and operand types;
-//! - `eval.rs` evaluates in memory;
+//! - `tree.rs` joins predicates with AND, OR and NOT;
+//! - `eval.rs` evaluates a predicate in memory;
 //! - [`crate::sql`] renders SQL for each database;
 //! - [`fold`] is the case folding shared by both.
 //!
@@ -25,9 +26,12 @@ mod lookup;
 mod operand;
 mod parse;
 mod transform;
+mod tree;
 
 pub use lookup::Lookup;
 pub(crate) use transform::{Part, Transform};
+pub(crate) use tree::Node;
+use tree::Step;
 
 use crate::error::FieldErrors;
 use crate::model::{FieldDef, Storage, Value};
@@ -42,14 +46,16 @@ pub enum FieldAccess {
     All,
 }
 
-/// A parsed filter: predicates that must all hold.
+/// A parsed filter: predicates joined by AND, OR and NOT.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Filter {
     /// Empty for [`Filter::all`] and [`Filter::nothing`], which fit any model.
     pub(crate) fields: &'static [FieldDef],
-    pub(crate) predicates: Vec<Predicate>,
-    /// Matches no row at all, whatever the predicates (which are then dropped).
-    pub(crate) never: bool,
+    /// The condition, normalized (see `tree.rs`): [`Node::TRUE`] for
+    /// [`Filter::all`], [`Node::FALSE`] for [`Filter::nothing`].
+    pub(crate) root: Node,
+    /// `root` laid out for evaluation ([`Filter::matches`]).
+    steps: Box<[Step]>,
 }
 
 /// One condition on one field.
@@ -70,6 +76,19 @@ impl Predicate {
             None => self.op.matches(value),
             Some(Transform::Key(path)) => json::matches(value, path, &self.op),
             Some(transform) => self.op.matches(&transform.apply(value)),
+        }
+    }
+
+    /// Its text in [`Filter::canonical_key`]: field, transform, lookup and
+    /// the normalized operand.
+    pub(crate) fn key(&self, fields: &[FieldDef]) -> String {
+        let (lookup, operand) = self.op.key_parts();
+        let name = fields[self.field].name;
+        match &self.transform {
+            // Key paths may hold any character: JSON-quote them.
+            Some(Transform::Key(path)) => format!("{name}__{}__{lookup}={operand}", serde_json::json!(path)),
+            Some(t) => format!("{name}__{}__{lookup}={operand}", t.key_text()),
+            None => format!("{name}__{lookup}={operand}"),
         }
     }
 }
@@ -116,16 +135,22 @@ pub(crate) enum TextKind {
 impl Filter {
     /// Matches every row.
     pub fn all() -> Filter {
-        Filter { fields: &[], predicates: Vec::new(), never: false }
+        Filter::new(&[], Node::TRUE)
     }
 
     /// Matches no row.
     pub fn nothing() -> Filter {
-        Filter { fields: &[], predicates: Vec::new(), never: true }
+        Filter::new(&[], Node::FALSE)
+    }
+
+    pub(crate) fn new(fields: &'static [FieldDef], root: Node) -> Filter {
+        let steps = tree::flatten(&root);
+        Filter { fields, root, steps }
     }
 
     /// Parses a filter object against a model's fields. Errors are keyed by
-    /// the filter key as written (`"filter"` when the JSON is not an object),
+    /// the filter key as written (`"filter"` when the JSON is not an object;
+    /// a key inside `or`/`and`/`not` by its path, as `or.1.text__contains`),
     /// and all of them are reported, not just the first.
     pub fn parse(
         fields: &'static [FieldDef],
@@ -148,7 +173,7 @@ impl Filter {
         parse::parse(fields, json, access, nul_allowed)
     }
 
-    /// Both filters must hold.
+    /// Both filters must hold (a route's scope and a client's filter).
     ///
     /// # Panics
     ///
@@ -162,24 +187,24 @@ impl Filter {
                 "Filter::and on filters of different models"
             );
         }
-        if self.never || other.never {
-            return Filter { fields: self.fields, predicates: Vec::new(), never: true };
-        }
-        self.predicates.extend(other.predicates);
-        self
+        Filter::new(self.fields, Node::and([self.root, other.root]))
     }
 
     /// Whether a row (values in field order) passes the filter.
     pub fn matches(&self, row: &[Value]) -> bool {
-        !self.never && self.predicates.iter().all(|p| p.matches(row))
+        match &self.root {
+            // The commonest filter, one equality: no step to fetch.
+            Node::Leaf(p) => p.matches(row),
+            _ => tree::evaluate(&self.steps, row),
+        }
     }
 
     /// Whether evaluating it may read a whole text value: `contains`, and
-    /// every case-insensitive lookup (the value is folded first). Its cost
-    /// then grows with the row, not with the filter, which is why the
-    /// fan-out evaluates such filters off its main thread.
+    /// every case-insensitive lookup (the value is folded first), in any
+    /// branch. Its cost then grows with the row, not with the filter, which
+    /// is why the fan-out evaluates such filters off its main thread.
     pub fn scans(&self) -> bool {
-        self.predicates.iter().any(|p| match &p.op {
+        self.root.leaves().any(|p| match &p.op {
             Op::IExact(_) => true,
             Op::Text { kind, fold, .. } => *fold || *kind == TextKind::Contains,
             _ => false,
@@ -187,46 +212,35 @@ impl Filter {
     }
 
     /// A text that is the same for filters with the same predicates, in
-    /// whatever order their keys were written, so identical subscriptions can
-    /// share one evaluation.
+    /// whatever order their keys (or the branches of an `or`) were written,
+    /// so identical subscriptions can share one evaluation. `or`, `and` and
+    /// `not` are encoded so that no structure reads as another, nor as
+    /// plain keys.
     pub fn canonical_key(&self) -> String {
-        if self.never {
-            return "!".into();
-        }
-        let mut parts: Vec<String> = self
-            .predicates
-            .iter()
-            .map(|p| {
-                let (lookup, operand) = p.op.key_parts();
-                let name = self.fields[p.field].name;
-                match &p.transform {
-                    // Key paths may hold any character: JSON-quote them.
-                    Some(Transform::Key(path)) => format!("{name}__{}__{lookup}={operand}", serde_json::json!(path)),
-                    Some(t) => format!("{name}__{}__{lookup}={operand}", t.key_text()),
-                    None => format!("{name}__{lookup}={operand}"),
-                }
-            })
-            .collect();
-        parts.sort_unstable();
-        parts.dedup();
-        parts.join("&")
+        self.root.key(self.fields)
     }
 
-    /// `(field index, value)` of every equality on a non-null value of the
-    /// field itself (not of a transform), except on float fields (where
-    /// `0.0` and `-0.0` are equal but hash apart) and JSON fields (where `1`
-    /// and `1.0` are equal): what the subscription index keys groups on.
-    /// Every row the filter matches has exactly this value in that field.
+    /// `(field index, value)` of every field the filter pins to one non-null
+    /// value (see [`Filter::pins`]): every row the filter matches has
+    /// exactly this value in that field.
     pub fn equalities(&self) -> impl Iterator<Item = (usize, &Value)> {
-        self.predicates.iter().filter_map(|p| match &p.op {
-            Op::Eq(value)
-                if p.transform.is_none()
-                    && !matches!(self.fields[p.field].ty.storage(), Storage::F32 | Storage::F64 | Storage::Json) =>
-            {
-                Some((p.field, value))
-            }
+        self.pins().into_iter().filter_map(|(field, values)| match values.as_slice() {
+            [one] => Some((field, *one)),
             _ => None,
         })
+    }
+
+    /// `(field index, values)` of every field the filter pins to a set of
+    /// non-null values, except float fields (where `0.0` and `-0.0` are
+    /// equal but hash apart): what the subscription index files groups
+    /// under. Every row the filter matches has one of these values in that
+    /// field. Equalities and `in` pin; an `or` pins a field when each of
+    /// its branches does (`{"or": [{"list_id": 1}, {"list_id": 2}]}` pins
+    /// `list_id` to 1 or 2); nothing under a `not` pins.
+    pub fn pins(&self) -> Vec<(usize, Vec<&Value>)> {
+        // Floats (`0.0` and `-0.0` are equal but hash apart) and JSON (`1`
+        // and `1.0` are equal) are never index keys.
+        self.root.pins(self.fields, &|ty| !matches!(ty.storage(), Storage::F32 | Storage::F64 | Storage::Json))
     }
 
     /// The model fields the filter refers to (empty for [`Filter::all`] and
@@ -240,7 +254,7 @@ impl Op {
     /// The lookup name and operand JSON that identify the test in
     /// [`Filter::canonical_key`]. Operands are normalized at parse time, so
     /// equal tests give equal text.
-    fn key_parts(&self) -> (&'static str, serde_json::Value) {
+    pub(super) fn key_parts(&self) -> (&'static str, serde_json::Value) {
         let list = |values: &mut dyn Iterator<Item = &Value>| values.map(Value::to_json).collect();
         match self {
             Op::Eq(v) => ("exact", v.to_json()),

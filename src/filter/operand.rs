@@ -282,7 +282,7 @@ fn rank(v: &Value) -> u8 {
 
 /// The JSON kind, and the value itself for scalars, so "must be a list, not
 /// the string \"abc\"" says what was sent.
-fn describe(json: &serde_json::Value) -> String {
+pub(super) fn describe(json: &serde_json::Value) -> String {
     match json {
         serde_json::Value::String(_) | serde_json::Value::Number(_) | serde_json::Value::Bool(_) => {
             format!("{} ({json})", json_kind(json))

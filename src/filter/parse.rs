@@ -6,8 +6,8 @@
 //! number, never a wrapped integer), case-insensitive needles are folded, and
 //! equivalent spellings are normalized so they also share a canonical key.
 
-use super::operand::{parse_operand, Answer};
-use super::{FieldAccess, Filter, Lookup, Predicate, Transform};
+use super::operand::{describe, parse_operand, Answer};
+use super::{FieldAccess, Filter, Lookup, Node, Predicate, Transform};
 use crate::error::FieldErrors;
 use crate::model::{field_index, json_kind, FieldDef, Storage};
 
@@ -34,28 +34,98 @@ pub(super) fn parse(
             format!("must be an object of field lookups, not {}", json_kind(json)),
         ));
     };
+    let cx = Context { fields, access, refuse_nul: !nul_allowed };
     let mut errors = FieldErrors::new();
-    let mut predicates = Vec::with_capacity(object.len());
-    let mut never = false;
-    let refuse_nul = !nul_allowed;
-    for (key, operand) in object {
-        if refuse_nul && contains_nul(key, operand) {
+    let root = cx.object(object, "", &mut errors);
+    errors.into_result()?;
+    Ok(Filter::new(fields, root))
+}
+
+struct Context {
+    fields: &'static [FieldDef],
+    access: FieldAccess,
+    refuse_nul: bool,
+}
+
+impl Context {
+    /// One filter object: its keys ANDed. `path` prefixes error keys inside
+    /// `or`/`and`/`not` (`or.1.`), so each names where it is. Those three
+    /// keys always join filters; a model field with one of these names is
+    /// filtered as `or__exact`, `not__in`, ...
+    fn object(
+        &self,
+        object: &serde_json::Map<String, serde_json::Value>,
+        path: &str,
+        errors: &mut FieldErrors,
+    ) -> Node {
+        let mut children = Vec::with_capacity(object.len());
+        for (key, operand) in object {
+            let at = format!("{path}{key}");
+            let node = match key.as_str() {
+                "or" | "and" => self.list(key, operand, &at, errors),
+                "not" => self.nested(operand, &at, errors).map(Node::not),
+                _ => self.leaf(key, operand, &at, errors),
+            };
+            children.extend(node);
+        }
+        Node::and(children)
+    }
+
+    /// The filters of an `or` or `and`: a non-empty list of them.
+    fn list(&self, key: &str, operand: &serde_json::Value, at: &str, errors: &mut FieldErrors) -> Option<Node> {
+        let items = match operand.as_array() {
+            Some(items) if !items.is_empty() => items,
+            // Django has no empty OR to follow: `Q(_connector=OR)` is an
+            // empty Q, matching everything, where an empty OR is false.
+            Some(_) => {
+                errors.add(at, "must list at least one filter: an empty list is ambiguous");
+                return None;
+            }
+            None => {
+                errors.add(at, format!("must be a list of filter objects, not {}", describe(operand)));
+                return None;
+            }
+        };
+        let children: Vec<Option<Node>> =
+            items.iter().enumerate().map(|(i, item)| self.nested(item, &format!("{at}.{i}"), errors)).collect();
+        let children: Option<Vec<Node>> = children.into_iter().collect();
+        Some(if key == "or" { Node::or(children?) } else { Node::and(children?) })
+    }
+
+    /// A filter object nested in `or`, `and` or `not`, which may not be
+    /// empty: Django drops an empty `Q()` from `|` and `~` (so `~Q()` and
+    /// `Q() | Q(x=1)` do not mean what logic says), which would make `{}`
+    /// mean one thing here and another in a Django port of the query.
+    fn nested(&self, json: &serde_json::Value, at: &str, errors: &mut FieldErrors) -> Option<Node> {
+        match json.as_object() {
+            Some(object) if object.is_empty() => {
+                errors.add(at, "must not be empty: an empty filter inside or, and or not is ambiguous");
+                None
+            }
+            Some(object) => Some(self.object(object, &format!("{at}."), errors)),
+            None => {
+                errors.add(at, format!("must be an object of field lookups, not {}", json_kind(json)));
+                None
+            }
+        }
+    }
+
+    fn leaf(&self, key: &str, operand: &serde_json::Value, at: &str, errors: &mut FieldErrors) -> Option<Node> {
+        if self.refuse_nul && contains_nul(key, operand) {
             // Reported as a bad filter, not left to fail as an internal
             // error when the database refuses the bound text.
-            errors.add(key, "may not contain the NUL character (\\u0000) on PostgreSQL");
+            errors.add(at, "may not contain the NUL character (\\u0000) on PostgreSQL");
         }
-        match parse_key(fields, key, operand, access) {
-            Ok(Term::Predicate(p)) => predicates.push(p),
-            Ok(Term::Never) => never = true,
-            Ok(Term::Always) => {}
-            Err(messages) => messages.into_iter().for_each(|m| errors.add(key, m)),
+        match parse_key(self.fields, key, operand, self.access) {
+            Ok(Term::Predicate(p)) => Some(Node::Leaf(p)),
+            Ok(Term::Never) => Some(Node::FALSE),
+            Ok(Term::Always) => Some(Node::TRUE),
+            Err(messages) => {
+                messages.into_iter().for_each(|m| errors.add(at, m));
+                None
+            }
         }
     }
-    errors.into_result()?;
-    if never {
-        predicates.clear();
-    }
-    Ok(Filter { fields, predicates, never })
 }
 
 fn parse_key(
@@ -223,7 +293,8 @@ mod tests {
 
     fn field_of(filter: serde_json::Value) -> &'static str {
         let f = Filter::parse(FIELDS, &filter, FieldAccess::Published).unwrap();
-        FIELDS[f.predicates[0].field].name
+        let field = f.root.leaves().next().unwrap().field;
+        FIELDS[field].name
     }
 
     #[test]
@@ -236,7 +307,7 @@ mod tests {
         assert_eq!(field_of(json!({"list__id__gt": 1})), "list_id");
         assert_eq!(field_of(json!({"text__exact": "x"})), "text");
         let f = Filter::parse(FIELDS, &json!({"list__id__in": [1, 2]}), FieldAccess::All).unwrap();
-        assert_eq!(f.predicates[0].op, Op::In(vec![Value::Int(1), Value::Int(2)]));
+        assert_eq!(f.root.leaves().next().unwrap().op, Op::In(vec![Value::Int(1), Value::Int(2)]));
     }
 
     #[test]
@@ -449,12 +520,12 @@ mod tests {
             FieldAccess::All,
         )
         .unwrap();
-        let ops: Vec<_> = f.predicates.iter().map(|p| (FIELDS[p.field].name, p.op.clone())).collect();
+        let ops: Vec<_> = f.root.leaves().map(|p| (FIELDS[p.field].name, p.op.clone())).collect();
         assert!(ops.contains(&("score", Op::In(vec![Value::Float(0.0), Value::Float(1.0)]))));
         assert!(ops.contains(&("text", Op::In(vec!["a".into(), "b".into()]))));
         assert!(ops.contains(&("id", Op::Eq(Value::Int(5)))));
         assert!(ops.contains(&("text", Op::Text { kind: TextKind::Contains, fold: true, needle: "STRAßE".into() })));
         let f = Filter::parse(FIELDS, &json!({"score": -0.0}), FieldAccess::All).unwrap();
-        assert!(matches!(f.predicates[0].op, Op::Eq(Value::Float(z)) if z.is_sign_positive()));
+        assert!(matches!(f.root.leaves().next().unwrap().op, Op::Eq(Value::Float(z)) if z.is_sign_positive()));
     }
 }

@@ -34,19 +34,24 @@ impl Args<'_> {
         }
     }
 
-    /// The filter, at most `limits.max_filter_terms` keys and
+    /// The filter, at most `limits.max_filter_terms` keys (nested ones
+    /// included), `limits.max_filter_depth` levels of `or`/`and`/`not` and
     /// `limits.max_filter_bytes` of JSON: a subscription keeps its filter
-    /// for as long as it lives, and every key of a bad filter costs a
-    /// message in the error reply.
+    /// for as long as it lives, evaluating it costs a visit per term, and
+    /// every key of a bad filter costs a message in the error reply.
     pub(crate) fn filter<M: Model>(&self, dialect: Dialect, limits: &Limits) -> Result<Filter, Error> {
         let json = match self.0.get("filter") {
             None | Some(serde_json::Value::Null) => return Ok(Filter::all()),
             Some(json) => json,
         };
         let too_big = |message: String| Error::BadFilter(FieldErrors::single("filter", message));
-        let terms = json.as_object().map_or(0, |o| o.len());
+        let (terms, depth) = filter_shape(json);
         if terms > limits.max_filter_terms {
             return Err(too_big(format!("may have at most {} terms, not {terms}", limits.max_filter_terms)));
+        }
+        if depth > limits.max_filter_depth {
+            let max = limits.max_filter_depth;
+            return Err(too_big(format!("may nest or, and and not at most {max} deep, not {depth}")));
         }
         let size = json_size(json);
         if size > limits.max_filter_bytes {
@@ -145,6 +150,27 @@ impl Args<'_> {
     }
 }
 
+/// How many keys a filter has, counting those in objects nested in `or`,
+/// `and` and `not`, and how deep those objects nest (0 for a flat filter).
+/// Operands are not entered: only those three keys hold filters.
+fn filter_shape(json: &serde_json::Value) -> (usize, usize) {
+    let Some(object) = json.as_object() else { return (0, 0) };
+    let (mut terms, mut depth) = (object.len(), 0);
+    for (key, operand) in object {
+        let nested: Box<dyn Iterator<Item = &serde_json::Value>> = match (key.as_str(), operand) {
+            ("or" | "and", serde_json::Value::Array(items)) => Box::new(items.iter()),
+            ("not", not) => Box::new(std::iter::once(not)),
+            _ => continue,
+        };
+        for item in nested {
+            let (t, d) = filter_shape(item);
+            terms += t;
+            depth = depth.max(d + 1);
+        }
+    }
+    (terms, depth)
+}
+
 /// About how many bytes `json` takes serialized: keys and strings by their
 /// length, everything else a few bytes. A walk, not a serialization, since
 /// it runs on every filter.
@@ -168,5 +194,17 @@ mod tests {
         let filter = serde_json::json!({"text__icontains": "milk", "list_id__in": [1, 2, 3], "note": null});
         let (estimate, real) = (json_size(&filter), filter.to_string().len());
         assert!(estimate >= real && estimate < real * 2, "{estimate} vs {real}");
+    }
+
+    #[test]
+    fn filter_shape_counts_nested_keys_and_depth() {
+        use serde_json::json;
+        assert_eq!(filter_shape(&json!({})), (0, 0));
+        assert_eq!(filter_shape(&json!({"a": 1, "b__in": [{"or": []}]})), (2, 0));
+        assert_eq!(filter_shape(&json!({"a": 1, "or": [{"b": 1}, {"c": 1, "d": 2}]})), (5, 1));
+        assert_eq!(filter_shape(&json!({"not": {"or": [{"not": {"x": 1}}]}})), (4, 3));
+        assert_eq!(filter_shape(&json!({"and": [{"a": 1}], "not": {"b": 1}})), (4, 1));
+        // Malformed nesting counts what is there; the parser refuses it.
+        assert_eq!(filter_shape(&json!({"or": {"a": 1}, "not": 1})), (2, 1));
     }
 }

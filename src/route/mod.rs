@@ -8,11 +8,13 @@
 //! - this module: the [`Route`] builder and the dispatch of a request;
 //! - `args.rs`: typed access to a request's arguments;
 //! - `verbs.rs`: the reads and writes;
-//! - `subscribe.rs`: `subscribe` and `resume`.
+//! - `subscribe.rs`: `subscribe` and `resume`;
+//! - `window.rs`: `subscribe` with `limit`, an ordered live window.
 
-mod args;
+pub(crate) mod args;
 mod subscribe;
 mod verbs;
+pub(crate) mod window;
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
@@ -79,8 +81,12 @@ pub struct Limits {
     pub max_snapshot: usize,
     /// The most fields an `order_by` may name (default 16).
     pub max_order_by: usize,
-    /// The most keys a client's filter may have (default 64).
+    /// The most keys a client's filter may have, counting those nested in
+    /// `or`, `and` and `not` (default 64).
     pub max_filter_terms: usize,
+    /// How deeply a client's filter may nest `or`, `and` and `not` (default
+    /// 8): a filter object inside one of them is one level deeper.
+    pub max_filter_depth: usize,
     /// The most bytes of JSON a client's filter may take (default 16 KiB): a
     /// subscription keeps its filter in memory as long as it lives.
     pub max_filter_bytes: usize,
@@ -94,6 +100,7 @@ impl Default for Limits {
             max_snapshot: 10_000,
             max_order_by: 16,
             max_filter_terms: 64,
+            max_filter_depth: 8,
             max_filter_bytes: 16 * 1024,
         }
     }
@@ -108,6 +115,8 @@ pub struct Route<M: Model> {
     login_required: Vec<String>,
     verbs: HashMap<String, VerbFn>,
     limits: Limits,
+    /// The refresher of this route's ordered windows, started by the first.
+    windows: std::sync::OnceLock<Arc<crate::fanout::window::Refresher>>,
     _model: PhantomData<fn() -> M>,
 }
 
@@ -121,6 +130,7 @@ impl<M: Model> Default for Route<M> {
             login_required: Vec::new(),
             verbs: HashMap::new(),
             limits: Limits::default(),
+            windows: std::sync::OnceLock::new(),
             _model: PhantomData,
         }
     }

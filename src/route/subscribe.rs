@@ -2,7 +2,8 @@
 //! [`crate::fanout::sequence`]. They differ only in what the client gets
 //! first: `subscribe` a snapshot of the rows at position P, then every
 //! change after P; `resume` nothing but the changes after the position the
-//! client already holds.
+//! client already holds. With `limit` (and `order_by`), `subscribe` opens
+//! an ordered window instead (`window.rs`), which `resume` refuses.
 
 use super::args::Args;
 use super::Route;
@@ -27,9 +28,20 @@ impl<M: Persist> Route<M> {
         request: &Request,
     ) -> Result<(), Error> {
         let args = Args(&request.args);
-        args.reject_others(&["filter"])?;
+        args.reject_others(&["filter", "order_by", "limit"])?;
         let dialect = db.dialect();
         let filter = args.filter::<M>(dialect, &self.limits)?.and(scope);
+        let order_by = args.order_by::<M>(dialect, self.limits.max_order_by)?;
+        match args.count("limit")? {
+            Some(limit) if limit == 0 || limit > self.limits.max_page => {
+                return Err(Error::bad_arg("limit", format!("must be from 1 to {}", self.limits.max_page)));
+            }
+            Some(limit) => return self.subscribe_window(db, fanout, session, filter, request, (order_by, limit)).await,
+            None if args.0.get("order_by").is_some_and(|o| !o.is_null()) => {
+                return Err(Error::bad_arg("order_by", "orders a window: give a limit too"));
+            }
+            None => {}
+        }
         session.check_room(&filter)?;
         let opening = fanout.open(RouteInfo::of::<M>(), filter.clone(), session.sink()).await;
         // From here on, every early return drops `opening`, which ends the
@@ -93,7 +105,12 @@ impl<M: Persist> Route<M> {
         request: &Request,
     ) -> Result<(), Error> {
         let args = Args(&request.args);
-        args.reject_others(&["filter", "epoch", "pos"])?;
+        args.reject_others(&["filter", "epoch", "pos", "order_by", "limit"])?;
+        if args.count("limit")?.is_some() {
+            // A window's events say where rows go in what the client holds,
+            // which a replay of the changes since its position cannot.
+            return Err(Error::CannotResume("a window (a subscription with a limit) restarts with subscribe".into()));
+        }
         let filter = args.filter::<M>(db.dialect(), &self.limits)?.and(scope);
         let epoch = args.count("epoch")?.ok_or_else(|| Error::bad_arg("epoch", "is required"))? as u64;
         let after = args.sql_count("pos")?.ok_or_else(|| Error::bad_arg("pos", "is required"))?;

@@ -25,7 +25,7 @@
 //! numbering would make error-prone. [`Dialect::finish`] turns the whole
 //! statement into the dialect's form once, just before it is sent.
 
-use crate::filter::{Cmp, Filter, Op, TextKind, Transform};
+use crate::filter::{Cmp, Filter, Node, Op, TextKind, Transform};
 use crate::model::{FieldDef, FieldType, Storage, Value};
 
 use super::{quote_ident, Bind, Dialect, SqlFragment};
@@ -34,27 +34,21 @@ mod typed;
 
 /// The filter as the body of a `WHERE` clause: `1 = 1` when it matches
 /// everything, `1 = 0` when it matches nothing.
+///
+/// The keys of an object are joined with `AND`, an `or` with `OR`, each
+/// operand parenthesized. A `not` is `(...) IS NOT TRUE`, not `NOT (...)`:
+/// a lookup on a NULL column is NULL in SQL, and `NOT NULL` is NULL again,
+/// where in-memory evaluation (and Django, which adds `AND col IS NOT NULL`
+/// under a negation) says false and then true.
 pub fn render(filter: &Filter, dialect: Dialect) -> SqlFragment {
-    if filter.never {
+    if filter.root.is_false() {
         return SqlFragment { sql: "1 = 0".into(), binds: Vec::new() };
     }
-    if filter.predicates.is_empty() {
+    if filter.root.is_true() {
         return SqlFragment { sql: "1 = 1".into(), binds: Vec::new() };
     }
     let mut w = Writer { dialect, sql: String::new(), binds: Vec::new() };
-    let parenthesize = filter.predicates.len() > 1;
-    for (i, p) in filter.predicates.iter().enumerate() {
-        if i > 0 {
-            w.sql.push_str(" AND ");
-        }
-        if parenthesize {
-            w.sql.push('(');
-        }
-        w.predicate(&filter.fields[p.field], p.transform.as_ref(), &p.op);
-        if parenthesize {
-            w.sql.push(')');
-        }
-    }
+    w.node(filter.fields, &filter.root);
     SqlFragment { sql: w.sql, binds: w.binds }
 }
 
@@ -76,6 +70,32 @@ impl Writer {
 
     fn bind_text(&mut self, text: &str) {
         self.bind(&Value::Text(text.to_owned()), FieldType::Text);
+    }
+
+    fn node(&mut self, fields: &[FieldDef], node: &Node) {
+        match node {
+            Node::Leaf(p) => self.predicate(&fields[p.field], p.transform.as_ref(), &p.op),
+            Node::And(children) => self.join(fields, children, " AND "),
+            Node::Or(children) => self.join(fields, children, " OR "),
+            Node::Not(child) => {
+                self.push("(");
+                self.node(fields, child);
+                self.push(") IS NOT TRUE");
+            }
+        }
+    }
+
+    /// Children joined by `AND` or `OR`, each in parentheses. Normalized
+    /// trees have no empty AND or OR below the root.
+    fn join(&mut self, fields: &[FieldDef], children: &[Node], operator: &str) {
+        for (i, child) in children.iter().enumerate() {
+            if i > 0 {
+                self.push(operator);
+            }
+            self.push("(");
+            self.node(fields, child);
+            self.push(")");
+        }
     }
 
     fn predicate(&mut self, field: &FieldDef, transform: Option<&Transform>, op: &Op) {
@@ -286,6 +306,25 @@ mod tests {
         ];
         for (filter, expected) in cases {
             assert_eq!(pg(filter.clone()), expected, "{filter}");
+        }
+    }
+
+    #[test]
+    fn renders_or_and_not() {
+        let cases = [
+            (json!({"or": [{"list_id": 1}, {"done": true}]}), "(\"list_id\" = ?) OR (\"done\" = ?)"),
+            (json!({"not": {"note": "x"}}), "(\"note\" COLLATE BINARY = ?) IS NOT TRUE"),
+            (
+                json!({"id": 1, "not": {"or": [{"note": "x"}, {"text": "y", "done": true}]}}),
+                "(\"id\" = ?) AND (((\"note\" COLLATE BINARY = ?) OR ((\"done\" = ?) AND (\"text\" COLLATE BINARY = ?))) IS NOT TRUE)",
+            ),
+            (json!({"or": [{"id__in": []}, {"id__in": []}]}), "1 = 0"),
+            (json!({"not": {"id__in": []}}), "1 = 1"),
+        ];
+        for (filter, expected) in cases {
+            let fragment = sql(filter.clone());
+            assert_eq!(fragment.sql, expected, "{filter}");
+            assert_eq!(fragment.sql.matches('?').count(), fragment.binds.len());
         }
     }
 

@@ -411,7 +411,28 @@ pub fn filter_operand(
 /// unknown ones), known lookups (and unknown, chained, miscased ones),
 /// operands of the right type (and of any other).
 pub fn filter(rng: &mut Rng, fields: &[FieldDef], sample: Sample) -> Value {
+    nested_filter(rng, fields, sample, 3)
+}
+
+/// A filter that may nest `or`, `and` and `not` (mostly well-formed:
+/// non-empty lists of non-empty objects, else any shape) `depth` deep.
+fn nested_filter(rng: &mut Rng, fields: &[FieldDef], sample: Sample, depth: usize) -> Value {
     let mut filter = Map::new();
+    if depth > 0 && rng.chance(30) {
+        let mut nested = |rng: &mut Rng| match rng.below(12) {
+            0 => arbitrary(rng, 2),
+            1 => json!({}),
+            _ => nested_filter(rng, fields, &mut *sample, depth - 1),
+        };
+        let (key, operand) = match rng.below(3) {
+            0 => ("not", nested(rng)),
+            n => {
+                let len = if rng.chance(5) { 0 } else { 1 + rng.below(3) };
+                (if n == 1 { "or" } else { "and" }, Value::Array((0..len).map(|_| nested(rng)).collect()))
+            }
+        };
+        filter.insert(key.into(), operand);
+    }
     for _ in 0..rng.below(5) {
         let (field, name) = field_key(rng, fields);
         let (lookup, key) = match rng.below(10) {

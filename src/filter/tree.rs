@@ -1,0 +1,493 @@
+//! The boolean structure of a filter: predicates joined by AND (an object's
+//! keys), OR (`{"or": [...]}`) and NOT (`{"not": {...}}`), nested to any
+//! depth, as Django's `Q` objects combine with `&`, `|` and `~`.
+//!
+//! Nodes are built through [`Node::and`], [`Node::or`] and [`Node::not`],
+//! which normalize as they go (nested ANDs and ORs are flattened, constants
+//! folded, a double negation removed, repeated children dropped), so that
+//! equivalent filters mostly share one shape and one canonical key, and the
+//! evaluators never meet an empty OR or a NOT of a constant.
+//!
+//! Logic is two-valued: a predicate on a NULL column is false (except
+//! `isnull`), and NOT of it is true. That is what Django does for negation,
+//! which adds `AND col IS NOT NULL` to every negated lookup on a nullable
+//! column; `crate::sql::render` writes NOT as `(...) IS NOT TRUE` for it.
+
+use super::{Predicate, Value};
+use crate::model::{FieldDef, FieldType};
+
+/// One node of a filter's condition.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Node {
+    Leaf(Predicate),
+    /// All must hold; `And([])` holds for every row.
+    And(Vec<Node>),
+    /// One must hold; `Or([])` holds for no row.
+    Or(Vec<Node>),
+    Not(Box<Node>),
+}
+
+impl Node {
+    /// Matches every row.
+    pub(crate) const TRUE: Node = Node::And(Vec::new());
+    /// Matches no row.
+    pub(crate) const FALSE: Node = Node::Or(Vec::new());
+
+    pub(crate) fn is_true(&self) -> bool {
+        matches!(self, Node::And(c) if c.is_empty())
+    }
+
+    pub(crate) fn is_false(&self) -> bool {
+        matches!(self, Node::Or(c) if c.is_empty())
+    }
+
+    /// All of `children`, normalized.
+    pub(crate) fn and(children: impl IntoIterator<Item = Node>) -> Node {
+        let mut flat = Vec::new();
+        for child in children {
+            match child {
+                Node::And(grand) => push_all(&mut flat, grand),
+                c if c.is_false() => return Node::FALSE,
+                c => push_unique(&mut flat, c),
+            }
+        }
+        single_or(flat, Node::And)
+    }
+
+    /// Any of `children`, normalized.
+    pub(crate) fn or(children: impl IntoIterator<Item = Node>) -> Node {
+        let mut flat = Vec::new();
+        for child in children {
+            match child {
+                Node::Or(grand) => push_all(&mut flat, grand),
+                c if c.is_true() => return Node::TRUE,
+                c => push_unique(&mut flat, c),
+            }
+        }
+        single_or(flat, Node::Or)
+    }
+
+    /// The negation of `child`, normalized.
+    pub(crate) fn not(child: Node) -> Node {
+        match child {
+            Node::Not(inner) => *inner,
+            c if c.is_true() => Node::FALSE,
+            c if c.is_false() => Node::TRUE,
+            c => Node::Not(Box::new(c)),
+        }
+    }
+
+    /// The plain recursive evaluation, which [`evaluate`] must equal.
+    #[cfg(test)]
+    pub(crate) fn matches(&self, row: &[Value]) -> bool {
+        match self {
+            Node::Leaf(p) => p.matches(row),
+            Node::And(children) => children.iter().all(|c| c.matches(row)),
+            Node::Or(children) => children.iter().any(|c| c.matches(row)),
+            Node::Not(child) => !child.matches(row),
+        }
+    }
+
+    /// Every predicate, at any depth.
+    pub(crate) fn leaves(&self) -> Box<dyn Iterator<Item = &Predicate> + '_> {
+        match self {
+            Node::Leaf(p) => Box::new(std::iter::once(p)),
+            Node::And(children) | Node::Or(children) => Box::new(children.iter().flat_map(Node::leaves)),
+            Node::Not(child) => child.leaves(),
+        }
+    }
+
+    /// The canonical text of this node (see [`super::Filter::canonical_key`]).
+    ///
+    /// An AND is its children's keys sorted and joined by `&` (so a filter
+    /// of plain keys keeps the key it always had: `""` matches everything);
+    /// an OR is `|` and the JSON list of its children's keys, sorted; a NOT
+    /// is `~` and its child's key as a JSON string; the empty OR is `!`.
+    /// Leaf keys start with a field name, which cannot start with `|`, `~`
+    /// or `!`, and every nested key is JSON-quoted, so different structures
+    /// cannot give the same text.
+    pub(crate) fn key(&self, fields: &[FieldDef]) -> String {
+        match self {
+            Node::Leaf(p) => p.key(fields),
+            Node::And(children) => sorted_keys(children, fields).join("&"),
+            Node::Or(children) if children.is_empty() => "!".into(),
+            Node::Or(children) => format!("|{}", serde_json::Value::from(sorted_keys(children, fields))),
+            Node::Not(child) => format!("~{}", serde_json::Value::from(child.key(fields))),
+        }
+    }
+
+    /// Fields this node pins to a set of values: every row it matches has,
+    /// in that field, one of the values. An equality pins its field to one
+    /// value, an `in` to its list; an AND pins what any child pins (to the
+    /// values they all allow where several do); an OR pins a field only when every
+    /// branch does, to the union of their sets; a NOT pins nothing.
+    /// Only fields of `indexable` types are reported.
+    pub(crate) fn pins<'a>(&'a self, fields: &[FieldDef], indexable: &dyn Fn(FieldType) -> bool) -> Pins<'a> {
+        match self {
+            // A transform's value (`due__year`) is not the field's.
+            Node::Leaf(p) if p.transform.is_none() && indexable(fields[p.field].ty) => match &p.op {
+                super::Op::Eq(v) => vec![(p.field, vec![v])],
+                super::Op::In(values) => vec![(p.field, values.iter().collect())],
+                _ => Vec::new(),
+            },
+            Node::Leaf(_) | Node::Not(_) => Vec::new(),
+            Node::And(children) => {
+                let mut pins: Pins<'a> = Vec::new();
+                for (field, values) in children.iter().flat_map(|c| c.pins(fields, indexable)) {
+                    match pins.iter_mut().find(|(f, _)| *f == field) {
+                        Some((_, known)) => known.retain(|v| values.contains(v)),
+                        None => pins.push((field, values)),
+                    }
+                }
+                pins
+            }
+            Node::Or(children) => {
+                let mut branches = children.iter().map(|c| c.pins(fields, indexable));
+                let Some(mut pins) = branches.next() else { return Vec::new() };
+                for branch in branches {
+                    pins.retain_mut(|(field, values)| match branch.iter().find(|(f, _)| f == field) {
+                        Some((_, more)) => {
+                            for v in more {
+                                if !values.contains(v) {
+                                    values.push(v);
+                                }
+                            }
+                            true
+                        }
+                        None => false,
+                    });
+                }
+                pins
+            }
+        }
+    }
+
+    /// Nesting depth of AND/OR/NOT below this node (a leaf is 0).
+    #[cfg(test)]
+    pub(crate) fn depth(&self) -> usize {
+        match self {
+            Node::Leaf(_) => 0,
+            Node::And(c) | Node::Or(c) => 1 + c.iter().map(Node::depth).max().unwrap_or(0),
+            Node::Not(c) => 1 + c.depth(),
+        }
+    }
+}
+
+/// A tree laid out in one allocation, in preorder, for evaluation: the
+/// fan-out evaluates the filters of the candidate groups of every change,
+/// and with each node of a tree in its own heap block, every level was
+/// another cache miss.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Step {
+    Leaf(Predicate),
+    /// All of the steps up to (not including) this index, which hold the children.
+    And(u32),
+    /// Any of the steps up to this index.
+    Or(u32),
+    /// The negation of the next step's subtree.
+    Not,
+}
+
+/// `node` as [`Step`]s.
+pub(crate) fn flatten(node: &Node) -> Box<[Step]> {
+    fn push(node: &Node, out: &mut Vec<Step>) {
+        match node {
+            Node::Leaf(p) => out.push(Step::Leaf(p.clone())),
+            Node::And(children) | Node::Or(children) => {
+                let at = out.len();
+                out.push(Step::Not); // replaced once the children's end is known
+                children.iter().for_each(|c| push(c, out));
+                let end = u32::try_from(out.len()).expect("a filter has far fewer than 2^32 nodes");
+                out[at] = if matches!(node, Node::And(_)) { Step::And(end) } else { Step::Or(end) };
+            }
+            Node::Not(child) => {
+                out.push(Step::Not);
+                push(child, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    push(node, &mut out);
+    out.into_boxed_slice()
+}
+
+/// Whether `row` passes the flattened filter.
+pub(crate) fn evaluate(steps: &[Step], row: &[Value]) -> bool {
+    /// The answer of the subtree at `i`, and the index after it.
+    fn at(steps: &[Step], i: usize, row: &[Value]) -> (bool, usize) {
+        match &steps[i] {
+            Step::Leaf(p) => (p.matches(row), i + 1),
+            Step::And(end) | Step::Or(end) => {
+                // An AND is decided by its first false child, an OR by its first true one.
+                let decisive = matches!(steps[i], Step::Or(_));
+                let end = *end as usize;
+                let mut next = i + 1;
+                while next < end {
+                    let (answer, after) = at(steps, next, row);
+                    if answer == decisive {
+                        return (decisive, end);
+                    }
+                    next = after;
+                }
+                (!decisive, end)
+            }
+            Step::Not => {
+                let (answer, after) = at(steps, i + 1, row);
+                (!answer, after)
+            }
+        }
+    }
+    at(steps, 0, row).0
+}
+
+/// `(field, values)` pairs of [`Node::pins`].
+pub(crate) type Pins<'a> = Vec<(usize, Vec<&'a Value>)>;
+
+fn push_unique(into: &mut Vec<Node>, node: Node) {
+    if !into.contains(&node) {
+        into.push(node);
+    }
+}
+
+fn push_all(into: &mut Vec<Node>, nodes: Vec<Node>) {
+    nodes.into_iter().for_each(|n| push_unique(into, n));
+}
+
+/// The one child itself, or the children under `make`.
+fn single_or(mut children: Vec<Node>, make: fn(Vec<Node>) -> Node) -> Node {
+    if children.len() == 1 {
+        children.pop().expect("one child")
+    } else {
+        make(children)
+    }
+}
+
+fn sorted_keys(children: &[Node], fields: &[FieldDef]) -> Vec<String> {
+    let mut keys: Vec<String> = children.iter().map(|c| c.key(fields)).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::FIELDS;
+    use super::super::{FieldAccess, Filter};
+    use super::*;
+    use crate::model::FieldDef;
+    use serde_json::json;
+
+    fn parse(json: serde_json::Value) -> Filter {
+        Filter::parse(FIELDS, &json, FieldAccess::All).unwrap_or_else(|e| panic!("{json}: {e:?}"))
+    }
+
+    fn key(json: serde_json::Value) -> String {
+        parse(json).canonical_key()
+    }
+
+    /// id, list_id, text, done, score, note, created_by.
+    fn row(list: i64, text: &str, done: bool, note: Option<&str>) -> Vec<Value> {
+        let note = note.map_or(Value::Null, Value::from);
+        vec![Value::Int(1), Value::Int(list), text.into(), done.into(), 0.5.into(), note, Value::Int(3)]
+    }
+
+    #[test]
+    fn or_and_not_evaluate_with_plain_keys_anded() {
+        let mine_or_shared = parse(json!({"done": false, "or": [{"created_by": 3}, {"list_id__in": [7, 8]}]}));
+        assert!(mine_or_shared.matches(&row(1, "x", false, None)), "mine");
+        assert!(mine_or_shared.matches(&[&row(7, "x", false, None)[..6], &[Value::Int(4)]].concat()), "shared");
+        assert!(!mine_or_shared.matches(&[&row(1, "x", false, None)[..6], &[Value::Int(4)]].concat()));
+        assert!(!mine_or_shared.matches(&row(1, "x", true, None)), "plain keys still hold");
+        let f = parse(json!({"not": {"text__startswith": "a", "done": true}}));
+        assert!(f.matches(&row(1, "ab", false, None)));
+        assert!(!f.matches(&row(1, "ab", true, None)));
+        let f =
+            parse(json!({"and": [{"or": [{"list_id": 1}, {"list_id": 2}]}, {"or": [{"done": true}, {"text": "x"}]}]}));
+        assert!(f.matches(&row(2, "x", false, None)));
+        assert!(!f.matches(&row(3, "x", true, None)));
+        assert!(!f.matches(&row(1, "y", false, None)));
+        let deep = parse(json!({"not": {"or": [{"not": {"list_id": 1}}, {"text": "x"}]}}));
+        assert!(deep.matches(&row(1, "y", false, None)));
+        assert!(!deep.matches(&row(2, "y", false, None)));
+        assert!(!deep.matches(&row(1, "x", false, None)));
+    }
+
+    #[test]
+    fn not_matches_null_as_django_exclude_does() {
+        // exclude(note="x") is NOT (note = 'x' AND note IS NOT NULL).
+        let null = row(1, "x", false, None);
+        for lookup in [json!({"note": "x"}), json!({"note__gt": ""}), json!({"note__icontains": ""})] {
+            assert!(!parse(lookup.clone()).matches(&null), "{lookup}");
+            assert!(parse(json!({ "not": lookup.clone() })).matches(&null), "not {lookup}");
+        }
+        assert!(!parse(json!({"not": {"note__isnull": true}})).matches(&null));
+        assert!(parse(json!({"not": {"or": [{"note": "x"}, {"text": "y"}]}})).matches(&null));
+        assert!(!parse(json!({"not": {"note": "x"}})).matches(&row(1, "x", false, Some("x"))));
+    }
+
+    #[test]
+    fn constants_fold_as_django_does() {
+        let any = row(1, "x", false, None);
+        // exclude(id__in=[]) is every row; Q(id__in=[]) | Q(...) is the other branch.
+        assert_eq!(key(json!({"not": {"id__in": []}})), "");
+        assert_eq!(key(json!({"or": [{"id__in": []}, {"list_id": 1}]})), key(json!({"list_id": 1})));
+        assert_eq!(key(json!({"or": [{"id__in": []}, {"list_id__in": []}]})), "!");
+        assert!(!parse(json!({"list_id": 1, "not": {"not": {"id__in": []}}})).matches(&any));
+        assert_eq!(key(json!({"not": {"not": {"list_id": 1}}})), key(json!({"list_id": 1})));
+        assert_eq!(key(json!({"or": [{"list_id": 1}]})), key(json!({"list_id": 1})));
+        assert_eq!(key(json!({"and": [{"list_id": 1}, {"done": true}]})), key(json!({"done": true, "list_id": 1})));
+        let nested = parse(json!({"or": [{"or": [{"list_id": 1}, {"list_id": 2}]}, {"list_id": 3}]}));
+        assert_eq!(nested.root.depth(), 1, "nested ORs flatten: {:?}", nested.root);
+    }
+
+    #[test]
+    fn canonical_keys_ignore_branch_order_and_keep_structure_apart() {
+        let a = key(json!({"or": [{"list_id": 1, "done": true}, {"text": "x"}], "id": 1}));
+        let b = key(json!({"id": 1, "or": [{"text": "x"}, {"done": true, "list_id": 1}]}));
+        assert_eq!(a, b);
+        assert_eq!(key(json!({"or": [{"id": 1}, {"id": 1}, {"id": 2}]})), key(json!({"or": [{"id": 2}, {"id": 1}]})));
+        let distinct = [
+            json!({"id": 1, "list_id": 2}),
+            json!({"or": [{"id": 1}, {"list_id": 2}]}),
+            json!({"not": {"id": 1, "list_id": 2}}),
+            json!({"not": {"id": 1}, "list_id": 2}),
+            json!({"or": [{"not": {"id": 1}}, {"list_id": 2}]}),
+            json!({"or": [{"id": 1, "list_id": 2}, {"done": true}]}),
+            json!({"or": [{"id": 1}, {"list_id": 2, "done": true}]}),
+            json!({"or": [{"id": 1}, {"list_id": 2}], "done": true}),
+            json!({"text": "|[\"id__exact=1\",\"list_id__exact=2\"]"}),
+            json!({"text": "a\"&id__exact=1"}),
+            json!({"text": "a", "id": 1}),
+        ];
+        let keys: Vec<String> = distinct.iter().map(|j| key(j.clone())).collect();
+        for (i, k) in keys.iter().enumerate() {
+            for (j, other) in keys.iter().enumerate().skip(i + 1) {
+                assert_ne!(k, other, "{} and {} share a key", distinct[i], distinct[j]);
+            }
+        }
+    }
+
+    #[test]
+    fn a_field_named_like_an_operator_is_reached_with_exact() {
+        static ODD: &[FieldDef] =
+            &[FieldDef { name: "or", column: "or", ..FIELDS[0] }, FieldDef { name: "not", column: "not", ..FIELDS[3] }];
+        let f = Filter::parse(ODD, &json!({"or__exact": 1, "not__in": [true]}), FieldAccess::All).unwrap();
+        assert!(f.matches(&[Value::Int(1), Value::Bool(true)]));
+        assert!(!f.matches(&[Value::Int(1), Value::Bool(false)]));
+        let e = Filter::parse(ODD, &json!({"or": 1}), FieldAccess::All).unwrap_err();
+        assert!(e.0["or"][0].contains("must be a list of filter objects"), "{e:?}");
+    }
+
+    #[test]
+    fn malformed_nesting_is_refused_by_path() {
+        let errors = |json: serde_json::Value| Filter::parse(FIELDS, &json, FieldAccess::Published).unwrap_err().0;
+        let e = errors(json!({"or": []}));
+        assert!(e["or"][0].contains("at least one filter"), "{e:?}");
+        let e = errors(json!({"or": [{}, {"id": 1}]}));
+        assert!(e["or.0"][0].contains("must not be empty"), "{e:?}");
+        let e = errors(json!({"not": {}}));
+        assert!(e["not"][0].contains("must not be empty"), "{e:?}");
+        let e = errors(json!({"not": [{"id": 1}]}));
+        assert!(e["not"][0].contains("must be an object"), "{e:?}");
+        let e = errors(json!({"and": "x"}));
+        assert!(e["and"][0].contains("must be a list of filter objects, not a string"), "{e:?}");
+        let e = errors(json!({"or": [{"id": 1}, 5]}));
+        assert!(e["or.1"][0].contains("must be an object"), "{e:?}");
+        let e = errors(json!({"id": "1", "or": [{"not": {"text__icontanis": "x", "created_by": 1}}, {"nope": 1}]}));
+        assert_eq!(
+            e.keys().collect::<Vec<_>>(),
+            vec!["id", "or.0.not.created_by", "or.0.not.text__icontanis", "or.1.nope"],
+            "every error, by path; unpublished fields stay unknown: {e:?}"
+        );
+        let nul = Filter::parse_checked(FIELDS, &json!({"not": {"text": "\0"}}), FieldAccess::All, false).unwrap_err();
+        assert!(nul.0["not.text"][0].contains("NUL"), "{nul:?}");
+    }
+
+    #[test]
+    fn pins_see_through_or_but_not_through_not() {
+        let pins = |json: serde_json::Value| -> Vec<(&'static str, Vec<Value>)> {
+            let f = parse(json);
+            let mut pins: Vec<_> = f
+                .pins()
+                .into_iter()
+                .map(|(i, vs)| {
+                    let mut vs: Vec<Value> = vs.into_iter().cloned().collect();
+                    vs.sort_by(super::super::operand::total_order);
+                    (FIELDS[i].name, vs)
+                })
+                .collect();
+            pins.sort_by_key(|p| p.0);
+            pins
+        };
+        let (one, two) = (Value::Int(1), Value::Int(2));
+        assert_eq!(
+            pins(json!({"or": [{"list_id": 1}, {"list_id": 2}]})),
+            vec![("list_id", vec![one.clone(), two.clone()])]
+        );
+        assert_eq!(
+            pins(json!({"or": [{"list_id": 1, "done": true}, {"list_id": 1}]})),
+            vec![("list_id", vec![one.clone()])]
+        );
+        assert_eq!(
+            pins(json!({"or": [{"list_id__in": [1, 2]}, {"list_id": 2}]})),
+            vec![("list_id", vec![one.clone(), two.clone()])]
+        );
+        assert_eq!(pins(json!({"or": [{"list_id": 1}, {"text": "x"}]})), vec![]);
+        assert_eq!(pins(json!({"not": {"list_id": 1}})), vec![]);
+        assert_eq!(pins(json!({"or": [{"list_id": 1}, {"not": {"list_id": 2}}]})), vec![]);
+        assert_eq!(pins(json!({"or": [{"score": 1.0}, {"score": 2.0}]})), vec![], "floats never pin");
+        assert_eq!(
+            pins(json!({"id": 4, "list_id__in": [1, 2], "or": [{"list_id": 2}, {"list_id": 3}]})),
+            vec![("id", vec![Value::Int(4)]), ("list_id", vec![two.clone()])],
+            "an AND keeps the values all its children allow"
+        );
+        let f = parse(json!({"or": [{"list_id": 1}, {"list_id": 2}]}));
+        assert_eq!(f.equalities().count(), 0, "two values are no equality");
+        let f = parse(json!({"or": [{"list_id": 1, "done": true}, {"list_id": 1, "text": "x"}]}));
+        assert_eq!(
+            f.equalities().map(|(i, v)| (FIELDS[i].name, v.clone())).collect::<Vec<_>>(),
+            vec![("list_id", one)]
+        );
+    }
+
+    #[test]
+    fn flattened_evaluation_is_the_tree_s() {
+        let filters = [
+            json!({}),
+            json!({"id__in": []}),
+            json!({"list_id": 1, "or": [{"done": true}, {"not": {"text": "x", "note": null}}]}),
+            json!({"not": {"or": [{"not": {"list_id": 1}}, {"and": [{"text": "x"}, {"done": false}]}]}}),
+            json!({"or": [{"or": [{"list_id": 2}, {"not": {"note__isnull": true}}]}, {"text__startswith": "y"}]}),
+        ];
+        let rows = [
+            row(1, "x", false, None),
+            row(1, "y", true, Some("n")),
+            row(2, "x", true, None),
+            row(3, "z", false, Some("x")),
+        ];
+        for json in filters {
+            let f = parse(json.clone());
+            assert_eq!(f.steps, flatten(&f.root));
+            for r in &rows {
+                assert_eq!(evaluate(&f.steps, r), f.root.matches(r), "{json} on {r:?}");
+                assert_eq!(f.matches(r), f.root.matches(r), "{json} on {r:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn scans_and_scopes_see_into_branches() {
+        assert!(parse(json!({"or": [{"id": 1}, {"not": {"text__icontains": "x"}}]})).scans());
+        assert!(!parse(json!({"or": [{"id": 1}, {"not": {"text__startswith": "x"}}]})).scans());
+        let scope = parse(json!({"created_by": 3}));
+        let f = parse(json!({"or": [{"list_id": 1}, {"done": true}]})).and(scope.clone());
+        assert!(f.matches(&row(1, "x", false, None)));
+        assert!(!f.matches(&[&row(1, "x", false, None)[..6], &[Value::Int(4)]].concat()));
+        assert_eq!(
+            f.canonical_key(),
+            scope.and(parse(json!({"or": [{"done": true}, {"list_id": 1}]}))).canonical_key()
+        );
+        assert!(!Filter::nothing().and(f.clone()).matches(&row(1, "x", false, None)));
+        assert_eq!(Filter::all().and(f.clone()), f);
+    }
+}
