@@ -59,6 +59,7 @@ pub(crate) mod session;
 pub(crate) mod builder;
 pub(crate) mod config;
 pub(crate) mod connection;
+pub(crate) mod cors;
 pub(crate) mod listener;
 pub(crate) mod origin;
 pub(crate) mod outbox;
