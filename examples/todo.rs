@@ -5,6 +5,7 @@
 //! WYRM_PORT=0 WYRM_DB=/tmp/t.db cargo run --example todo   # any free port
 //! WYRM_DB=postgres://me@localhost/todo cargo run --example todo --features postgres
 //! REDIS_URL=redis://127.0.0.1:6379 cargo run --example todo # with other processes
+//! cargo run --example todo -- --typescript examples/todo/routes.d.ts  # TypeScript types
 //! ```
 //!
 //! `WYRM_DB` is anything [`Db::open`] takes: a SQLite file (created if
@@ -146,6 +147,11 @@ fn authenticate(req: &wyrmhole::UpgradeRequest) -> Result<Identity, wyrmhole::Au
 fn user_id(name: &str) -> i64 {
     let hash = name.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
     i64::from(hash & 0x7fff_ffff) + 1
+}
+
+/// The routes' TypeScript declarations (`examples/todo/routes.d.ts`).
+fn typescript() -> String {
+    wyrmhole::TypeScript::new().route::<TodoList>().route::<TodoItem>().to_string()
 }
 
 fn app(db: Db) -> Builder {
@@ -305,6 +311,14 @@ where
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    // `--typescript PATH`: write the routes' TypeScript declarations and exit.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, path] = args.as_slice() {
+        if flag == "--typescript" {
+            std::fs::write(path, typescript()).map_err(|e| format!("cannot write {path}: {e}"))?;
+            return Ok(());
+        }
+    }
     let port: u16 = std::env::var("WYRM_PORT").ok().map(|p| p.parse()).transpose()?.unwrap_or(8000);
     let url = std::env::var("WYRM_DB").unwrap_or_else(|_| "todo.db".into());
 

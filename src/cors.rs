@@ -8,7 +8,7 @@
 //! page fails at the script, saying so in its console) rather than secrecy.
 
 use warp::filters::BoxedFilter;
-use warp::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use warp::http::{HeaderMap, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Reply};
 

@@ -11,7 +11,7 @@
 //!
 //! 1. the pure core, with no runtime, database or socket: [`model`],
 //!    [`field`], [`value`], [`record`], [`change`], [`filter`], [`error`],
-//!    [`protocol`];
+//!    [`protocol`], and the TypeScript declarations generated from models;
 //! 2. [`sql`]: dialects, bound values, filters as SQL, `wyrm_upper`;
 //! 3. [`store`]: the database, write transactions that number their changes
 //!    and hand them to a [`store::CommitSink`], snapshots, history;
@@ -40,6 +40,7 @@ pub mod filter;
 pub mod model;
 pub mod protocol;
 pub mod record;
+pub(crate) mod typescript;
 pub mod value;
 // 2-3. SQL and the store
 pub mod sql;
@@ -86,6 +87,7 @@ pub use origin::Origins;
 pub use route::{Limits, Route, Validation, VerbContext};
 pub use server::{remote_addr, Server};
 pub use store::{Conn, Db, Persist, WriteTx};
+pub use typescript::{typescript, TypeScript};
 pub use value::{Value, ValueRef};
 pub use wyrmhole_derive::Model;
 
