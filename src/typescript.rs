@@ -27,6 +27,7 @@ use crate::model::{FieldDef, Model};
 /// # diesel::table! { notes (id) { id -> Integer, text -> Text } }
 /// #[derive(diesel::QueryableByName, wyrmhole::Model)]
 /// #[diesel(table_name = notes)]
+/// #[wyrm(route = "note")]
 /// struct Note { id: i32, #[wyrm(update)] text: String }
 ///
 /// let ts = wyrmhole::typescript::<Note>();
