@@ -139,13 +139,15 @@ function startRenaming() {
     if (done) return;
     done = true;
     const name = input.value.trim();
+    const hadFocus = document.activeElement === input;
     heading.textContent = allLists.get(listId)?.name ?? "";
-    $("rename-list").focus();
+    if (hadFocus) $("rename-list").focus();
     if (save && name && name !== heading.textContent) report(lists.update(listId, { name }));
   };
   input.addEventListener("keydown", (e) => {
-    if (e.key === "Enter") finish(true);
-    if (e.key === "Escape") finish(false);
+    // preventDefault: the Enter must not also press the button focus returns to.
+    if (e.key === "Enter") e.preventDefault(), finish(true);
+    if (e.key === "Escape") e.preventDefault(), finish(false);
   });
   input.addEventListener("blur", () => finish(true));
 }
@@ -399,8 +401,9 @@ function startEditing(li, id) {
     if (save && text !== span.textContent) report(items.update(id, { text }));
   };
   input.addEventListener("keydown", (e) => {
-    if (e.key === "Enter") finish(true);
-    if (e.key === "Escape") finish(false);
+    // preventDefault: the Enter must not also reach the row focus returns to.
+    if (e.key === "Enter") e.preventDefault(), finish(true);
+    if (e.key === "Escape") e.preventDefault(), finish(false);
   });
   input.addEventListener("blur", () => finish(true));
 }
