@@ -167,7 +167,7 @@ fn client_files(origins: Origins) -> BoxedFilter<(Response,)> {
     let file = entry.or(module).unify();
     let get = {
         let origins = origins.clone();
-        warp::get().and(file.clone()).and(warp::header::headers_cloned()).and_then(
+        warp::get().and(file).and(warp::header::headers_cloned()).and_then(
             move |name: Option<String>, headers: HeaderMap| {
                 let origins = origins.clone();
                 async move {
