@@ -86,8 +86,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("minimal app at http://{}/?token=1", server.addr());
 
     // Server code writes through the same save API; subscribers see it.
-    db.write(|tx| tx.insert::<TodoItem>(&json!({"text": "from the server", "done": false, "created_by": 1})))
-        .await?;
+    db.write(|tx| tx.insert::<TodoItem>(&json!({"text": "from the server", "done": false, "created_by": 1}))).await?;
     server.wait().await;
     Ok(())
 }
