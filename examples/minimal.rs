@@ -1,10 +1,7 @@
 //! The README's minimal app, built by `cargo build --examples` (and so by
 //! `cargo test` and CI) so that it cannot stop compiling: one model, a
 //! scope per user, the bundled JS client, and a page of its own at `/`.
-//!
-//! ```text
-//! cargo run --example minimal     # then open http://127.0.0.1:8000/?token=1
-//! ```
+//! Run it with `cargo run --example minimal`, then open the URL it prints.
 
 use serde_json::json;
 use warp::{Filter, Reply};
