@@ -184,8 +184,8 @@ fn user_id(name: &str) -> i64 {
 }
 
 /// The routes' TypeScript declarations (`examples/todo/routes.d.ts`).
-fn typescript() -> String {
-    wyrmhole::TypeScript::new().route::<TodoList>().route::<TodoItem>().to_string()
+fn typescript() -> wyrmhole::TypeScript {
+    wyrmhole::TypeScript::new().route::<TodoList>().route::<TodoItem>()
 }
 
 fn app(db: Db) -> Builder {
@@ -284,7 +284,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let [flag, path] = args.as_slice() {
         if flag == "--typescript" {
-            std::fs::write(path, typescript()).map_err(|e| startup_error(format!("cannot write {path}: {e}")))?;
+            typescript().write(path).map_err(|e| startup_error(format!("cannot write {path}: {e}")))?;
             return Ok(());
         }
     }

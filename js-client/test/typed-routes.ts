@@ -47,6 +47,11 @@ export async function typed(): Promise<void> {
   // @ts-expect-error: rows have no such field
   void created.title;
 
+  // The route's name as an explicit type argument works too.
+  const alsoItems = client.route<"todo-item">("todo-item");
+  // @ts-expect-error: the same checks
+  alsoItems.subscribe({ done__icontains: "x" });
+
   // Names not generated stay untyped, as before.
   const other = client.route<{ id: number; x: string }>("other");
   await other.create({ x: "y" });
