@@ -5,10 +5,19 @@
 //! WYRM_PORT=0 WYRM_DB=/tmp/t.db cargo run --example todo   # any free port
 //! WYRM_DB=postgres://me@localhost/todo cargo run --example todo --features postgres
 //! REDIS_URL=redis://127.0.0.1:6379 cargo run --example todo # with other processes
+//! cargo run --example todo -- --typescript examples/todo/routes.d.ts  # TypeScript types
 //! ```
 //!
 //! `WYRM_DB` is anything [`Db::open`] takes: a SQLite file (created if
 //! missing) or a PostgreSQL URL; the tables are created in either.
+//! `WYRM_ORIGINS` (comma-separated, e.g. `http://localhost:5173`) lists the
+//! other origins whose pages may load the client and open the socket.
+//!
+//! Sign-in is a demo: `/?token=alice` signs in as alice (a token is a name
+//! of letters, digits, `_`, `-` or `.`, at most 32); any other token is
+//! refused (HTTP 401), and no token is the shared guest board. Each user has
+//! their own lists; guests share theirs. (Lists shared between members wait
+//! for relations.) A real app checks a session in `sign_in`.
 //!
 //! It serves the page (`examples/todo/`), the JS client (served by wyrmhole at
 //! `/wyrmhole.js` and `/wyrmhole/*.js`), the WebSocket at `/ws`, and a tiny "admin" HTTP API that
@@ -32,16 +41,14 @@
 use std::io::Write;
 
 use serde_json::json;
-use warp::http::StatusCode;
-use warp::hyper::body::Bytes;
-use warp::reply::Response;
-use warp::{Filter, Reply};
+use warp::Filter;
 use wyrmhole::{Builder, ChannelAccess, Db, Error, FieldErrors, Identity, Model, Route, Wyrmhole};
 
 diesel::table! {
     todo_lists (id) {
         id -> Integer,
         name -> Text,
+        owner_id -> BigInt,
     }
 }
 
@@ -51,6 +58,7 @@ diesel::table! {
         list_id -> Integer,
         text -> Text,
         done -> Bool,
+        owner_id -> BigInt,
     }
 }
 
@@ -61,6 +69,10 @@ struct TodoList {
     id: i32,
     #[wyrm(update)]
     name: String,
+    /// The user whose list it is (0: the guests' shared board). Set by the
+    /// server on create, never sent: each user's scope.
+    #[wyrm(skip)]
+    owner_id: i64,
 }
 
 #[derive(Debug, diesel::QueryableByName, wyrmhole::Model)]
@@ -74,6 +86,10 @@ struct TodoItem {
     text: String,
     #[wyrm(update)]
     done: bool,
+    /// The list's owner, copied onto its items so that they can be scoped
+    /// to it without a join (relations are not built yet).
+    #[wyrm(skip)]
+    owner_id: i64,
 }
 
 /// No `ON DELETE CASCADE`: rows deleted by the database behind wyrmhole's back
@@ -82,13 +98,15 @@ struct TodoItem {
 const SCHEMA_SQLITE: &str = "
     CREATE TABLE IF NOT EXISTS todo_lists (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
-        name TEXT NOT NULL
+        name TEXT NOT NULL,
+        owner_id INTEGER NOT NULL DEFAULT 0
     );
     CREATE TABLE IF NOT EXISTS todo_items (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         list_id INTEGER NOT NULL REFERENCES todo_lists (id),
         text TEXT NOT NULL,
-        done BOOLEAN NOT NULL DEFAULT 0
+        done BOOLEAN NOT NULL DEFAULT 0,
+        owner_id INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX IF NOT EXISTS todo_items_list ON todo_items (list_id);
 ";
@@ -97,15 +115,19 @@ const SCHEMA_SQLITE: &str = "
 const SCHEMA_POSTGRES: &str = "
     CREATE TABLE IF NOT EXISTS todo_lists (
         id SERIAL PRIMARY KEY,
-        name TEXT NOT NULL
+        name TEXT NOT NULL,
+        owner_id BIGINT NOT NULL DEFAULT 0
     );
     CREATE TABLE IF NOT EXISTS todo_items (
         id SERIAL PRIMARY KEY,
         list_id INTEGER NOT NULL REFERENCES todo_lists (id),
         text TEXT NOT NULL,
-        done BOOLEAN NOT NULL DEFAULT false
+        done BOOLEAN NOT NULL DEFAULT false,
+        owner_id BIGINT NOT NULL DEFAULT 0
     );
     CREATE INDEX IF NOT EXISTS todo_items_list ON todo_items (list_id);
+    ALTER TABLE todo_lists ADD COLUMN IF NOT EXISTS owner_id BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE todo_items ADD COLUMN IF NOT EXISTS owner_id BIGINT NOT NULL DEFAULT 0;
 ";
 
 const MAX_TEXT: usize = 500;
@@ -133,13 +155,26 @@ fn check_list(list: &TodoList) -> Result<(), FieldErrors> {
     errors.into_result()
 }
 
-/// Demo authentication: any `?token=NAME` signs in as NAME (with a user id
-/// derived from it); no token is anonymous. A real app checks a session here.
+/// Demo sign-in: a token that is a plain name (letters, digits, `_`, `-`,
+/// `.`, at most 32) signs in as that name, with a user id derived from it;
+/// any other token is refused; no token is a guest. A real app looks the
+/// token up in its sessions here.
+fn sign_in(token: Option<&str>) -> Result<Identity, wyrmhole::AuthError> {
+    let Some(name) = token.filter(|t| !t.is_empty()) else { return Ok(Identity::anonymous()) };
+    let valid = name.len() <= 32 && name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+    if !valid {
+        return Err(wyrmhole::AuthError::new("unknown token: sign in again"));
+    }
+    Ok(Identity::user(user_id(name)).with_name(name))
+}
+
 fn authenticate(req: &wyrmhole::UpgradeRequest) -> Result<Identity, wyrmhole::AuthError> {
-    Ok(match req.token() {
-        Some(name) if !name.is_empty() => Identity::user(user_id(name)).with_name(name),
-        _ => Identity::anonymous(),
-    })
+    sign_in(req.token())
+}
+
+/// Whose lists an identity sees: its own, or the guests' board (0).
+fn owner(identity: &Identity) -> i64 {
+    identity.user_id().unwrap_or(0)
 }
 
 /// A stable positive id for a name (FNV-1a), so a name is the same user across restarts.
@@ -148,15 +183,29 @@ fn user_id(name: &str) -> i64 {
     i64::from(hash & 0x7fff_ffff) + 1
 }
 
+/// The routes' TypeScript declarations (`examples/todo/routes.d.ts`).
+fn typescript() -> wyrmhole::TypeScript {
+    wyrmhole::TypeScript::new().route::<TodoList>().route::<TodoItem>()
+}
+
 fn app(db: Db) -> Builder {
     Wyrmhole::builder(db)
         .route(
             Route::<TodoList>::new()
+                .scope(|who| Some(json!({ "owner_id": owner(who) })))
+                .initial(|who| json!({ "owner_id": owner(who) }))
                 .validate(|v| check_list(v.new))
-                // Anonymous visitors may add and rename lists, not delete them.
-                .login_required(&["delete"]),
+                .verb("delete_with_items", delete_with_items)
+                // Guests may add and rename lists of their board, not delete them.
+                .login_required(&["delete", "delete_with_items"]),
         )
-        .route(Route::<TodoItem>::new().validate(|v| check_item(v.new)).verb("clear_done", clear_done))
+        .route(
+            Route::<TodoItem>::new()
+                .scope(|who| Some(json!({ "owner_id": owner(who) })))
+                .initial(|who| json!({ "owner_id": owner(who) }))
+                .validate(|v| check_item(v.new))
+                .verb("clear_done", clear_done),
+        )
         // Anyone viewing a list may say so (and what they are editing)...
         .presence("todo-list:*", |_identity, _topic| true)
         // ... listen on its channel, and, signed in, talk on it.
@@ -175,9 +224,10 @@ async fn clear_done(cx: wyrmhole::VerbContext, args: serde_json::Value) -> Resul
         _ => None,
     };
     let list_id = list_id.ok_or_else(|| Error::bad_arg("list_id", "is required (a list id), and nothing else"))?;
+    let owner = owner(&cx.identity);
     cx.db
         .write(move |tx| {
-            let done = tx.select::<TodoItem>(&json!({ "list_id": list_id, "done": true }))?;
+            let done = tx.select::<TodoItem>(&json!({ "list_id": list_id, "done": true, "owner_id": owner }))?;
             for item in &done {
                 tx.delete::<TodoItem>(item.id)?;
             }
@@ -186,143 +236,115 @@ async fn clear_done(cx: wyrmhole::VerbContext, args: serde_json::Value) -> Resul
         .await
 }
 
-/// Static files, embedded so the binary runs from anywhere.
-fn assets() -> warp::filters::BoxedFilter<(Response,)> {
-    const JS: &str = "text/javascript; charset=utf-8";
-    let files: &[(&str, &str, &'static str)] = &[
-        ("", "text/html; charset=utf-8", include_str!("todo/index.html")),
-        ("app.js", JS, include_str!("todo/app.js")),
-        ("style.css", "text/css; charset=utf-8", include_str!("todo/style.css")),
-    ];
-    let files: std::collections::HashMap<String, (&str, &str)> =
-        files.iter().map(|(path, ty, body)| (path.to_string(), (*ty, *body))).collect();
-    let files = std::sync::Arc::new(files);
-    warp::get()
-        .and(warp::path::full())
-        .and_then(move |path: warp::path::FullPath| {
-            let files = files.clone();
-            async move {
-                let key = path.as_str().trim_start_matches('/');
-                match files.get(key) {
-                    Some((ty, body)) => {
-                        let reply = warp::reply::with_header(*body, "content-type", *ty);
-                        // A dev example: never serve a stale client after a rebuild.
-                        Ok(warp::reply::with_header(reply, "cache-control", "no-store").into_response())
-                    }
-                    None => Err(warp::reject::not_found()),
-                }
+/// `delete_with_items {id}`: deletes one of the caller's lists and its items
+/// in one transaction (a plain `delete` of a list that has items is a
+/// `conflict`); every delete is published.
+async fn delete_with_items(cx: wyrmhole::VerbContext, args: serde_json::Value) -> Result<serde_json::Value, Error> {
+    let id = match &args {
+        serde_json::Value::Object(o) if o.len() == 1 => o.get("id").and_then(|v| v.as_i64()),
+        _ => None,
+    };
+    let id = id.ok_or_else(|| Error::bad_arg("id", "is required (a list id), and nothing else"))?;
+    let owner = owner(&cx.identity);
+    cx.db
+        .write(move |tx| {
+            let missing = || Error::NotFound { route: TodoList::ROUTE.into(), id: id.to_string() };
+            if tx.select::<TodoList>(&json!({ "id": id, "owner_id": owner }))?.is_empty() {
+                return Err(missing());
             }
+            let items = tx.select::<TodoItem>(&json!({ "list_id": id }))?;
+            for item in &items {
+                tx.delete::<TodoItem>(item.id)?;
+            }
+            tx.delete::<TodoList>(id)?.ok_or_else(missing)?;
+            Ok::<_, Error>(json!({ "id": id, "items": items.len() }))
         })
-        .boxed()
+        .await
 }
 
-/// `POST /admin/items` creates, `POST /admin/items/<id>` updates: server-side
-/// writes through the save API, published to subscribers like client writes.
-/// No authentication: the example listens on 127.0.0.1 only.
-fn admin(db: Db, app: Wyrmhole) -> warp::filters::BoxedFilter<(Response,)> {
-    let with_db = warp::any().map(move || db.clone());
-    let body = warp::body::content_length_limit(64 * 1024).and(warp::body::bytes());
-    let create = warp::path!("admin" / "items").and(warp::post()).and(body).and(with_db.clone()).then(
-        |body: Bytes, db: Db| async move {
-            respond(parse(&body).map(|data| async move {
-                db.write(move |tx| {
-                    let item = tx.insert::<TodoItem>(&data)?;
-                    check_item(&item).map_err(Error::ValidationFailed)?;
-                    Ok(published(&item))
-                })
-                .await
-            }))
-            .await
-        },
-    );
-    let update = warp::path!("admin" / "items" / i32).and(warp::post()).and(body).and(with_db).then(
-        |id: i32, body: Bytes, db: Db| async move {
-            respond(parse(&body).map(|data| async move {
-                db.write(move |tx| {
-                    let missing = Error::NotFound { route: TodoItem::ROUTE.into(), id: id.to_string() };
-                    let item = tx.update::<TodoItem>(id, &data)?.ok_or(missing)?;
-                    check_item(&item).map_err(Error::ValidationFailed)?;
-                    Ok(published(&item))
-                })
-                .await
-            }))
-            .await
-        },
-    );
-    // Server push: any JSON to a channel's subscribers, or to one user.
-    let to_channel = {
-        let app = app.clone();
-        warp::path!("admin" / "publish" / String).and(warp::post()).and(body).then(
-            move |channel: String, body: Bytes| {
-                let app = app.clone();
-                async move { respond(parse(&body).map(|data| async move { pushed(app.publish(&channel, &data)) })).await }
-            },
-        )
-    };
-    let to_user =
-        warp::path!("admin" / "push" / i64).and(warp::post()).and(body).then(move |user: i64, body: Bytes| {
-            let app = app.clone();
-            async move { respond(parse(&body).map(|data| async move { pushed(app.to_user(user, &data)) })).await }
-        });
-    create.or(update).unify().or(to_channel).unify().or(to_user).unify().boxed()
-}
+#[path = "todo/http.rs"]
+mod http;
 
-fn pushed(outcome: Result<(), Error>) -> Result<serde_json::Value, Error> {
-    outcome.map(|()| json!({ "sent": true }))
-}
-
-fn parse(body: &[u8]) -> Result<serde_json::Value, Error> {
-    serde_json::from_slice(body).map_err(|e| Error::bad_arg("body", format!("invalid JSON: {e}")))
-}
-
-fn published<M: Model>(row: &M) -> serde_json::Value {
-    wyrmhole::record::published(M::FIELDS, &row.to_row())
-}
-
-/// Runs the write (if the body parsed) and answers with the row or the error.
-async fn respond<F>(write: Result<F, Error>) -> Response
-where
-    F: std::future::Future<Output = Result<serde_json::Value, Error>>,
-{
-    let outcome = match write {
-        Ok(write) => write.await,
-        Err(e) => Err(e),
-    };
-    match outcome {
-        Ok(row) => warp::reply::json(&row).into_response(),
-        Err(e) => {
-            let status = match e.code() {
-                "not_found" => StatusCode::NOT_FOUND,
-                "conflict" => StatusCode::CONFLICT,
-                "internal" => StatusCode::INTERNAL_SERVER_ERROR,
-                _ => StatusCode::BAD_REQUEST,
-            };
-            warp::reply::with_status(warp::reply::json(&e.to_json()), status).into_response()
-        }
-    }
+/// Why the example could not start, said so that the reader knows what to change.
+fn startup_error(what: impl std::fmt::Display) -> Box<dyn std::error::Error> {
+    what.to_string().into()
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() {
+    if let Err(e) = run().await {
+        eprintln!("todo example: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
-    let port: u16 = std::env::var("WYRM_PORT").ok().map(|p| p.parse()).transpose()?.unwrap_or(8000);
+    // `--typescript PATH`: write the routes' TypeScript declarations and exit.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, path] = args.as_slice() {
+        if flag == "--typescript" {
+            typescript().write(path).map_err(|e| startup_error(format!("cannot write {path}: {e}")))?;
+            return Ok(());
+        }
+    }
+    let port: u16 = match std::env::var("WYRM_PORT") {
+        Ok(p) => p.parse().map_err(|_| {
+            startup_error(format!("WYRM_PORT={p:?} is not a port number: give 1-65535, or 0 for any free port"))
+        })?,
+        Err(_) => 8000,
+    };
     let url = std::env::var("WYRM_DB").unwrap_or_else(|_| "todo.db".into());
 
-    let db = Db::open(&url)?;
-    let schema = match db.dialect() {
-        wyrmhole::sql::Dialect::Sqlite => SCHEMA_SQLITE,
-        wyrmhole::sql::Dialect::Postgres => SCHEMA_POSTGRES,
-    };
-    db.execute_batch(schema).await?;
+    let db = Db::open(&url).map_err(|e| {
+        startup_error(format!(
+            "cannot open the database WYRM_DB={url:?}: {e}. Set WYRM_DB to a SQLite file in a writable \
+             directory, or to a postgres:// URL (with --features postgres)"
+        ))
+    })?;
+    let cannot_set_up = |e: Error| startup_error(format!("cannot create the tables in WYRM_DB={url:?}: {e}"));
+    match db.dialect() {
+        wyrmhole::sql::Dialect::Sqlite => {
+            db.execute_batch(SCHEMA_SQLITE).await.map_err(cannot_set_up)?;
+            // Databases of an earlier version of the example have no owners:
+            // their lists become the guests' board. (SQLite has no `ADD
+            // COLUMN IF NOT EXISTS`; the error says the column is there.)
+            for table in ["todo_lists", "todo_items"] {
+                let add = format!("ALTER TABLE {table} ADD COLUMN owner_id INTEGER NOT NULL DEFAULT 0");
+                if let Err(e) = db.execute_batch(&add).await {
+                    if !e.to_string().contains("duplicate column") {
+                        return Err(cannot_set_up(e));
+                    }
+                }
+            }
+        }
+        wyrmhole::sql::Dialect::Postgres => db.execute_batch(SCHEMA_POSTGRES).await.map_err(cannot_set_up)?,
+    }
     let mut app = app(db.clone());
     // Several processes on one database stay in sync through Redis.
     if let Ok(redis) = std::env::var("REDIS_URL") {
         app = app.redis(&redis);
         println!("changes shared with other processes through {redis}");
     }
+    if let Ok(origins) = std::env::var("WYRM_ORIGINS") {
+        let origins: Vec<&str> = origins.split(',').map(str::trim).filter(|o| !o.is_empty()).collect();
+        for origin in &origins {
+            if std::panic::catch_unwind(|| wyrmhole::Origins::listed().allow(origin)).is_err() {
+                return Err(startup_error(format!(
+                    "WYRM_ORIGINS: {origin:?} is not an origin: give scheme://host[:port], comma-separated"
+                )));
+            }
+        }
+        app = app.allowed_origins(origins);
+    }
     let app = app.build()?;
-    let extra = assets().or(admin(db, app.clone())).unify().boxed();
-    let server = app.serve_with(extra, ([127, 0, 0, 1], port)).await?;
+    let extra = http::assets().or(http::whoami()).unify().or(http::admin(db, app.clone())).unify().boxed();
+    let server = app.serve_with(extra, ([127, 0, 0, 1], port)).await.map_err(|e| match e.kind() {
+        std::io::ErrorKind::AddrInUse => startup_error(format!(
+            "port {port} is in use (another todo example?): stop it, or set WYRM_PORT to another port (WYRM_PORT=0 picks a free one)"
+        )),
+        _ => startup_error(format!("cannot listen on 127.0.0.1:{port}: {e}")),
+    })?;
 
     // Tests and scripts parse this line for the port; flush so they see it at once.
     println!("wyrmhole todo example at http://{}/", server.addr());

@@ -7,6 +7,27 @@ export type Row = Record<string, unknown>;
 /** A Django-style filter: `{"list__id": 1, "done": false, "text__icontains": "milk"}`. */
 export type Filter = Record<string, unknown>;
 
+/**
+ * The app's routes, typed from its Rust models: empty here, filled by the
+ * `.d.ts` that `wyrmhole::TypeScript` generates (it augments this interface
+ * with `declare module "wyrmhole-client"`). A route listed here makes
+ * `client.route("todo-item")` typed: rows, the data `create` and `update`
+ * take, and every filter key with its operand, so a typo in a field or a
+ * lookup is a compile error.
+ */
+export interface Routes {}
+
+/** What the generated declarations give per route. */
+export interface RouteTypes {
+  row: Row;
+  create: Row;
+  update: Row;
+  filter: Filter;
+}
+
+/** The typed route of a name listed in `Routes`. */
+export type TypedRoute<R extends RouteTypes> = Route<R["row"], R["create"], R["update"], R["filter"]>;
+
 /** Connection states. "connecting" is the first attempt only; after a drop the
  * client stays "reconnecting" through every retry until it is "open" again.
  * "closed" is final, after `close()`. */
@@ -97,6 +118,9 @@ export class Client {
   readonly state: ConnectionState;
   /** Requests waiting for a reply, queued or sent. */
   readonly pendingRequests: number;
+  /** A route listed in `Routes` (generated from the models): fully typed. */
+  route<N extends keyof Routes & string>(name: N): Routes[N] extends RouteTypes ? TypedRoute<Routes[N]> : never;
+  /** Any route, with rows typed as `T`. */
   route<T extends Row = Row>(name: string): Route<T>;
   /**
    * Joins a presence topic (e.g. "todo-list:4") with a small meta object;
@@ -116,10 +140,13 @@ export class Client {
   close(): void;
 }
 
-export interface ListOptions {
-  filter?: Filter;
+/** A field of `T` to order by, "-field" for descending. */
+export type OrderKey<T> = (keyof T & string) | `-${keyof T & string}`;
+
+export interface ListOptions<T extends Row = Row, F = Filter> {
+  filter?: F;
   /** A field name or several; "-field" for descending. The primary key always ends the order. */
-  orderBy?: string | string[];
+  orderBy?: OrderKey<T> | OrderKey<T>[];
   limit?: number;
   offset?: number;
   /** Also count every matching row. */
@@ -150,19 +177,23 @@ export interface SubscribeOptions<T> {
   key?: keyof T & string;
 }
 
-export class Route<T extends Row = Row> {
+/**
+ * A route. `C` and `U` are what `create` and `update` take and `F` its
+ * filters; a route typed from the models (`TypedRoute`) sets all four.
+ */
+export class Route<T extends Row = Row, C = Partial<T>, U = Partial<T>, F = Filter> {
   private constructor();
   readonly name: string;
   getSingle(id: unknown): Promise<T>;
-  getList(options?: ListOptions): Promise<Page<T>>;
-  create(data: Partial<T>): Promise<T>;
+  getList(options?: ListOptions<T, F>): Promise<Page<T>>;
+  create(data: C): Promise<T>;
   /** A partial update: only the fields given change. */
-  update(id: unknown, data: Partial<T>): Promise<T>;
+  update(id: unknown, data: U): Promise<T>;
   delete(id: unknown): Promise<{ id: unknown }>;
   /** Any verb of the route, custom ones included. */
   call<R = unknown>(verb: string, args?: Record<string, unknown>): Promise<R>;
   /** Starts a live collection at once; its `ready` resolves after the first snapshot. */
-  subscribe(filter?: Filter, options?: SubscribeOptions<T>): LiveCollection<T>;
+  subscribe(filter?: F, options?: SubscribeOptions<T>): LiveCollection<T>;
 }
 
 export type ChangeEvent<T> =

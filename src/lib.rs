@@ -11,7 +11,7 @@
 //!
 //! 1. the pure core, with no runtime, database or socket: [`model`],
 //!    [`field`], [`value`], [`record`], [`change`], [`filter`], [`error`],
-//!    [`protocol`];
+//!    [`protocol`], and the TypeScript declarations generated from models;
 //! 2. [`sql`]: dialects, bound values, filters as SQL, `wyrm_upper`;
 //! 3. [`store`]: the database, write transactions that number their changes
 //!    and hand them to a [`store::CommitSink`], snapshots, history;
@@ -24,7 +24,7 @@
 //!    and their hooks), the router, the per-connection session
 //!    and the budgets per connection, identity and address;
 //! 7. the transport: the outbox, the connection and its settings, the
-//!    origin check, the HTTP listener, the warp server, and the
+//!    origin check and CORS of the client files, the HTTP listener, the warp server, and the
 //!    [`Wyrmhole`] builder that wires everything.
 
 #![warn(missing_docs)]
@@ -40,6 +40,7 @@ pub mod filter;
 pub mod model;
 pub mod protocol;
 pub mod record;
+pub(crate) mod typescript;
 pub mod value;
 // 2-3. SQL and the store
 pub mod sql;
@@ -59,6 +60,7 @@ pub(crate) mod session;
 pub(crate) mod builder;
 pub(crate) mod config;
 pub(crate) mod connection;
+pub(crate) mod cors;
 pub(crate) mod listener;
 pub(crate) mod origin;
 pub(crate) mod outbox;
@@ -85,6 +87,7 @@ pub use origin::Origins;
 pub use route::{Limits, Route, Validation, VerbContext};
 pub use server::{remote_addr, Server};
 pub use store::{Conn, Db, Persist, WriteTx};
+pub use typescript::{typescript, TypeScript};
 pub use value::{Value, ValueRef};
 pub use wyrmhole_derive::Model;
 

@@ -22,7 +22,9 @@ use warp::{Filter, Reply};
 
 use crate::auth::UpgradeRequest;
 use crate::connection::AppCore;
+use crate::cors;
 use crate::listener::{self, HttpConfig, PeerAddr, Pending};
+use crate::origin::Origins;
 use crate::socket::Socket;
 
 /// The client's address, for the connection caps per address.
@@ -75,7 +77,8 @@ pub(crate) fn filter(core: Arc<AppCore>, http: Arc<HttpConfig>) -> BoxedFilter<(
             headers.insert("sec-websocket-accept", HeaderValue::from_str(&accept).expect("base64 is a valid header"));
             response
         });
-    foreign_origin(http).or(socket).unify().or(client_files()).unify().boxed()
+    let files = client_files(http.origins.clone());
+    foreign_origin(http).or(socket).unify().or(files).unify().boxed()
 }
 
 /// `GET /ws` from a page whose origin is not allowed: 403, before the
@@ -150,22 +153,41 @@ const CLIENT_FILES: &[(&str, &str)] = &[
 ];
 
 /// `GET /wyrmhole/<module>.js`, and `GET /wyrmhole.js`, which re-exports the
-/// entry module so pages can `import { connect } from "/wyrmhole.js"`.
-fn client_files() -> BoxedFilter<(Response,)> {
+/// entry module so pages can `import { connect } from "/wyrmhole.js"`. Pages
+/// of the origins the socket accepts may load them from another origin
+/// (CORS, preflight included); see `crate::cors`.
+fn client_files(origins: Origins) -> BoxedFilter<(Response,)> {
     fn javascript(body: &'static str) -> Response {
         let reply = warp::reply::with_header(body, "content-type", "text/javascript; charset=utf-8");
         warp::reply::with_header(reply, "cache-control", "no-cache").into_response()
     }
-    let entry = warp::path("wyrmhole.js")
-        .and(warp::path::end())
-        .map(|| javascript("export * from \"./wyrmhole/wyrmhole.js\";\n"));
-    let module = warp::path!("wyrmhole" / String).and_then(|name: String| async move {
-        match CLIENT_FILES.iter().find(|(file, _)| *file == name) {
-            Some((_, body)) => Ok(javascript(body)),
-            None => Err(warp::reject::not_found()),
-        }
-    });
-    warp::get().and(entry.or(module).unify()).boxed()
+    // `None`: `/wyrmhole.js`, which re-exports the entry module.
+    let entry = warp::path("wyrmhole.js").and(warp::path::end()).map(|| None);
+    let module = warp::path!("wyrmhole" / String).map(Some);
+    let file = entry.or(module).unify();
+    let get = {
+        let origins = origins.clone();
+        warp::get().and(file).and(warp::header::headers_cloned()).and_then(
+            move |name: Option<String>, headers: HeaderMap| {
+                let origins = origins.clone();
+                async move {
+                    let body = match name {
+                        None => Some("export * from \"./wyrmhole/wyrmhole.js\";\n"),
+                        Some(name) => CLIENT_FILES.iter().find(|(file, _)| *file == name).map(|(_, body)| *body),
+                    };
+                    // An explicit 404: a rejection here would be outranked by
+                    // the preflight branch's and answered 405.
+                    let reply = match body {
+                        Some(body) => javascript(body),
+                        None => warp::reply::with_status("no such client file", StatusCode::NOT_FOUND).into_response(),
+                    };
+                    Ok::<_, warp::Rejection>(cors::allow(&origins, &headers, reply))
+                }
+            },
+        )
+    };
+    let preflight = file.and(cors::preflight(origins)).map(|_name: Option<String>, reply: Response| reply);
+    get.or(preflight).unify().boxed()
 }
 
 /// `a=1&b=two%20words` → pairs, with `+` and `%XX` decoded.

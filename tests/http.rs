@@ -225,3 +225,58 @@ async fn shutdown_closes_connections_that_have_not_upgraded() {
     app.server.shutdown().await;
     assert_eq!(read_to_close(&mut s).await, b"");
 }
+
+/// `METHOD path` with these headers over raw TCP: the whole response.
+async fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    s.write_all(format!("{head}\r\n").as_bytes()).await.unwrap();
+    String::from_utf8(read_to_close(&mut s).await).unwrap().to_ascii_lowercase()
+}
+
+#[tokio::test]
+async fn client_files_are_shared_with_the_origins_the_socket_accepts() {
+    let app = start(HttpConfig {
+        origins: wyrmhole::Origins::same_origin().allow("https://app.example"),
+        ..HttpConfig::default()
+    })
+    .await;
+    let addr = app.server.addr();
+    for path in ["/wyrmhole.js", "/wyrmhole/socket.js"] {
+        let allowed = request(addr, "GET", path, &[("origin", "https://app.example")]).await;
+        assert!(allowed.starts_with("http/1.1 200"), "{allowed}");
+        assert!(allowed.contains("access-control-allow-origin: https://app.example\r\n"), "{allowed}");
+        assert!(allowed.contains("vary: origin"), "{allowed}");
+        let foreign = request(addr, "GET", path, &[("origin", "https://evil.example")]).await;
+        assert!(foreign.starts_with("http/1.1 200"), "the files are public: {foreign}");
+        assert!(!foreign.contains("access-control-allow-origin"), "a foreign page may not read them: {foreign}");
+        let own = format!("http://{addr}");
+        let same = request(addr, "GET", path, &[("origin", &own)]).await;
+        assert!(same.contains(&format!("access-control-allow-origin: {own}\r\n")), "{same}");
+    }
+
+    let preflight = [
+        ("origin", "https://app.example"),
+        ("access-control-request-method", "GET"),
+        ("access-control-request-headers", "x-test"),
+    ];
+    let allowed = request(addr, "OPTIONS", "/wyrmhole.js", &preflight).await;
+    assert!(allowed.starts_with("http/1.1 204"), "{allowed}");
+    assert!(allowed.contains("access-control-allow-origin: https://app.example\r\n"), "{allowed}");
+    assert!(allowed.contains("access-control-allow-methods: get, options"), "{allowed}");
+    assert!(allowed.contains("access-control-allow-headers: x-test"), "{allowed}");
+    let foreign = request(
+        addr,
+        "OPTIONS",
+        "/wyrmhole/route.js",
+        &[("origin", "https://evil.example"), ("access-control-request-method", "GET")],
+    )
+    .await;
+    assert!(foreign.starts_with("http/1.1 403"), "{foreign}");
+    assert!(!foreign.contains("access-control-allow-origin"), "{foreign}");
+    let missing = request(addr, "GET", "/wyrmhole/nope.js", &[("origin", "https://app.example")]).await;
+    assert!(missing.starts_with("http/1.1 404"), "{missing}");
+}

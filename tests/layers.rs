@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// Each top-level module of `src/`, by layer, lowest first.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("core", &["model", "field", "value", "record", "change", "filter", "error", "protocol"]),
+    ("core", &["model", "field", "value", "record", "change", "filter", "error", "protocol", "typescript"]),
     ("sql", &["sql"]),
     ("store", &["store"]),
     ("fan-out", &["fanout", "presence"]),
@@ -23,6 +23,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "config",
             "connection",
             "origin",
+            "cors",
             "listener",
             "server",
             "builder",

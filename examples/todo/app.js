@@ -5,27 +5,79 @@
 // collections stay equal to the server's rows through reconnects. Presence
 // on `todo-list:<id>` shows who else views the list and which item they
 // are editing.
+//
+// Rendering is batched: change events only mark what changed, and one
+// requestAnimationFrame callback renders a burst (hundreds of events) at
+// once, without reading layout per event. The live region announces a
+// summary of a burst, not every row.
 
 import { connect } from "/wyrmhole/wyrmhole.js";
 
 const $ = (id) => document.getElementById(id);
 
+// ---- Sign-in ----------------------------------------------------------------
+// Demo sign-in: /?token=alice is alice. The page asks the server who a
+// token is before connecting, so a refused token says "sign in again"
+// instead of leaving a socket that never opens.
+
+const token = new URLSearchParams(location.search).get("token") || undefined;
+const me = await whoami(token);
+
+async function whoami(token) {
+  try {
+    const res = await fetch(`/whoami${token ? `?token=${encodeURIComponent(token)}` : ""}`);
+    const body = await res.json();
+    return res.ok ? { name: body.name, refused: null } : { name: null, refused: body.error ?? "refused" };
+  } catch {
+    return { name: null, refused: null }; // the server is down: connect and let the client retry
+  }
+}
+
+function showWho(name, refused) {
+  $("who").textContent = name ? `Signed in as ${name}` : "Guest (shared board)";
+  $("sign-out").hidden = !name;
+  $("sign-in").hidden = Boolean(name);
+  $("sign-in-error").hidden = !refused;
+  $("sign-in-error").textContent = refused ? `Your sign-in was refused (${refused}). Sign in again.` : "";
+  document.body.dataset.signedIn = String(Boolean(name));
+}
+showWho(me.name, me.refused);
+
+$("sign-in").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const name = e.target.elements.name.value.trim();
+  if (name) location.search = `?token=${encodeURIComponent(name)}`;
+});
+
 const wsUrl = new URL("/ws", location.href);
 wsUrl.protocol = location.protocol === "https:" ? "wss:" : "ws:";
-// Demo sign-in: /?token=alice connects as "alice"; no token is anonymous.
-const token = new URLSearchParams(location.search).get("token") ?? undefined;
-const client = connect(wsUrl.href, { token });
-const lists = client.route("todo-list");
-const items = client.route("todo-item");
+// A refused token is not retried: the page waits for a new sign-in.
+const client = me.refused ? null : connect(wsUrl.href, { token });
+const lists = client?.route("todo-list");
+const items = client?.route("todo-item");
+// For tests and the console: the client and the open list's collection.
+window.todo = { client, items: () => current, me };
 
 // Connection state badge.
-const STATE_TEXT = { connecting: "connecting…", open: "connected", reconnecting: "reconnecting…", closed: "offline" };
+const STATE_TEXT = {
+  connecting: "connecting…",
+  open: "connected",
+  reconnecting: "reconnecting…",
+  closed: "offline",
+  unauthorized: "signed out",
+};
 function showState(state) {
   $("state").dataset.state = state;
-  $("state").textContent = STATE_TEXT[state];
+  $("state").textContent = STATE_TEXT[state] ?? state;
+  // A client that reports a refused upgrade (a token revoked meanwhile).
+  if (state === "unauthorized") showWho(null, "the server refused the token");
 }
-client.on("state", showState);
-showState(client.state);
+if (client) {
+  client.on("state", showState);
+  showState(client.state);
+} else {
+  showState("unauthorized");
+}
 
 // Errors from writes (validation, conflicts) appear briefly at the bottom.
 let errorTimer;
@@ -40,9 +92,9 @@ const report = (promise) => promise.catch(showError);
 
 // ---- Lists ----------------------------------------------------------------
 
-const allLists = lists.subscribe({}, { order: (a, b) => a.name.localeCompare(b.name) });
-allLists.on("change", renderLists);
-allLists.on("reset", renderLists);
+const allLists = lists?.subscribe({}, { order: (a, b) => a.name.localeCompare(b.name) });
+allLists?.on("change", () => schedule({ lists: true }));
+allLists?.on("reset", () => schedule({ lists: true }));
 
 function selectedListId() {
   const id = Number(new URLSearchParams(location.hash.slice(1)).get("list"));
@@ -50,6 +102,7 @@ function selectedListId() {
 }
 
 function renderLists() {
+  if (!allLists) return;
   const selected = selectedListId();
   $("lists").replaceChildren(
     ...allLists.items.map((list) => {
@@ -63,7 +116,67 @@ function renderLists() {
       return li;
     }),
   );
-  $("list-name").textContent = allLists.get(selected)?.name ?? "";
+  if (!$("list-name").querySelector("input")) $("list-name").textContent = allLists.get(selected)?.name ?? "";
+  $("delete-list").hidden = !me.name; // guests may not delete lists
+}
+
+// Rename: the button (or Enter on the heading) swaps the name for an input;
+// Enter or leaving it saves, Escape cancels.
+function startRenaming() {
+  const listId = selectedListId();
+  const heading = $("list-name");
+  if (listId == null || heading.querySelector("input")) return;
+  const input = document.createElement("input");
+  input.className = "rename";
+  input.maxLength = 100;
+  input.setAttribute("aria-label", "List name");
+  input.value = allLists.get(listId)?.name ?? heading.textContent;
+  heading.replaceChildren(input);
+  input.focus();
+  input.select();
+  let done = false;
+  const finish = (save) => {
+    if (done) return;
+    done = true;
+    const name = input.value.trim();
+    const hadFocus = document.activeElement === input;
+    heading.textContent = allLists.get(listId)?.name ?? "";
+    if (hadFocus) $("rename-list").focus();
+    if (save && name && name !== heading.textContent) report(lists.update(listId, { name }));
+  };
+  input.addEventListener("keydown", (e) => {
+    // preventDefault: the Enter must not also press the button focus returns to.
+    if (e.key === "Enter") e.preventDefault(), finish(true);
+    if (e.key === "Escape") e.preventDefault(), finish(false);
+  });
+  input.addEventListener("blur", () => finish(true));
+}
+$("rename-list").addEventListener("click", startRenaming);
+
+// Delete: a second click within 4 s confirms; the items go with the list.
+let confirmTimer;
+$("delete-list").addEventListener("click", async () => {
+  const button = $("delete-list");
+  const listId = selectedListId();
+  if (listId == null) return;
+  if (!button.dataset.confirm) {
+    button.dataset.confirm = "1";
+    button.textContent = "Really delete?";
+    confirmTimer = setTimeout(resetDelete, 4000);
+    return;
+  }
+  resetDelete();
+  try {
+    await lists.call("delete_with_items", { id: listId });
+    location.hash = "";
+  } catch (err) {
+    showError(err);
+  }
+});
+function resetDelete() {
+  clearTimeout(confirmTimer);
+  delete $("delete-list").dataset.confirm;
+  $("delete-list").textContent = "Delete list";
 }
 
 $("new-list").addEventListener("submit", async (e) => {
@@ -72,6 +185,7 @@ $("new-list").addEventListener("submit", async (e) => {
   const name = input.value.trim();
   if (!name) return;
   input.value = "";
+  if (!lists) return;
   try {
     const list = await lists.create({ name });
     location.hash = `list=${list.id}`;
@@ -92,20 +206,21 @@ function openList() {
   here?.leave();
   here = null;
   renderViewers();
+  resetDelete();
   const listId = selectedListId();
   renderLists();
   $("empty").hidden = listId != null;
   $("list-view").hidden = listId == null;
   $("items").replaceChildren();
-  if (listId == null) return;
+  if (listId == null || !client) return;
   current = items.subscribe({ list_id: listId });
-  current.on("change", (change) => renderItems(change));
-  current.on("reset", () => renderItems());
+  current.on("change", (change) => schedule({ change }));
+  current.on("reset", () => schedule({ items: true }));
   current.on("error", showError);
   here = client.presence(`todo-list:${listId}`, { editing: null });
   here.on("change", () => {
     renderViewers();
-    renderItems();
+    schedule({ items: true });
   });
   here.on("error", showError);
 }
@@ -143,8 +258,38 @@ function editorOf(id) {
 window.addEventListener("hashchange", openList);
 openList();
 
+// ---- Batched rendering ------------------------------------------------------
+
+let frame = 0; // the requested animation frame, 0 when none
+let dirtyLists = false;
+let dirtyItems = false;
+const flashed = new Set(); // ids created or updated since the last frame
+const burst = { created: 0, updated: 0, deleted: 0 }; // for the live region
+
+/** Marks what changed; the next animation frame renders it all at once. */
+function schedule({ lists = false, items = false, change = null }) {
+  dirtyLists ||= lists;
+  dirtyItems ||= items || change != null;
+  if (change) {
+    burst[change.action] += 1;
+    if (change.action === "deleted") flashed.delete(change.id);
+    else flashed.add(change.id);
+  }
+  frame ||= requestAnimationFrame(renderFrame);
+}
+
+function renderFrame() {
+  frame = 0;
+  if (dirtyLists) renderLists();
+  if (dirtyItems) renderItems();
+  dirtyLists = dirtyItems = false;
+  if (flashed.size <= 20) flashRows([...flashed]); // a big burst is its own signal
+  flashed.clear();
+  announceSoon();
+}
+
 /** Keyed render: rows are reused by id so an item being edited keeps its input. */
-function renderItems(change) {
+function renderItems() {
   if (!current) return;
   const ul = $("items");
   const existing = new Map([...ul.children].map((li) => [li.dataset.id, li]));
@@ -155,10 +300,11 @@ function renderItems(change) {
     return li;
   });
   for (const gone of existing.values()) gone.remove();
-  rows.forEach((li, i) => {
-    if (ul.children[i] !== li) ul.insertBefore(li, ul.children[i] ?? null);
-  });
-  if (change && change.action !== "deleted") flash(ul.querySelector(`[data-id="${change.id}"]`));
+  let next = ul.firstElementChild;
+  for (const li of rows) {
+    if (li === next) next = next.nextElementSibling;
+    else ul.insertBefore(li, next);
+  }
   const left = current.items.filter((i) => !i.done).length;
   $("remaining").textContent = `${left} item${left === 1 ? "" : "s"} left`;
   $("clear-done").disabled = left === current.size;
@@ -168,15 +314,22 @@ function itemElement(item) {
   const li = document.createElement("li");
   li.className = "item";
   li.dataset.id = item.id;
-  li.innerHTML = `<input type="checkbox" class="toggle" aria-label="Done">
-    <span class="text" title="Click to edit"></span>
+  li.innerHTML = `<input type="checkbox" class="toggle">
+    <span class="text" role="button" tabindex="0" title="Click, or Enter, to edit"></span>
     <span class="editor"></span>
-    <button class="delete" title="Delete" aria-label="Delete">×</button>`;
+    <button class="delete" title="Delete">×</button>`;
   li.querySelector(".toggle").addEventListener("change", (e) => {
     report(items.update(item.id, { done: e.target.checked }));
   });
   li.querySelector(".delete").addEventListener("click", () => report(items.delete(item.id)));
-  li.querySelector(".text").addEventListener("click", () => startEditing(li, item.id));
+  const text = li.querySelector(".text");
+  text.addEventListener("click", () => startEditing(li, item.id));
+  text.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" || e.key === "F2") {
+      e.preventDefault();
+      startEditing(li, item.id);
+    }
+  });
   return li;
 }
 
@@ -184,6 +337,10 @@ function fillItem(li, item) {
   li.classList.toggle("done", item.done);
   li.querySelector(".toggle").checked = item.done;
   if (!li.querySelector(".edit")) li.querySelector(".text").textContent = item.text;
+  // A distinct accessible name per row: "Done: milk", not twenty "Done".
+  li.querySelector(".toggle").setAttribute("aria-label", `Done: ${item.text}`);
+  li.querySelector(".text")?.setAttribute("aria-label", `Edit: ${item.text}`); // absent while edited
+  li.querySelector(".delete").setAttribute("aria-label", `Delete: ${item.text}`);
   const editor = editorOf(item.id);
   li.classList.toggle("edited", editor != null);
   const marker = li.querySelector(".editor");
@@ -191,11 +348,29 @@ function fillItem(li, item) {
   marker.style.color = editor ? colour(editor) : "";
 }
 
-function flash(li) {
-  if (!li) return;
-  li.classList.remove("flash");
-  void li.offsetWidth; // restart the animation
-  li.classList.add("flash");
+/** Highlights rows that just changed. The Web Animations API restarts an
+ * animation without a forced layout (no `offsetWidth` read per row). */
+function flashRows(ids) {
+  const ul = $("items");
+  for (const id of ids) {
+    const li = ul.querySelector(`[data-id="${id}"]`);
+    li?.animate([{ backgroundColor: "#efeafe" }, { backgroundColor: "transparent" }], { duration: 900, easing: "ease-out" });
+  }
+}
+
+// The live region says what a burst did, once it is over: "3 items added".
+let announceTimer;
+function announceSoon() {
+  clearTimeout(announceTimer);
+  announceTimer = setTimeout(() => {
+    const parts = [];
+    const n = (count, what) => count && parts.push(`${count} item${count === 1 ? "" : "s"} ${what}`);
+    n(burst.created, "added");
+    n(burst.updated, "changed");
+    n(burst.deleted, "removed");
+    burst.created = burst.updated = burst.deleted = 0;
+    if (parts.length) $("announce").textContent = `${parts.join(", ")}.`;
+  }, 700);
 }
 
 /** Inline editing: Enter or leaving the field saves, Escape cancels. */
@@ -205,6 +380,7 @@ function startEditing(li, id) {
   const input = document.createElement("input");
   input.className = "edit";
   input.maxLength = 500;
+  input.setAttribute("aria-label", `Text of: ${span.textContent}`);
   input.value = current.get(id)?.text ?? span.textContent;
   span.replaceWith(input);
   input.focus();
@@ -217,14 +393,17 @@ function startEditing(li, id) {
     done = true;
     here?.update({ editing: null }).catch(() => {});
     const text = input.value.trim();
+    const hadFocus = document.activeElement === input;
     input.replaceWith(span);
     // Show the server's latest text (it may have changed while we edited).
     span.textContent = current?.get(id)?.text ?? span.textContent;
+    if (hadFocus) span.focus(); // keyboard users carry on from the row
     if (save && text !== span.textContent) report(items.update(id, { text }));
   };
   input.addEventListener("keydown", (e) => {
-    if (e.key === "Enter") finish(true);
-    if (e.key === "Escape") finish(false);
+    // preventDefault: the Enter must not also reach the row focus returns to.
+    if (e.key === "Enter") e.preventDefault(), finish(true);
+    if (e.key === "Escape") e.preventDefault(), finish(false);
   });
   input.addEventListener("blur", () => finish(true));
 }
@@ -236,14 +415,19 @@ $("new-item").addEventListener("submit", async (e) => {
   const listId = selectedListId();
   if (!text || listId == null) return;
   input.value = "";
-  try {
-    // Every writable non-nullable field must be given on create, `done` included.
-    await items.create({ list_id: listId, text, done: false });
-  } catch (err) {
-    giveBack(input, text);
-    showError(err);
-  }
+  // Entries typed back to back are created one after the other, in the
+  // order typed (each create waits for the previous reply).
+  adding = adding.then(async () => {
+    try {
+      // Every writable non-nullable field must be given on create, `done` included.
+      await items.create({ list_id: listId, text, done: false });
+    } catch (err) {
+      giveBack(input, text);
+      showError(err);
+    }
+  });
 });
+let adding = Promise.resolve();
 
 // Inputs are cleared at once (not after the reply) so that the next entry,
 // typed while the create is in flight, is never wiped. A refused entry comes

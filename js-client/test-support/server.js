@@ -20,16 +20,17 @@ export function tempDb() {
 }
 
 /**
- * Runs the example on `port` (0: any free one) with the database `db`.
+ * Runs the example on `port` (0: any free one) with the database `db`
+ * and extra environment variables `env` (e.g. WYRM_ORIGINS).
  * Resolves once it printed its URL: {url, wsUrl, port, db, kill(), stop()}.
  * A restart on the same port may find it still held for a moment, so a
  * failed bind is retried until the startup deadline.
  */
-export async function startServer({ port = 0, db }) {
+export async function startServer({ port = 0, db, env = {} }) {
   const deadline = Date.now() + STARTUP_MS;
   for (;;) {
     try {
-      return await startOnce(port, db, deadline);
+      return await startOnce(port, db, deadline, env);
     } catch (err) {
       if (port === 0 || Date.now() > deadline || !/exited/.test(err.message)) throw err;
       await new Promise((r) => setTimeout(r, 100));
@@ -37,9 +38,9 @@ export async function startServer({ port = 0, db }) {
   }
 }
 
-function startOnce(port, db, deadline) {
+function startOnce(port, db, deadline, env) {
   const proc = spawn(BINARY, [], {
-    env: { ...process.env, WYRM_PORT: String(port), WYRM_DB: db, RUST_LOG: process.env.RUST_LOG ?? "warn" },
+    env: { ...process.env, WYRM_PORT: String(port), WYRM_DB: db, RUST_LOG: process.env.RUST_LOG ?? "warn", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stderr = "";
