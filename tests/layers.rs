@@ -13,8 +13,23 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("store", &["store"]),
     ("fan-out", &["fanout", "presence"]),
     ("brokers", &["broker"]),
-    ("app", &["auth", "budget", "live", "route", "router", "session"]),
-    ("transport", &["outbox", "wire", "socket", "config", "connection", "origin", "listener", "server", "builder", "bench", "harness"]),
+    ("app", &["auth", "budget", "live", "route", "router", "session", "write_order"]),
+    (
+        "transport",
+        &[
+            "outbox",
+            "wire",
+            "socket",
+            "config",
+            "connection",
+            "origin",
+            "listener",
+            "server",
+            "builder",
+            "bench",
+            "harness",
+        ],
+    ),
 ];
 
 /// Crates the core may not use.
