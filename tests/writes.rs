@@ -192,3 +192,23 @@ async fn the_heartbeat_is_answered() {
     let mut client = server.client().await;
     assert_eq!(client.ok("$ping", "ping", json!({})).await, json!({}));
 }
+
+/// What a browser's client learns with a plain GET after a failed upgrade.
+async fn plain_get(server: &TestServer, query: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(server.server.addr()).await.unwrap();
+    let request = format!("GET /ws{query} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    s.read_to_end(&mut response).await.unwrap();
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+#[tokio::test]
+async fn a_plain_get_says_whether_the_token_is_refused() {
+    let server = TestServer::start().await;
+    let refused = plain_get(&server, "?token=reject").await;
+    assert!(refused.starts_with("HTTP/1.1 401") && refused.ends_with("bad token"), "{refused}");
+    let fine = plain_get(&server, "?token=1").await;
+    assert!(fine.starts_with("HTTP/1.1 400"), "{fine}");
+}
