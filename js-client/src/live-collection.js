@@ -1,18 +1,31 @@
-// A live, ordered view of the rows a subscription matches.
+// A live, ordered view of the rows a subscription matches, with this
+// client's own writes shown at once (optimistic updates).
 //
 // Rows are kept by primary key, so applying the same created/updated/deleted
 // twice never duplicates a row, and a fresh snapshot (after a reconnect or a
 // detected gap) is reconciled into the current rows: listeners are told
 // exactly what differs, then get one "reset".
+//
+// Two layers: the rows as the server last told them, and over them the
+// writes of the client's outbox not confirmed yet, in the order they were
+// made. What the collection shows is the second applied to the first, for
+// each row a write or an event touches; a row a pending write touches is
+// `pending`. A pending create is shown under its temporary id when its data
+// plainly matches the filter (exact values; a filter with lookups shows it
+// once confirmed). A confirmed write leaves the overlay as the server's row
+// arrives; a refused one leaves it too, which rolls the change back.
 
 import { Emitter } from "./socket.js";
 import { Subscription } from "./subscription.js";
 
 export class LiveCollection extends Emitter {
+  #client;
   #key;
   #compare;
-  #byId = new Map();
-  #items = []; // sorted by #compare, ties broken by key
+  #server = new Map(); // id -> row, as the server last told
+  #byId = new Map(); // id -> row shown
+  #items = []; // shown, sorted by #compare, ties broken by key
+  #pending = new Set(); // ids of shown rows with writes not confirmed yet
   #subscription;
   #loaded = false;
   #settle;
@@ -29,6 +42,7 @@ export class LiveCollection extends Emitter {
    */
   constructor(client, route, filter = {}, { order, key = "id" } = {}) {
     super();
+    this.#client = client;
     this.route = route;
     this.filter = filter;
     this.#key = key;
@@ -37,6 +51,7 @@ export class LiveCollection extends Emitter {
     // Nobody has to await `ready`: an unobserved refusal must not become an
     // unhandled rejection that kills a Node process. "error" events still fire.
     this.ready.catch(() => {});
+    client._trackCollection(this);
     this.#subscription = new Subscription(client, route, filter, {
       snapshot: (rows) => this.#snapshot(rows),
       event: (action, data) => this.#apply(action, data),
@@ -57,6 +72,22 @@ export class LiveCollection extends Emitter {
     return this.#byId.get(id);
   }
 
+  /** Whether a row (or id) has writes the server has not confirmed yet. */
+  isPending(rowOrId) {
+    const id = typeof rowOrId === "object" && rowOrId !== null ? rowOrId[this.#key] : rowOrId;
+    return this.#pending.has(id);
+  }
+
+  /** The ids of the rows with unconfirmed writes. Read-only. */
+  get pending() {
+    return this.#pending;
+  }
+
+  /** Whether any row shown has writes the server has not confirmed yet. */
+  get hasPendingWrites() {
+    return this.#pending.size > 0;
+  }
+
   [Symbol.iterator]() {
     return this.#items[Symbol.iterator]();
   }
@@ -64,6 +95,7 @@ export class LiveCollection extends Emitter {
   /** Stops receiving changes; the rows stay as they are. */
   unsubscribe() {
     this.#subscription.stop();
+    this.#client._untrackCollection(this);
   }
 
   /** The subscription's state, for diagnostics: "subscribing" | "live" | "stopped". */
@@ -71,50 +103,102 @@ export class LiveCollection extends Emitter {
     return this.#subscription.state;
   }
 
+  // Called by the client when the outbox of this route changed.
+  _writesChanged() {
+    if (!this.#loaded) return; // the first snapshot shows them
+    for (const id of this.#touched()) this.#refresh(id, true);
+  }
+
+  // A create of this client was confirmed as `row`: shown as the server's
+  // row at once when it plainly matches (its event follows), so the row
+  // does not blink out between the reply and the event.
+  _created(row) {
+    const id = row[this.#key];
+    if (!this.#loaded || this.#server.has(id) || !plainlyMatches(this.filter, row)) return;
+    this.#server.set(id, { ...row });
+    this.#refresh(id, true);
+  }
+
   #snapshot(rows) {
-    if (!this.#loaded) {
-      for (const row of rows) this.#insert(row);
-      this.#loaded = true;
-      this.emit("reset", { items: this.#items });
-      this.#settle.resolve(this);
-      return;
-    }
-    // Reconcile: tell listeners what changed while we were not listening.
-    const fresh = new Map(rows.map((row) => [row[this.#key], row]));
-    for (const item of [...this.#items]) {
-      if (!fresh.has(item[this.#key])) this.#apply("deleted", { [this.#key]: item[this.#key] });
-    }
-    for (const [id, row] of fresh) {
-      const current = this.#byId.get(id);
-      if (!current) this.#apply("created", row);
-      else if (!shallowEqual(current, row)) this.#replace(current, row);
-    }
+    const first = !this.#loaded;
+    this.#server = new Map(rows.map((row) => [row[this.#key], { ...row }]));
+    this.#loaded = true;
+    // After a reconnect: tell listeners what changed while we were away.
+    // Rows gone first, then the server's in its order, then our own.
+    const gone = [...this.#byId.keys()].filter((id) => !this.#server.has(id));
+    const ids = new Set([...gone, ...this.#server.keys(), ...this.#touched()]);
+    for (const id of ids) this.#refresh(id, !first);
     this.emit("reset", { items: this.#items });
+    if (first) this.#settle.resolve(this);
   }
 
   #apply(action, data) {
     const id = data[this.#key];
-    const current = this.#byId.get(id);
-    if (action === "created" && !current) {
-      const item = { ...data };
-      this.#insert(item);
-      this.emit("change", { action, id, item });
-    } else if (action === "created" || action === "updated") {
-      // A `created` for a row we hold (cannot happen on a sane stream) is
-      // treated as a full update rather than duplicating the row.
+    const current = this.#server.get(id);
+    if (action === "created") {
+      // A `created` for a row we hold (a create of ours shown on its reply)
+      // is a full update rather than a duplicate.
+      this.#server.set(id, { ...current, ...data });
+    } else if (action === "updated") {
       if (!current) return this.#subscription.resync("updated event for a row the collection does not hold");
-      this.#replace(current, { ...current, ...data });
-    } else if (action === "deleted" && current) {
-      this.#remove(current);
-      this.#byId.delete(id);
-      this.emit("change", { action, id, item: current });
+      this.#server.set(id, { ...current, ...data });
+    } else if (action === "deleted") {
+      if (!current) return;
+      this.#server.delete(id);
     }
+    this.#refresh(id, true);
   }
 
-  #replace(current, next) {
-    this.#remove(current);
-    this.#insert(next);
-    this.emit("change", { action: "updated", id: next[this.#key], item: next, previous: current });
+  /** Ids the outbox's writes of this route touch, and rows marked pending. */
+  #touched() {
+    const ids = new Set(this.#pending);
+    for (const w of this.#client._pendingWrites(this.route)) {
+      ids.add(w.verb === "create" ? w.temp : w.args?.id);
+    }
+    ids.delete(undefined);
+    return ids;
+  }
+
+  /** The row `id` as shown: the server's, with the pending writes over it. */
+  #overlay(id) {
+    let row = this.#server.get(id);
+    let pending = false;
+    for (const w of this.#client._pendingWrites(this.route)) {
+      if (w.verb === "create" && w.temp === id && plainlyMatches(this.filter, w.args?.data ?? {})) {
+        row = { ...w.args.data, [this.#key]: id };
+        pending = true;
+      } else if (w.verb === "update" && w.args?.id === id && row) {
+        row = { ...row, ...w.args.data };
+        pending = true;
+      } else if (w.verb === "delete" && w.args?.id === id && row) {
+        row = undefined;
+        pending = true;
+      }
+    }
+    return { row, pending };
+  }
+
+  /** Shows row `id` as it now is, telling listeners if `notify`. */
+  #refresh(id, notify) {
+    const { row, pending } = this.#overlay(id);
+    const wasPending = this.#pending.has(id);
+    if (pending && row) this.#pending.add(id);
+    else this.#pending.delete(id);
+    const current = this.#byId.get(id);
+    const isPending = this.#pending.has(id);
+    if (!row) {
+      if (!current) return;
+      this.#remove(current);
+      this.#byId.delete(id);
+      if (notify) this.emit("change", { action: "deleted", id, item: current, pending: false });
+    } else if (!current) {
+      this.#insert(row);
+      if (notify) this.emit("change", { action: "created", id, item: row, pending: isPending });
+    } else if (!shallowEqual(current, row) || wasPending !== isPending) {
+      this.#remove(current);
+      this.#insert(row);
+      if (notify) this.emit("change", { action: "updated", id, item: row, previous: current, pending: isPending });
+    }
   }
 
   #insert(item) {
@@ -149,11 +233,21 @@ export class LiveCollection extends Emitter {
   }
 }
 
+/** Keys order numbers before strings (temporary ids of pending creates). */
 function compareKeys(a, b) {
+  if (typeof a !== typeof b) return typeof a === "number" ? -1 : typeof b === "number" ? 1 : 0;
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
 function shallowEqual(a, b) {
   const keys = Object.keys(a);
   return keys.length === Object.keys(b).length && keys.every((k) => Object.is(a[k], b[k]));
+}
+
+/** Whether `row` matches `filter` for sure: only exact values are judged
+ * here (the server decides lookups); anything else is "not sure". */
+function plainlyMatches(filter, row) {
+  return Object.entries(filter ?? {}).every(
+    ([field, value]) => !field.includes("__") && (value === null || typeof value !== "object") && row[field] === value,
+  );
 }
