@@ -10,7 +10,7 @@
 // order they were sent, so they can all be sent at once.
 //
 // A create's row has no id until the server answers, so it is shown under
-// a temporary one, `pending:<key>`; writes to that row wait (and the writes
+// a temporary one, `pending:<seq>:<key>`; writes to that row wait (and the writes
 // after them, to keep the order) until the create is confirmed, then go out
 // with the real id.
 //
@@ -46,7 +46,7 @@ export class Outbox {
         // Loaded before anything this page adds, so they keep their place first.
         for (const e of kept.reverse()) {
           if (this.#entries.some((x) => x.key === e.key)) continue;
-          this.#entries.unshift({ ...e, sent: false, temp: e.verb === "create" ? TEMP + e.key : undefined });
+          this.#entries.unshift({ ...e, sent: false, temp: tempId(e) });
           routes.add(e.route);
         }
         this.#seq = Math.max(this.#seq, ...this.#entries.map((e) => e.seq + 1));
@@ -76,7 +76,7 @@ export class Outbox {
   add(route, verb, args) {
     const key = newKey();
     const entry = { key, seq: this.#seq++, route, verb, args, sent: false };
-    if (verb === "create") entry.temp = TEMP + key;
+    entry.temp = tempId(entry);
     this.#entries.push(entry);
     this.#persist(entry);
     const promise = new Promise((resolve, reject) => this.#waiters.set(key, { resolve, reject }));
@@ -171,9 +171,10 @@ export class Outbox {
   }
 }
 
-/** The temporary id of the row a pending create makes. */
-export function isTemporaryId(id) {
-  return typeof id === "string" && id.startsWith(TEMP);
+/** The temporary id of the row a pending create makes: ordered as the
+ * creates were made (after every server id, see LiveCollection). */
+function tempId(entry) {
+  return entry.verb === "create" ? `${TEMP}${entry.seq}:${entry.key}` : undefined;
 }
 
 function newKey() {
