@@ -19,7 +19,13 @@ const lists = client.route("todo-list");
 const items = client.route("todo-item");
 
 // Connection state badge.
-const STATE_TEXT = { connecting: "connecting…", open: "connected", reconnecting: "reconnecting…", closed: "offline" };
+const STATE_TEXT = {
+  connecting: "connecting…",
+  open: "connected",
+  reconnecting: "reconnecting…",
+  unauthorized: "sign-in refused",
+  closed: "offline",
+};
 function showState(state) {
   $("state").dataset.state = state;
   $("state").textContent = STATE_TEXT[state];
@@ -37,6 +43,19 @@ function showError(err) {
   errorTimer = setTimeout(() => ($("error").hidden = true), 4000);
 }
 const report = (promise) => promise.catch(showError);
+
+// Writes show at once and are kept until the server confirms them (also
+// across reloads); a row with unconfirmed writes is marked pending, and a
+// row whose write was refused (and rolled back) is marked failed until its
+// next change.
+const failed = new Map(); // item id -> why its last write was refused
+client.on("error", (err) => {
+  const id = err.write?.args?.id;
+  if (err.write?.route !== "todo-item" || id == null) return;
+  failed.set(id, err.message);
+  renderItems();
+});
+client.on("unauthorized", ({ reason }) => showError({ message: `sign-in refused: ${reason}` }));
 
 // ---- Lists ----------------------------------------------------------------
 
@@ -158,6 +177,7 @@ function renderItems(change) {
   rows.forEach((li, i) => {
     if (ul.children[i] !== li) ul.insertBefore(li, ul.children[i] ?? null);
   });
+  if (change && !change.pending) failed.delete(change.id);
   if (change && change.action !== "deleted") flash(ul.querySelector(`[data-id="${change.id}"]`));
   const left = current.items.filter((i) => !i.done).length;
   $("remaining").textContent = `${left} item${left === 1 ? "" : "s"} left`;
@@ -181,6 +201,11 @@ function itemElement(item) {
 }
 
 function fillItem(li, item) {
+  const pending = current.isPending(item);
+  li.classList.toggle("pending", pending);
+  li.classList.toggle("failed", failed.has(item.id));
+  li.title = pending ? "saving…" : (failed.get(item.id) ?? "");
+  li.setAttribute("aria-busy", String(pending));
   li.classList.toggle("done", item.done);
   li.querySelector(".toggle").checked = item.done;
   if (!li.querySelector(".edit")) li.querySelector(".text").textContent = item.text;
