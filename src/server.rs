@@ -152,6 +152,8 @@ const CLIENT_FILES: &[(&str, &str)] = &[
     ("route.js", include_str!("../js-client/src/route.js")),
     ("presence.js", include_str!("../js-client/src/presence.js")),
     ("channel.js", include_str!("../js-client/src/channel.js")),
+    ("outbox.js", include_str!("../js-client/src/outbox.js")),
+    ("outbox-storage.js", include_str!("../js-client/src/outbox-storage.js")),
 ];
 
 /// `GET /wyrmhole/<module>.js`, and `GET /wyrmhole.js`, which re-exports the
@@ -282,5 +284,17 @@ mod tests {
             pairs,
             [("token".into(), "a+b c".into()), ("x".into(), String::new()), ("bad".into(), "%zz%4".into())]
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_module_of_the_js_client_is_served() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/js-client/src");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            assert!(super::CLIENT_FILES.iter().any(|(served, _)| *served == name), "{name} is not served");
+        }
     }
 }
