@@ -285,10 +285,7 @@ mod tests {
             [("token".into(), "a+b c".into()), ("x".into(), String::new()), ("bad".into(), "%zz%4".into())]
         );
     }
-}
 
-#[cfg(test)]
-mod tests {
     #[test]
     fn every_module_of_the_js_client_is_served() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/js-client/src");
