@@ -144,3 +144,43 @@ fn trim(conn: &mut Conn, owner: &str, now: i64) -> Result<(), Error> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Db;
+
+    fn claim_of(owner: &str, key: usize) -> KeyClaim {
+        KeyClaim { owner: owner.into(), key: format!("k{key}"), request: "item create".into() }
+    }
+
+    #[tokio::test]
+    async fn each_owner_keeps_only_its_latest_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path().join("keys.db").to_str().unwrap()).unwrap();
+        let extra = 40;
+        for n in 0..REQUEST_KEYS_KEPT as usize + extra {
+            let reply = serde_json::json!({ "n": n });
+            db.write(move |tx| {
+                assert_eq!(tx.claim_key(&claim_of("user:1", n))?, None);
+                tx.remember_reply(&claim_of("user:1", n), &reply)
+            })
+            .await
+            .unwrap();
+        }
+        db.write(|tx| tx.claim_key(&claim_of("user:2", 0))).await.unwrap();
+        let (kept, oldest_gone, newest) = db
+            .write(move |tx| {
+                let kept = load::<At>(tx.connection(), "SELECT at FROM wyrm_request_keys WHERE owner = 'user:1'", &[])?;
+                let gone = tx.claim_key(&claim_of("user:1", 0))?.is_none();
+                let newest = tx.claim_key(&claim_of("user:1", REQUEST_KEYS_KEPT as usize + extra - 1))?;
+                Ok::<_, Error>((kept.len(), gone, newest))
+            })
+            .await
+            .unwrap();
+        // Keys written in the same millisecond as the oldest one kept stay too.
+        assert!((REQUEST_KEYS_KEPT as usize..REQUEST_KEYS_KEPT as usize + extra).contains(&kept), "{kept}");
+        assert!(oldest_gone, "the oldest key was forgotten (and so claimed anew)");
+        assert_eq!(newest, Some(serde_json::json!({ "n": REQUEST_KEYS_KEPT as usize + extra - 1 })));
+    }
+}
