@@ -138,3 +138,16 @@ test("offline edits in two pages, one reloaded, land exactly once after a restar
   await settles(bob, expected);
   await settles(fresh, expected);
 });
+
+test("items typed back to back keep the order they were typed in", { timeout: 60_000 }, async () => {
+  const page = await openPage();
+  await page.fill("#new-list input", "Quick");
+  await page.press("#new-list input", "Enter");
+  await page.waitForFunction(() => /list=\d+/.test(location.hash), null, WAIT);
+  const hash = new URL(page.url()).hash;
+  const typed = Array.from({ length: 15 }, (_, i) => `step ${i + 1}`);
+  for (const text of typed) await add(page, text);
+  const expected = typed.map((text) => [text, false]);
+  await settles(page, expected);
+  await settles(await openPage(hash), expected);
+});
