@@ -30,8 +30,9 @@ export type TypedRoute<R extends RouteTypes> = Route<R["row"], R["create"], R["u
 
 /** Connection states. "connecting" is the first attempt only; after a drop the
  * client stays "reconnecting" through every retry until it is "open" again.
- * "closed" is final, after `close()`. */
-export type ConnectionState = "connecting" | "open" | "reconnecting" | "closed";
+ * "unauthorized": the server refused the token; no retries until
+ * `setToken()` or `reconnect()`. "closed" is final, after `close()`. */
+export type ConnectionState = "connecting" | "open" | "reconnecting" | "unauthorized" | "closed";
 
 /** Error codes: the server's (docs/protocol.md) and the client's own. */
 export type ErrorCode =
@@ -73,6 +74,8 @@ export class WyrmholeError extends Error {
   readonly code: ErrorCode | (string & {});
   /** Messages per offending field or argument, for the codes that have them. */
   readonly fields?: Record<string, string[]>;
+  /** On the client's "error" event: the refused write, rolled back. */
+  readonly write?: PendingWrite;
   constructor(code: string, message?: string, fields?: Record<string, string[]>);
 }
 
@@ -99,25 +102,72 @@ export interface ConnectOptions {
   requestTimeout?: number;
   /** Reconnect delays in ms: doubling from `min` up to `max`, with jitter. Default 250 / 10000. */
   backoff?: { min?: number; max?: number };
+  /** A `$ping` after `interval` ms without a frame; the socket is dropped
+   * and reopened when nothing arrives `timeout` ms after. Default 15000 / 10000. */
+  heartbeat?: { interval?: number; timeout?: number };
+  /** Where unconfirmed writes are kept. Default IndexedDB in browsers, memory elsewhere. */
+  storage?: OutboxStorage;
+}
+
+/** A write waiting in the outbox (plain JSON, as storages keep it). */
+export interface PendingWrite {
+  route: string;
+  verb: string;
+  args: Record<string, unknown>;
+}
+
+/** Keeps the outbox's entries, by `key`. */
+export interface OutboxStorage {
+  load(): Promise<Array<PendingWrite & { key: string; seq: number }>>;
+  put(entry: PendingWrite & { key: string; seq: number }): Promise<void>;
+  delete(key: string): Promise<void>;
+}
+/** Entries in memory: they survive reconnects, not the process. */
+export class MemoryStorage implements OutboxStorage {
+  load(): Promise<Array<PendingWrite & { key: string; seq: number }>>;
+  put(entry: PendingWrite & { key: string; seq: number }): Promise<void>;
+  delete(key: string): Promise<void>;
+}
+/** Entries in an IndexedDB database of the page's origin. */
+export class IndexedDbStorage implements OutboxStorage {
+  constructor(name?: string, indexedDB?: unknown);
+  load(): Promise<Array<PendingWrite & { key: string; seq: number }>>;
+  put(entry: PendingWrite & { key: string; seq: number }): Promise<void>;
+  delete(key: string): Promise<void>;
 }
 
 /**
  * Opens a client and starts connecting. It reconnects by itself after any
  * drop until `close()`.
  *
- * Requests made while the client is not connected are queued and sent, in
+ * Writes (`create`, `update`, `delete`, `write`) go through the outbox:
+ * shown in live collections at once (pending), kept until the server
+ * confirms them, with no time limit, across reconnects and (with IndexedDB)
+ * reloads, and sent again with their idempotency key after a reconnect, so
+ * each runs once. A refused write is rolled back and emitted as "error".
+ *
+ * Reads made while the client is not connected are queued and sent, in
  * order, as soon as it (re)connects; each still fails with "timeout" if no
- * reply comes within `requestTimeout` of the call. A request that was sent
- * but not answered when the connection dropped fails with "disconnected"
- * (it is not resent, since it may already have run).
+ * reply comes within `requestTimeout` of the call. A read that was sent
+ * but not answered when the connection dropped fails with "disconnected".
  */
 export function connect(url: string, options?: ConnectOptions): Client;
 
 export class Client {
   private constructor();
   readonly state: ConnectionState;
-  /** Requests waiting for a reply, queued or sent. */
+  /** Requests waiting for a reply, queued or sent, writes included. */
   readonly pendingRequests: number;
+  /** Whether writes wait for the server's confirmation. */
+  readonly hasPendingWrites: boolean;
+  /** How many writes wait for the server's confirmation. */
+  readonly pendingWrites: number;
+  /** Resolves once the writes an earlier page left unconfirmed are loaded. */
+  readonly outboxReady: Promise<void>;
+  /** Uses `token` from the next connection on; after "unauthorized", connects again at once. */
+  setToken(token: string | null): void;
+  /** Connects now if not connected (skips the rest of a backoff). */
+  reconnect(): void;
   /** A route listed in `Routes` (generated from the models): fully typed. */
   route<N extends keyof Routes & string>(name: N): Routes[N] extends RouteTypes ? TypedRoute<Routes[N]> : never;
   /** Any route, with rows typed as `T`. */
@@ -131,6 +181,10 @@ export class Client {
   /** A channel: `on("message", ...)` subscribes; `publish` sends where the app allows it. */
   channel<D = unknown>(name: string): Channel<D>;
   on(event: "state", listener: (state: ConnectionState) => void): () => void;
+  /** The server refused the token; the client waits for `setToken()`. */
+  on(event: "unauthorized", listener: (info: { reason: string }) => void): () => void;
+  /** A write the server refused; it was rolled back (`error.write` says which). */
+  on(event: "error", listener: (error: WyrmholeError) => void): () => void;
   /** Data the server sent to this user (`Wyrmhole::to_user`), on any of their connections. */
   on(event: "push", listener: (data: unknown) => void): () => void;
   /** Diagnostics, e.g. why a live collection re-subscribed. */
@@ -190,16 +244,19 @@ export class Route<T extends Row = Row, C = Partial<T>, U = Partial<T>, F = Filt
   /** A partial update: only the fields given change. */
   update(id: unknown, data: U): Promise<T>;
   delete(id: unknown): Promise<{ id: unknown }>;
-  /** Any verb of the route, custom ones included. */
+  /** A custom verb the route marks as a write (`Route::write_verb`): kept and resent like `create`. */
+  write<R = unknown>(verb: string, args?: Record<string, unknown>): Promise<R>;
+  /** Any verb of the route, custom ones included, as a request that may time out. */
   call<R = unknown>(verb: string, args?: Record<string, unknown>): Promise<R>;
   /** Starts a live collection at once; its `ready` resolves after the first snapshot. */
   subscribe(filter?: F, options?: SubscribeOptions<T>): LiveCollection<T>;
 }
 
+/** `pending`: the row shown has writes of this client not confirmed yet. */
 export type ChangeEvent<T> =
-  | { action: "created"; id: unknown; item: T }
-  | { action: "updated"; id: unknown; item: T; previous: T }
-  | { action: "deleted"; id: unknown; item: T };
+  | { action: "created"; id: unknown; item: T; pending: boolean }
+  | { action: "updated"; id: unknown; item: T; previous: T; pending: boolean }
+  | { action: "deleted"; id: unknown; item: T; pending: boolean };
 
 /**
  * The rows matching a subscription, kept equal to the server's: events are
@@ -217,6 +274,12 @@ export class LiveCollection<T extends Row = Row> implements Iterable<T> {
   readonly items: readonly T[];
   readonly size: number;
   readonly state: "subscribing" | "live" | "stopped";
+  /** Ids of the rows with writes not confirmed yet (a pending create's id is `pending:…`). */
+  readonly pending: ReadonlySet<unknown>;
+  /** Whether any row shown has writes not confirmed yet. */
+  readonly hasPendingWrites: boolean;
+  /** Whether this row (or id) has writes not confirmed yet. */
+  isPending(rowOrId: T | unknown): boolean;
   get(id: unknown): T | undefined;
   [Symbol.iterator](): Iterator<T>;
   on(event: "change", listener: (change: ChangeEvent<T>) => void): () => void;

@@ -288,8 +288,12 @@ pub(crate) async fn serve(mut socket: Socket<Io>, app: Arc<AppCore>, identity: I
                 continue;
             }
         };
+        // The order of writes is fixed here, in arrival order, not by
+        // which task runs first (see `crate::write_order`).
+        let ticket = session.ticket(app.router.is_write(&request));
         let (app, session) = (app.clone(), session.clone());
         requests.spawn(async move {
+            let _turn = ticket.turn().await;
             if let Some(frame) = run_request(&app.router, &session, request).await {
                 session.reply(frame);
             }

@@ -22,7 +22,7 @@
 //!    processes (in-process, Redis);
 //! 6. the app: [`route`], [`auth`], [`live`] (presence and channel verbs
 //!    and their hooks), the router, the per-connection session
-//!    and the budgets per connection, identity and address;
+//!    with the order of its writes, and the budgets per connection, identity and address;
 //! 7. the transport: the outbox, the connection and its settings, the
 //!    origin check and CORS of the client files, the HTTP listener, the warp server, and the
 //!    [`Wyrmhole`] builder that wires everything.
@@ -56,6 +56,7 @@ pub mod live;
 pub mod route;
 pub(crate) mod router;
 pub(crate) mod session;
+pub(crate) mod write_order;
 // 7. the transport
 pub(crate) mod builder;
 pub(crate) mod config;

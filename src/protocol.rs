@@ -10,7 +10,12 @@ use crate::error::Error;
 /// id is echoed in every reply, so a long one would be copied into each.
 pub const MAX_NAME_BYTES: usize = 256;
 
-/// A request frame: `{"id": .., "route": "..", "verb": "..", "args": {..}}`.
+/// The longest request `key` (see [`Request::key`]), in bytes: the server
+/// keeps each in its database for a while.
+pub const MAX_KEY_BYTES: usize = 128;
+
+/// A request frame: `{"id": .., "route": "..", "verb": "..", "args": {..},
+/// "key": ".."}` (`key` optional, writes only).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Request {
     /// Echoed in the reply so the client can correlate (string or number).
@@ -21,6 +26,10 @@ pub struct Request {
     pub verb: String,
     /// The verb's arguments (an object; `{}` when absent).
     pub args: serde_json::Value,
+    /// A write's idempotency key, chosen by the client (a UUID, say): a
+    /// write sent again with the same key by the same identity is answered
+    /// with the first one's reply instead of running twice.
+    pub key: Option<String>,
 }
 
 impl Request {
@@ -62,13 +71,21 @@ impl Request {
                 serde_json::Value::Null
             }
         };
+        let key = match object.remove("key") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(k)) if !k.is_empty() && k.len() <= MAX_KEY_BYTES => Some(k),
+            Some(_) => {
+                problems.add("key", format!("must be a string of 1 to {MAX_KEY_BYTES} bytes"));
+                None
+            }
+        };
         for key in object.keys() {
-            problems.add(key, "is not a request field (expected id, route, verb, args)");
+            problems.add(key, "is not a request field (expected id, route, verb, args, key)");
         }
         if !problems.is_empty() {
             return Err((id, Error::BadArgs(problems)));
         }
-        Ok(Request { id, route, verb, args })
+        Ok(Request { id, route, verb, args, key })
     }
 
     /// Recovers just the id of a frame too large to handle, without

@@ -14,6 +14,11 @@ use crate::route::RouteHandler;
 use crate::session::Session;
 use crate::store::Db;
 
+/// The pseudo-route of the heartbeat: `{"route": "$ping", "verb": "ping"}`
+/// is answered at once with `{}`, touching nothing (browsers cannot see
+/// WebSocket pings, so their clients ask this instead).
+pub(crate) const PING_ROUTE: &str = "$ping";
+
 pub(crate) type AuthFn = Arc<dyn Fn(&UpgradeRequest) -> Result<Identity, AuthError> + Send + Sync>;
 
 /// Routes, authentication and the services they run on.
@@ -54,8 +59,21 @@ impl Router {
             .with_live(self.live.presence.clone(), self.live.channels.clone())
     }
 
+    /// Whether a request is a write: a standard write verb, or a custom verb
+    /// its route marks as one. Writes apply in the order the client sent
+    /// them and may carry a key.
+    pub(crate) fn is_write(&self, request: &Request) -> bool {
+        self.routes.get(request.route.as_str()).is_some_and(|route| route.is_write(&request.verb))
+    }
+
     /// Runs one request. `Ok(None)` means the handler queued its reply itself.
     pub(crate) async fn handle(&self, session: &Session, request: Request) -> Result<Option<serde_json::Value>, Error> {
+        if request.key.is_some() && !self.is_write(&request) {
+            return Err(Error::bad_arg("key", "only writes take a key"));
+        }
+        if request.route == PING_ROUTE {
+            return Ok(Some(serde_json::json!({})));
+        }
         if request.route == PRESENCE_ROUTE || request.route == CHANNEL_ROUTE {
             return self.live.handle(session, &request);
         }

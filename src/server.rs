@@ -3,8 +3,9 @@
 //! a small server handle for apps and tests.
 //!
 //! An upgrade is checked in this order: an allowed origin (else 403, so the
-//! app's authenticate hook never sees a cookie a foreign page sent), a
-//! well-formed WebSocket handshake (else 400), then authentication (else 401).
+//! app's authenticate hook never sees a cookie a foreign page sent),
+//! authentication (else 401), then a well-formed WebSocket handshake (else
+//! 400: a plain GET tells a browser's client whether its token is refused).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -44,14 +45,18 @@ pub(crate) fn filter(core: Arc<AppCore>, http: Arc<HttpConfig>) -> BoxedFilter<(
         .and(core)
         .map(|headers: HeaderMap, query: String, upgrade: Option<OnUpgrade>, remote: Remote, core: Arc<AppCore>| {
             let accept = websocket_key(&headers).map(|key| derive_accept_key(key.as_bytes()));
-            let (Some(accept), Some(upgrade)) = (accept, upgrade) else {
-                return warp::reply::with_status("expected a WebSocket upgrade", StatusCode::BAD_REQUEST)
-                    .into_response();
-            };
             let query: HashMap<String, String> = url_decode_pairs(&query).into_iter().collect();
+            let handshake = (accept, upgrade);
+            // Authenticated even without a handshake: a browser cannot see
+            // why its upgrade failed, so its client asks with a plain GET
+            // (401 and the reason, or 400 when the credentials are fine).
             let identity = match core.router.authenticate(&UpgradeRequest::new(headers, query)) {
                 Ok(identity) => identity,
                 Err(e) => return warp::reply::with_status(e.to_string(), StatusCode::UNAUTHORIZED).into_response(),
+            };
+            let (Some(accept), Some(upgrade)) = handshake else {
+                return warp::reply::with_status("expected a WebSocket upgrade", StatusCode::BAD_REQUEST)
+                    .into_response();
             };
             let admission = match core.admit(&identity, remote) {
                 Ok(admission) => admission,
@@ -150,6 +155,8 @@ const CLIENT_FILES: &[(&str, &str)] = &[
     ("route.js", include_str!("../js-client/src/route.js")),
     ("presence.js", include_str!("../js-client/src/presence.js")),
     ("channel.js", include_str!("../js-client/src/channel.js")),
+    ("outbox.js", include_str!("../js-client/src/outbox.js")),
+    ("outbox-storage.js", include_str!("../js-client/src/outbox-storage.js")),
 ];
 
 /// `GET /wyrmhole/<module>.js`, and `GET /wyrmhole.js`, which re-exports the
@@ -299,5 +306,14 @@ mod tests {
             pairs,
             [("token".into(), "a+b c".into()), ("x".into(), String::new()), ("bad".into(), "%zz%4".into())]
         );
+    }
+
+    #[test]
+    fn every_module_of_the_js_client_is_served() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/js-client/src");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            assert!(super::CLIENT_FILES.iter().any(|(served, _)| *served == name), "{name} is not served");
+        }
     }
 }

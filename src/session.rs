@@ -18,6 +18,7 @@ use crate::fanout::Fanout;
 use crate::filter::Filter;
 use crate::presence::channels::Channels;
 use crate::presence::Presence;
+use crate::write_order::{Ticket, WriteOrder};
 
 /// Numbers connections, for the presence and channel registries.
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
@@ -38,6 +39,8 @@ pub(crate) struct Session {
     /// Presence topics and channels joined; `None` once the connection has
     /// ended (a join still in flight then takes itself back).
     joined: Mutex<Option<Joined>>,
+    /// The order the connection's writes apply in.
+    writes: WriteOrder,
 }
 
 #[derive(Default)]
@@ -69,6 +72,7 @@ impl Session {
             conn: NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed),
             live: None,
             joined: Mutex::new(Some(Joined::default())),
+            writes: WriteOrder::default(),
         }
     }
 
@@ -80,6 +84,12 @@ impl Session {
         }
         self.live = Some((presence, channels));
         self
+    }
+
+    /// The place of a request just read in the order of the connection's
+    /// writes; taken in arrival order, before the request's task is spawned.
+    pub(crate) fn ticket(&self, write: bool) -> Ticket {
+        self.writes.ticket(write)
     }
 
     /// This connection's number in the presence and channel registries.

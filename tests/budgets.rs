@@ -118,7 +118,7 @@ async fn start(config: ConnectionConfig, gate: Arc<Gate>) -> TestServer {
         .build()
         .unwrap();
     let server = app.clone().serve(([127, 0, 0, 1], 0)).await.unwrap();
-    TestServer { server, app, db, _dir: dir }
+    TestServer { server, app, db, db_url: url, _dir: dir }
 }
 
 /// Rows of about `bytes` each in list `list`.

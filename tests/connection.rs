@@ -117,7 +117,7 @@ async fn a_silent_client_is_closed_by_the_heartbeat() {
 
 #[tokio::test]
 async fn shutdown_closes_sockets_with_going_away() {
-    let TestServer { server, app: _app, db: _db, _dir } = TestServer::start().await;
+    let TestServer { server, app: _app, db: _db, _dir, .. } = TestServer::start().await;
     let mut c = Client::connect(&server.ws_url()).await;
     let reply = c.ok("todo-item", "subscribe", json!({})).await;
     assert!(reply["epoch"].as_u64().is_some_and(|e| e > 0 && e < 1 << 53), "{reply}");

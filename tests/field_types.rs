@@ -130,7 +130,7 @@ async fn start() -> TestServer {
         .build()
         .unwrap();
     let server = app.clone().serve(([127, 0, 0, 1], 0)).await.unwrap();
-    TestServer { server, app, db, _dir: dir }
+    TestServer { server, app, db, db_url: url, _dir: dir }
 }
 
 fn note(title: &str, due: Option<&str>, created_at: &str, theme: Option<&str>, price: &str) -> Json {

@@ -13,7 +13,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("store", &["store"]),
     ("fan-out", &["fanout", "presence"]),
     ("brokers", &["broker"]),
-    ("app", &["auth", "budget", "live", "route", "router", "session"]),
+    ("app", &["auth", "budget", "live", "route", "router", "session", "write_order"]),
     (
         "transport",
         &[

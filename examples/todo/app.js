@@ -90,6 +90,19 @@ function showError(err) {
 }
 const report = (promise) => promise.catch(showError);
 
+// Writes show at once and are kept until the server confirms them (also
+// across reloads); a row with unconfirmed writes is marked pending, and a
+// row whose write was refused (and rolled back) is marked failed until its
+// next change.
+const failed = new Map(); // item id -> why its last write was refused
+client.on("error", (err) => {
+  const id = err.write?.args?.id;
+  if (err.write?.route !== "todo-item" || id == null) return;
+  failed.set(id, err.message);
+  renderItems();
+});
+client.on("unauthorized", ({ reason }) => showError({ message: `sign-in refused: ${reason}` }));
+
 // ---- Lists ----------------------------------------------------------------
 
 const allLists = lists?.subscribe({}, { order: (a, b) => a.name.localeCompare(b.name) });
@@ -214,7 +227,11 @@ function openList() {
   $("items").replaceChildren();
   if (listId == null || !client) return;
   current = items.subscribe({ list_id: listId });
-  current.on("change", (change) => schedule({ change }));
+  current.on("change", (change) => {
+    // A row's failed mark lasts until its next confirmed change.
+    if (!change.pending) failed.delete(change.id);
+    schedule({ change });
+  });
   current.on("reset", () => schedule({ items: true }));
   current.on("error", showError);
   here = client.presence(`todo-list:${listId}`, { editing: null });
@@ -334,6 +351,11 @@ function itemElement(item) {
 }
 
 function fillItem(li, item) {
+  const pending = current.isPending(item);
+  li.classList.toggle("pending", pending);
+  li.classList.toggle("failed", failed.has(item.id));
+  li.title = pending ? "saving…" : (failed.get(item.id) ?? "");
+  li.setAttribute("aria-busy", String(pending));
   li.classList.toggle("done", item.done);
   li.querySelector(".toggle").checked = item.done;
   if (!li.querySelector(".edit")) li.querySelector(".text").textContent = item.text;

@@ -22,20 +22,30 @@ export class Route {
     return { ...page, hasMore };
   }
 
+  // Writes go through the outbox: shown in live collections at once,
+  // kept until the server confirms them (no time limit), sent again with
+  // their key after a reconnect. Each resolves with the server's reply.
+
   create(data) {
-    return this.call("create", { data });
+    return this.write("create", { data });
   }
 
   /** A partial update: only the fields given change. */
   update(id, data) {
-    return this.call("update", { id, data });
+    return this.write("update", { id, data });
   }
 
   delete(id) {
-    return this.call("delete", { id });
+    return this.write("delete", { id });
   }
 
-  /** Any verb, custom ones included. */
+  /** A custom verb the route marks as a write (`Route::write_verb`), kept
+   * and resent like the standard writes (not shown optimistically). */
+  write(verb, args = {}) {
+    return this.#client._write(this.name, verb, args);
+  }
+
+  /** Any verb, custom ones included, as a request (it may time out). */
   call(verb, args = {}) {
     return this.#client._request(this.name, verb, args);
   }

@@ -2,12 +2,22 @@
 // exponential backoff and jitter until the client is closed.
 //
 // States: "connecting" (the first attempt), "open", "reconnecting" (after a
-// drop, through every retry until the next open), "closed" (only after
-// close(); a closed Socket never reopens).
+// drop, through every retry until the next open), "unauthorized" (the server
+// refused the credentials: no more retries until setToken() or reconnect()),
+// "closed" (only after close(); a closed Socket never reopens).
 //
-// Liveness: the server pings every 15 s and closes connections that do not
-// answer. Browsers answer pings themselves and so does the `ws` package, so
-// there is nothing to do here; a dead server shows up as a close event.
+// Refused credentials: a browser cannot see the HTTP status of a failed
+// upgrade, so after an attempt that never opened the socket asks the same
+// URL with a plain GET (fetch), which the server answers 401 and the reason
+// when the token is refused (docs/protocol.md, "Connecting").
+//
+// Liveness: the server pings every 15 s, but a page cannot see WebSocket
+// pings, so a half-open socket (the network gone without a close) would look
+// merely quiet. The heartbeat: when nothing has arrived for
+// `heartbeat.interval` ms the socket sends a `$ping` request, and when
+// nothing at all has arrived `heartbeat.timeout` ms after that, it drops the
+// socket and reconnects. In browsers the "online" event reconnects at once
+// instead of waiting out the backoff.
 
 /** A minimal event emitter; `on` returns a function that removes the listener. */
 export class Emitter {
@@ -50,26 +60,32 @@ export class Socket extends Emitter {
   #url;
   #WebSocket;
   #backoff;
+  #heartbeat;
   #ws = null;
   #attempt = 0;
   #retryTimer = null;
+  #beatTimer = null;
+  #heard = 0; // when the current socket last received anything
+  #pinged = false;
+  #pings = 0;
+  #onOnline = () => this.reconnect();
   state = "connecting";
 
   /**
    * @param {string} url  ws:// or wss:// URL of the endpoint (…/ws)
-   * @param {object} opts {token, WebSocket, backoff: {min, max}} (ms)
+   * @param {object} opts {token, WebSocket, backoff: {min, max}, heartbeat: {interval, timeout}} (ms)
    */
-  constructor(url, { token, WebSocket = globalThis.WebSocket, backoff = {} } = {}) {
+  constructor(url, { token, WebSocket = globalThis.WebSocket, backoff = {}, heartbeat = {} } = {}) {
     super();
     if (typeof WebSocket !== "function") {
       throw new TypeError("no WebSocket implementation: pass one as the WebSocket option");
     }
-    const u = new URL(url);
-    // Browsers cannot set headers on a WebSocket, so the token rides in the query.
-    if (token != null) u.searchParams.set("token", token);
-    this.#url = u.toString();
+    this.#url = new URL(url);
+    this.#setUrlToken(token);
     this.#WebSocket = WebSocket;
     this.#backoff = { min: backoff.min ?? 250, max: backoff.max ?? 10_000 };
+    this.#heartbeat = { interval: heartbeat.interval ?? 15_000, timeout: heartbeat.timeout ?? 10_000 };
+    globalThis.addEventListener?.("online", this.#onOnline);
     this.#open();
   }
 
@@ -84,10 +100,29 @@ export class Socket extends Emitter {
     return true;
   }
 
+  /** Uses `token` from the next connection on, and connects at once if the
+   * last attempt was refused. */
+  setToken(token) {
+    this.#setUrlToken(token);
+    if (this.state === "unauthorized") this.reconnect();
+  }
+
+  /** Connects now unless open or closed: skips the rest of a backoff, and
+   * retries after `unauthorized`. */
+  reconnect() {
+    if (this.state === "closed" || this.#ws) return;
+    clearTimeout(this.#retryTimer);
+    this.#attempt = 0;
+    this.#setState("reconnecting");
+    this.#open();
+  }
+
   /** Closes for good: no reconnect. */
   close() {
     if (this.state === "closed") return;
     clearTimeout(this.#retryTimer);
+    clearInterval(this.#beatTimer);
+    globalThis.removeEventListener?.("online", this.#onOnline);
     const wasOpen = this.isOpen;
     const ws = this.#ws;
     this.#ws = null;
@@ -99,38 +134,100 @@ export class Socket extends Emitter {
     this.emit("close", { code: 1000, reason: "closed by client", wasOpen });
   }
 
+  #setUrlToken(token) {
+    // Browsers cannot set headers on a WebSocket, so the token rides in the query.
+    if (token != null) this.#url.searchParams.set("token", token);
+    else this.#url.searchParams.delete("token");
+  }
+
   #open() {
-    const ws = new this.#WebSocket(this.#url);
+    const ws = new this.#WebSocket(this.#url.toString());
     this.#ws = ws;
     let wasOpen = false;
     ws.onopen = () => {
       wasOpen = true;
       this.#attempt = 0;
+      this.#startHeartbeat(ws);
       this.#setState("open");
       this.emit("open");
     };
     ws.onmessage = (event) => {
+      this.#heard = Date.now();
+      this.#pinged = false;
       let frame;
       try {
         frame = JSON.parse(event.data);
       } catch {
         return; // the server only sends JSON text; ignore anything else
       }
+      // The heartbeat's own replies are for nobody else.
+      if (frame.type === "reply" && typeof frame.id === "string" && frame.id.startsWith("$ping:")) return;
       this.emit("message", frame);
     };
     // An error is always followed by a close event; all handling is there.
     ws.onerror = () => {};
-    ws.onclose = (event) => {
-      if (this.#ws !== ws) return;
-      this.#ws = null;
-      detach(ws);
-      // Every close that the client did not ask for is retried: server
-      // restarts (1000/1001), dropped TCP (1006), heartbeat timeout (4001),
-      // slow consumer (4008) and oversized frames (1009) alike. `wasOpen` is
-      // false for a failed attempt: nothing was sent, so nothing was lost.
-      this.emit("close", { code: event.code, reason: event.reason, wasOpen });
-      this.#scheduleRetry();
-    };
+    ws.onclose = (event) => this.#lost(ws, event.code, event.reason, wasOpen);
+  }
+
+  /** The socket `ws` is gone (closed, or given up by the heartbeat). */
+  #lost(ws, code, reason, wasOpen) {
+    if (this.#ws !== ws) return;
+    this.#ws = null;
+    clearInterval(this.#beatTimer);
+    detach(ws);
+    // Every close that the client did not ask for is retried: server
+    // restarts (1000/1001), dropped TCP (1006), heartbeat timeout (4001),
+    // slow consumer (4008) and oversized frames (1009) alike. `wasOpen` is
+    // false for a failed attempt: nothing was sent, so nothing was lost.
+    this.emit("close", { code, reason, wasOpen });
+    if (wasOpen) return this.#scheduleRetry();
+    this.#setState("reconnecting");
+    this.#whyRefused().then((refusal) => {
+      if (this.state !== "reconnecting" || this.#ws) return; // closed or reconnected meanwhile
+      if (refusal == null) return this.#scheduleRetry();
+      this.#setState("unauthorized");
+      this.emit("unauthorized", { reason: refusal });
+    });
+  }
+
+  /** After an attempt that never opened: the server's reason if it refuses
+   * our credentials (401), else null (down, unreachable, or another cause). */
+  async #whyRefused() {
+    if (typeof globalThis.fetch !== "function") return null;
+    const http = new URL(this.#url);
+    http.protocol = http.protocol === "wss:" ? "https:" : "http:";
+    try {
+      const response = await globalThis.fetch(http, { cache: "no-store", credentials: "include" });
+      return response.status === 401 ? await response.text() : null;
+    } catch {
+      return null; // unreachable: an ordinary retry
+    }
+  }
+
+  #startHeartbeat(ws) {
+    const { interval, timeout } = this.#heartbeat;
+    this.#heard = Date.now();
+    this.#pinged = false;
+    clearInterval(this.#beatTimer);
+    this.#beatTimer = setInterval(
+      () => {
+        if (this.#ws !== ws) return;
+        const quiet = Date.now() - this.#heard;
+        if (quiet >= interval + timeout) {
+          // Half-open: a close handshake could wait forever, so do not.
+          this.#lost(ws, 4000, "heartbeat: no reply from the server", true);
+          try {
+            ws.close(4000);
+          } catch {
+            // already closing
+          }
+        } else if (quiet >= interval && !this.#pinged) {
+          this.#pinged = true;
+          this.send({ id: `$ping:${++this.#pings}`, route: "$ping", verb: "ping" });
+        }
+      },
+      Math.max(10, Math.min(interval, timeout) / 4),
+    );
   }
 
   #scheduleRetry() {

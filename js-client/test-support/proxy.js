@@ -8,6 +8,7 @@ export async function startProxy(target) {
   const pairs = new Set();
   let refusing = false;
   let stalled = false;
+  let deaf = false;
 
   const server = net.createServer((client) => {
     if (refusing) return client.resetAndDestroy();
@@ -22,7 +23,7 @@ export async function startProxy(target) {
     client.on("error", drop).on("close", drop);
     upstream.on("error", drop).on("close", drop);
     client.on("data", (d) => stalled || upstream.write(d));
-    upstream.on("data", (d) => stalled || client.write(d));
+    upstream.on("data", (d) => stalled || deaf || client.write(d));
   });
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
   const proxyPort = server.address().port;
@@ -49,6 +50,12 @@ export async function startProxy(target) {
     restore() {
       refusing = false;
       stalled = false;
+      deaf = false;
+    },
+    /** Lets the client's bytes through but drops the server's: requests
+     * run, their replies are lost. */
+    deafen() {
+      deaf = true;
     },
     /** Keeps connections open but silently drops every byte (a black hole). */
     stall() {

@@ -23,10 +23,16 @@ export async function usage(): Promise<void> {
     backoff: { min: 100, max: 5_000 },
   });
   const off = client.on("state", (state) => {
-    const known: "connecting" | "open" | "reconnecting" | "closed" = state;
+    const known: "connecting" | "open" | "reconnecting" | "unauthorized" | "closed" = state;
     void known;
   });
   off();
+
+  client.on("unauthorized", ({ reason }) => client.setToken(reason.length > 0 ? "fresh" : null));
+  client.on("error", (e) => void (e.write?.verb satisfies string | undefined));
+  const waiting: boolean = client.hasPendingWrites;
+  void waiting;
+  await client.outboxReady;
 
   const items = client.route<TodoItem>("todo-item");
   const created: TodoItem = await items.create({ list_id: 1, text: "milk", done: false });
@@ -38,6 +44,9 @@ export async function usage(): Promise<void> {
   const total: number | undefined = page.total;
   await items.delete(updated.id);
   const cleared = await items.call<{ deleted: number }>("clear_done", { list_id: 1 });
+  const shown = items.subscribe({ list_id: 1 });
+  const pendingRow: boolean = shown.hasPendingWrites || shown.isPending(created) || shown.pending.has(created.id);
+  void pendingRow;
   const n: number = cleared.deleted;
   void [rows, more, total, n];
 

@@ -8,15 +8,17 @@
 //! - this module: the [`Route`] builder and the dispatch of a request;
 //! - `args.rs`: typed access to a request's arguments;
 //! - `verbs.rs`: the reads and writes;
+//! - `keyed.rs`: writes with an idempotency key;
 //! - `subscribe.rs`: `subscribe` and `resume`;
 //! - `window.rs`: `subscribe` with `limit`, an ordered live window.
 
 pub(crate) mod args;
+mod keyed;
 mod subscribe;
 mod verbs;
 pub(crate) mod window;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
@@ -31,7 +33,7 @@ use crate::protocol::Request;
 use crate::record::{Patch, WriteAccess};
 use crate::session::Session;
 use crate::sql::{self, Dialect};
-use crate::store::{Db, Persist};
+use crate::store::{Db, KeyClaim, Persist};
 use args::Args;
 
 type ScopeFn = Arc<dyn Fn(&Identity) -> Option<serde_json::Value> + Send + Sync>;
@@ -40,6 +42,9 @@ type ValidateFn<M> = Arc<dyn Fn(&Validation<'_, M>) -> Result<(), FieldErrors> +
 type PermissionFn = Arc<dyn Fn(&Identity, &str) -> Result<(), Error> + Send + Sync>;
 type VerbFn =
     Arc<dyn Fn(VerbContext, serde_json::Value) -> BoxFuture<'static, Result<serde_json::Value, Error>> + Send + Sync>;
+
+/// The standard verbs that write.
+pub const WRITE_VERBS: &[&str] = &["create", "update", "delete"];
 
 /// The standard verbs.
 pub const STANDARD_VERBS: &[&str] =
@@ -66,6 +71,25 @@ pub struct VerbContext {
     pub identity: Identity,
     /// The caller's scope on this route: restrict what the verb touches to it.
     pub scope: Filter,
+    /// The request's idempotency key, taken by the first [`VerbContext::write`].
+    key: Arc<parking_lot::Mutex<Option<KeyClaim>>>,
+}
+
+impl VerbContext {
+    /// A write transaction like [`Db::write`] that also honours the
+    /// request's key (of a verb added with [`Route::write_verb`]): the key
+    /// is claimed and the closure's value stored as the reply in the same
+    /// transaction, and a retry with the same key gets that value without
+    /// running the closure. Return that value from the verb, so the first
+    /// call and its retries are answered alike. Only the first `write` of a
+    /// request takes the key.
+    pub async fn write<F>(&self, f: F) -> Result<serde_json::Value, Error>
+    where
+        F: FnOnce(&mut crate::store::WriteTx<'_>) -> Result<serde_json::Value, Error> + Send + 'static,
+    {
+        let claim = self.key.lock().take();
+        keyed::write(&self.db, claim, f).await
+    }
 }
 
 /// Sizes a route allows. Build it with `..Limits::default()`: fields may
@@ -114,6 +138,8 @@ pub struct Route<M: Model> {
     permission: Option<PermissionFn>,
     login_required: Vec<String>,
     verbs: HashMap<String, VerbFn>,
+    /// Custom verbs that write (ordered per connection, keyed).
+    writes: HashSet<String>,
     limits: Limits,
     /// The refresher of this route's ordered windows, started by the first.
     windows: std::sync::OnceLock<Arc<crate::fanout::window::Refresher>>,
@@ -129,6 +155,7 @@ impl<M: Model> Default for Route<M> {
             permission: None,
             login_required: Vec::new(),
             verbs: HashMap::new(),
+            writes: HashSet::new(),
             limits: Limits::default(),
             windows: std::sync::OnceLock::new(),
             _model: PhantomData,
@@ -190,6 +217,20 @@ impl<M: Persist> Route<M> {
         self
     }
 
+    /// Adds a custom verb that writes: like [`Route::verb`], and it applies
+    /// in the order each connection sent it among that connection's other
+    /// writes, and may carry an idempotency key (honoured by
+    /// [`VerbContext::write`]).
+    pub fn write_verb<F, Fut>(mut self, name: &str, handler: F) -> Self
+    where
+        F: Fn(VerbContext, serde_json::Value) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<serde_json::Value, Error>> + Send + 'static,
+    {
+        self = self.verb(name, handler);
+        self.writes.insert(name.to_owned());
+        self
+    }
+
     /// Changes the page and snapshot limits.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
@@ -235,9 +276,16 @@ pub(crate) trait RouteHandler: Send + Sync {
         session: &'a Session,
         request: Request,
     ) -> BoxFuture<'a, Result<Option<serde_json::Value>, Error>>;
+
+    /// Whether `verb` writes.
+    fn is_write(&self, verb: &str) -> bool;
 }
 
 impl<M: Persist> RouteHandler for Route<M> {
+    fn is_write(&self, verb: &str) -> bool {
+        WRITE_VERBS.contains(&verb) || self.writes.contains(verb)
+    }
+
     fn handle<'a>(
         &'a self,
         db: &'a Db,
@@ -274,15 +322,21 @@ impl<M: Persist> RouteHandler for Route<M> {
                 _ => {}
             }
             let _turn = session.db_turn().await;
+            let key = request.key.as_ref().map(|key| KeyClaim {
+                owner: KeyClaim::owner_of(identity.user_id()),
+                key: key.clone(),
+                request: format!("{} {verb}", M::ROUTE),
+            });
             let data = match verb {
                 "get_single" => self.get_single(db, scope, &args).await?,
                 "get_list" => self.get_list(db, scope, &args).await?,
-                "create" => self.create(db, identity, scope, &args).await?,
-                "update" => self.update(db, identity, scope, &args).await?,
-                "delete" => self.delete(db, scope, &args).await?,
+                "create" => self.create(db, identity, scope, &args, key).await?,
+                "update" => self.update(db, identity, scope, &args, key).await?,
+                "delete" => self.delete(db, scope, &args, key).await?,
                 custom => {
                     let handler = self.verbs[custom].clone();
-                    let cx = VerbContext { db: db.clone(), identity: identity.clone(), scope };
+                    let key = Arc::new(parking_lot::Mutex::new(key));
+                    let cx = VerbContext { db: db.clone(), identity: identity.clone(), scope, key };
                     handler(cx, request.args.clone()).await?
                 }
             };

@@ -5,6 +5,7 @@
 //! reaches the caller.
 
 use super::args::Args;
+use super::keyed;
 use super::{Route, ValidateFn, Validation};
 use crate::auth::Identity;
 use crate::error::Error;
@@ -12,7 +13,7 @@ use crate::filter::Filter;
 use crate::model::Model;
 use crate::record::{self, Patch, WriteAccess};
 use crate::sql::{self, quote_ident, Bind};
-use crate::store::{columns, get_by_id, load, Conn, Db, Lock, Persist};
+use crate::store::{columns, get_by_id, load, Conn, Db, KeyClaim, Lock, Persist};
 
 impl<M: Persist> Route<M> {
     pub(super) async fn get_single(&self, db: &Db, scope: Filter, args: &Args<'_>) -> Result<serde_json::Value, Error> {
@@ -64,6 +65,7 @@ impl<M: Persist> Route<M> {
         identity: &Identity,
         scope: Filter,
         args: &Args<'_>,
+        key: Option<KeyClaim>,
     ) -> Result<serde_json::Value, Error> {
         args.reject_others(&["data"])?;
         let mut patch = Patch::parse(M::FIELDS, args.data::<M>()?, WriteAccess::Client)?;
@@ -72,7 +74,7 @@ impl<M: Persist> Route<M> {
             patch.merge(initial);
         }
         let (validate, identity) = (self.validate.clone(), identity.clone());
-        db.write(move |tx| {
+        keyed::write(db, key, move |tx| {
             let new: M = tx.insert_patch(&patch)?;
             let row = new.to_row();
             if !scope.matches(&row) {
@@ -90,13 +92,14 @@ impl<M: Persist> Route<M> {
         identity: &Identity,
         scope: Filter,
         args: &Args<'_>,
+        key: Option<KeyClaim>,
     ) -> Result<serde_json::Value, Error> {
         args.reject_others(&["id", "data"])?;
         let id = args.id::<M>()?;
         let patch = Patch::parse(M::FIELDS, args.data::<M>()?, WriteAccess::Client)?;
         let (validate, identity) = (self.validate.clone(), identity.clone());
         let missing = not_found::<M>(args.raw("id"));
-        db.write(move |tx| {
+        keyed::write(db, key, move |tx| {
             // Scope first, locked: a row outside it is `not_found` before
             // anything is written, whatever the write would have run into.
             let Some(old) = tx.get_in_scope::<M>(&id, &scope)? else { return Err(missing) };
@@ -111,11 +114,17 @@ impl<M: Persist> Route<M> {
         .await
     }
 
-    pub(super) async fn delete(&self, db: &Db, scope: Filter, args: &Args<'_>) -> Result<serde_json::Value, Error> {
+    pub(super) async fn delete(
+        &self,
+        db: &Db,
+        scope: Filter,
+        args: &Args<'_>,
+        key: Option<KeyClaim>,
+    ) -> Result<serde_json::Value, Error> {
         args.reject_others(&["id"])?;
         let id = args.id::<M>()?;
         let missing = not_found::<M>(args.raw("id"));
-        db.write(move |tx| {
+        keyed::write(db, key, move |tx| {
             // Locked on PostgreSQL, so the row cannot leave the scope between
             // this check and the delete.
             if tx.get_in_scope::<M>(&id, &scope)?.is_none() {

@@ -32,11 +32,14 @@ use diesel::pg::PgConnection;
 
 mod conn;
 pub(crate) mod history;
+mod keys;
 mod positions;
 mod query;
 mod write;
 
 pub use conn::{Conn, Persist};
+pub(crate) use keys::KeyClaim;
+pub use keys::{REQUEST_KEYS_KEPT, REQUEST_KEY_LIFETIME};
 pub use positions::HISTORY_LEN;
 pub use query::server_filter;
 pub use write::WriteTx;

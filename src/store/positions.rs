@@ -88,6 +88,7 @@ pub(super) fn setup(conn: &mut Conn) -> Result<u64, Error> {
 fn setup_tables(conn: &mut Conn) -> Result<u64, Error> {
     use diesel::connection::SimpleConnection;
     conn.batch_execute(TABLES)?;
+    conn.batch_execute(super::keys::TABLE)?;
     let fresh = random_epoch().to_string();
     load::<Setting>(
         conn,

@@ -4,6 +4,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::conn::{Conn, Persist};
+use super::keys::{self, KeyClaim};
 use super::positions;
 use super::query::{columns, get_by_id, load, select, server_filter_for, Lock};
 use crate::change::Change;
@@ -194,6 +195,18 @@ impl WriteTx<'_> {
         scope: &crate::filter::Filter,
     ) -> Result<Option<M>, Error> {
         get_by_id::<M>(self.conn, id, Some(scope), Lock::ForUpdate)
+    }
+
+    /// Claims a write's idempotency key in this transaction, before it
+    /// writes: `Some(reply)` if a committed write already holds the key
+    /// (the caller answers with it and writes nothing). See [`keys`].
+    pub(crate) fn claim_key(&mut self, claim: &KeyClaim) -> Result<Option<serde_json::Value>, Error> {
+        keys::claim(self.conn, claim)
+    }
+
+    /// Stores the reply of the write that claimed `claim`, to commit with it.
+    pub(crate) fn remember_reply(&mut self, claim: &KeyClaim, reply: &serde_json::Value) -> Result<(), Error> {
+        keys::remember(self.conn, claim, reply)
     }
 
     /// Refuses values this database cannot store (NUL in PostgreSQL text).

@@ -136,6 +136,8 @@ pub struct TestServer {
     pub server: Server,
     pub app: Wyrmhole,
     pub db: Db,
+    /// Where the database is, for [`TestServer::another_process`].
+    pub db_url: String,
     /// Keeps the database (a temp SQLite file or a PostgreSQL database).
     pub _dir: database::TestDb,
 }
@@ -154,7 +156,19 @@ impl TestServer {
         let (url, dir) = database::fresh();
         let db = Db::open(&url).unwrap();
         db.execute_batch(schema(&db)).await.unwrap();
-        let app = Wyrmhole::builder(db.clone())
+        let (server, app) = Self::serve(db.clone(), config).await;
+        TestServer { server, app, db, db_url: url, _dir: dir }
+    }
+
+    /// Another server on the same database, with handles of its own (its
+    /// own writer connection, its own fan-out): what a second process is
+    /// to the database.
+    pub async fn another_process(&self) -> (Server, Wyrmhole) {
+        Self::serve(Db::open(&self.db_url).unwrap(), test_config()).await
+    }
+
+    async fn serve(db: Db, config: ConnectionConfig) -> (Server, Wyrmhole) {
+        let app = Wyrmhole::builder(db)
             .route(Route::<Ping>::new())
             .route(
                 // Lists are private: each user sees only their own.
@@ -197,6 +211,16 @@ impl TestServer {
                             })
                             .await
                     })
+                    // A custom write: two items in one transaction, keyed.
+                    .write_verb("add_pair", |cx, args| async move {
+                        let text = args["text"].as_str().unwrap_or("pair").to_owned();
+                        cx.write(move |tx| {
+                            let a = tx.insert::<TodoItem>(&json!({"list_id": 1, "text": format!("{text} a")}))?;
+                            let b = tx.insert::<TodoItem>(&json!({"list_id": 1, "text": format!("{text} b")}))?;
+                            Ok(json!({ "ids": [a.id, b.id] }))
+                        })
+                        .await
+                    })
                     .verb("boom", |_cx, _args| async move {
                         if true {
                             panic!("handler exploded");
@@ -219,7 +243,7 @@ impl TestServer {
             .build()
             .unwrap();
         let server = app.clone().serve(([127, 0, 0, 1], 0)).await.unwrap();
-        TestServer { server, app, db, _dir: dir }
+        (server, app)
     }
 
     pub fn url(&self) -> String {

@@ -1,0 +1,153 @@
+// Offline edits in two browsers: the server is killed, both pages edit
+// (their writes show at once, pending), one page is reloaded before it can
+// reach the server again, the server restarts: every edit lands exactly
+// once, and both pages equal the database (what a fresh page shows).
+//
+// (A reloaded page shows its kept writes once its collections have their
+// first snapshot: rows are not cached across reloads.)
+//
+// The reload needs the page's HTML while its writes must not go out yet, so
+// the server is restarted first and that page's WebSocket is closed by the
+// browser (Playwright's routeWebSocket) until after the reload.
+
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { chromium } from "playwright-core";
+
+import { startServer, tempDb } from "../../../js-client/test-support/server.js";
+
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const WAIT = { timeout: 20_000 };
+
+let server, db, browser;
+
+before(async () => {
+  db = tempDb();
+  server = await startServer({ db: db.path });
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox", "--disable-gpu"] });
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.kill();
+  db?.remove();
+});
+
+async function openPage(hash = "") {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${server.url}/${hash}`);
+  await page.waitForSelector('#state[data-state="open"]', WAIT);
+  return page;
+}
+
+/** [text, done] of every row, in page order. */
+function rows(page) {
+  return page.$$eval("#items .item", (lis) =>
+    lis.map((li) => [li.querySelector(".text")?.textContent, li.classList.contains("done")]),
+  );
+}
+
+async function add(page, text) {
+  await page.fill("#new-item input", text);
+  await page.press("#new-item input", "Enter");
+}
+
+function item(page, text) {
+  return page.locator("#items .item", { has: page.locator(".text", { hasText: text }) });
+}
+
+/** How many writes the page's outbox keeps in IndexedDB. */
+function kept(page) {
+  return page.evaluate(
+    () =>
+      new Promise((resolve, reject) => {
+        const open = indexedDB.open("wyrmhole-outbox", 1);
+        open.onsuccess = () => {
+          const count = open.result.transaction("writes").objectStore("writes").count();
+          count.onsuccess = () => resolve(count.result);
+          count.onerror = () => reject(count.error);
+        };
+        open.onerror = () => reject(open.error);
+      }),
+  );
+}
+
+/** Waits until `page` shows `expected` and no row is pending. */
+async function settles(page, expected) {
+  try {
+    await page.waitForFunction(
+      (exp) => {
+        const shown = [...document.querySelectorAll("#items .item")].map((li) => [
+          li.querySelector(".text")?.textContent,
+          li.classList.contains("done"),
+        ]);
+        return !document.querySelector("#items .item.pending") && JSON.stringify(shown) === JSON.stringify(exp);
+      },
+      expected,
+      WAIT,
+    );
+  } catch (err) {
+    assert.deepEqual(await rows(page), expected, err.message);
+  }
+}
+
+test("offline edits in two pages, one reloaded, land exactly once after a restart", { timeout: 120_000 }, async () => {
+  const alice = await openPage();
+  await alice.fill("#new-list input", "Offline");
+  await alice.press("#new-list input", "Enter");
+  await alice.waitForFunction(() => /list=\d+/.test(location.hash), null, WAIT);
+  const hash = new URL(alice.url()).hash;
+  await add(alice, "before");
+  const bob = await openPage(hash);
+  await settles(bob, [["before", false]]);
+
+  await server.kill();
+  await alice.waitForSelector('#state[data-state="reconnecting"]', WAIT);
+  await bob.waitForSelector('#state[data-state="reconnecting"]', WAIT);
+
+  // Offline: both pages edit; each shows its own edits at once, pending.
+  await add(alice, "from alice 1");
+  await add(alice, "from alice 2");
+  await item(alice, "before").locator(".toggle").check();
+  await add(bob, "from bob");
+  await item(bob, "before").locator(".text").click();
+  await bob.fill("#items .edit", "before (bob's text)");
+  await bob.press("#items .edit", "Enter");
+  assert.deepEqual(await rows(alice), [["before", true], ["from alice 1", false], ["from alice 2", false]]);
+  assert.deepEqual(await rows(bob), [["before (bob's text)", false], ["from bob", false]]);
+  assert.equal(await alice.locator("#items .item.pending").count(), 3);
+
+  // Bob's page reloads while its socket still cannot get through.
+  let blocked = true;
+  await bob.routeWebSocket(/\/ws/, (ws) => (blocked ? ws.close() : ws.connectToServer()));
+  server = await startServer({ port: server.port, db: server.db });
+  await bob.reload();
+  // Its writes were kept (IndexedDB) through the reload.
+  assert.equal(await kept(bob), 2);
+  blocked = false;
+
+  const expected = [
+    ["before (bob's text)", true],
+    ["from alice 1", false],
+    ["from alice 2", false],
+    ["from bob", false],
+  ];
+  const fresh = await openPage(hash);
+  await settles(alice, expected);
+  await settles(bob, expected);
+  await settles(fresh, expected);
+});
+
+test("items typed back to back keep the order they were typed in", { timeout: 60_000 }, async () => {
+  const page = await openPage();
+  await page.fill("#new-list input", "Quick");
+  await page.press("#new-list input", "Enter");
+  await page.waitForFunction(() => /list=\d+/.test(location.hash), null, WAIT);
+  const hash = new URL(page.url()).hash;
+  const typed = Array.from({ length: 15 }, (_, i) => `step ${i + 1}`);
+  for (const text of typed) await add(page, text);
+  const expected = typed.map((text) => [text, false]);
+  await settles(page, expected);
+  await settles(await openPage(hash), expected);
+});
