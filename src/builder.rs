@@ -129,6 +129,15 @@ impl Builder {
         self
     }
 
+    /// Serves Prometheus metrics at `path` (`"/metrics"`; off by
+    /// default). They are not secret but they tell how the app is used:
+    /// anyone who can reach the port can read them, so do not route the
+    /// path from the internet. `docs/operations.md` lists them.
+    pub fn metrics_path(mut self, path: &str) -> Self {
+        self.http.metrics_path = Some(path.to_owned());
+        self
+    }
+
     /// Shares commits with the other processes serving the same database
     /// through Redis (`redis://host:port`). Redis being unreachable is not
     /// an error: the broker retries with backoff, and changes it misses are

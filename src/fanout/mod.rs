@@ -61,6 +61,52 @@ pub(crate) trait Broker: Send + Sync + 'static {
     fn connects_processes(&self) -> bool {
         true
     }
+
+    /// The state of its link to the other processes, when it has one (for
+    /// readiness and metrics).
+    fn link(&self) -> Option<&LinkStatus> {
+        None
+    }
+}
+
+/// How a broker's link to the other processes is doing: written by the
+/// broker's tasks (rarely: on connect, disconnect, a dropped message), read
+/// by the readiness check and the metrics endpoint.
+#[derive(Debug, Default)]
+pub(crate) struct LinkStatus {
+    connected: std::sync::atomic::AtomicBool,
+    reconnects: AtomicU64,
+    dropped: AtomicU64,
+}
+
+impl LinkStatus {
+    /// The listener is connected (`true`) or lost its connection.
+    pub(crate) fn set_connected(&self, connected: bool) {
+        self.connected.store(connected, Ordering::Relaxed);
+    }
+
+    /// The listener connected again after losing its connection.
+    pub(crate) fn reconnected(&self) {
+        self.reconnects.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A commit was not published (the outgoing queue was full); returns
+    /// how many were, this one included.
+    pub(crate) fn drop_message(&self) -> u64 {
+        self.dropped.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    pub(crate) fn connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn reconnects(&self) -> u64 {
+        self.reconnects.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
 }
 
 /// Where missing changes are read back from: the store's history.
@@ -240,6 +286,11 @@ impl Fanout {
     /// Subscription counts of a route in this process.
     pub(crate) fn stats(&self, route: &str) -> RouteStats {
         self.shared.watch.stats(route)
+    }
+
+    /// The broker's link to the other processes, when it has one.
+    pub(crate) fn broker_link(&self) -> Option<&LinkStatus> {
+        self.shared.broker.link()
     }
 
     /// The epoch positions are numbered in.
