@@ -5,6 +5,10 @@
 // drop, through every retry until the next open), "closed" (only after
 // close(); a closed Socket never reopens).
 //
+// Several servers: given a list of URLs, each new attempt after a failed
+// one goes to the next URL, and a server that drains (close code 1012,
+// "service restart") is left at once for the next one, without backoff.
+//
 // Liveness: the server pings every 15 s and closes connections that do not
 // answer. Browsers answer pings themselves and so does the `ws` package, so
 // there is nothing to do here; a dead server shows up as a close event.
@@ -46,8 +50,12 @@ function reportListenerError(err) {
 
 const OPEN = 1; // WebSocket.OPEN, the same in browsers and in `ws`
 
+/** Close code of a draining server: reconnect at once, elsewhere. */
+export const SERVICE_RESTART = 1012;
+
 export class Socket extends Emitter {
-  #url;
+  #urls;
+  #next = 0;
   #WebSocket;
   #backoff;
   #ws = null;
@@ -56,7 +64,8 @@ export class Socket extends Emitter {
   state = "connecting";
 
   /**
-   * @param {string} url  ws:// or wss:// URL of the endpoint (…/ws)
+   * @param {string|string[]} url  ws:// or wss:// URL of the endpoint (…/ws),
+   *   or several (servers of one app), tried in turn
    * @param {object} opts {token, WebSocket, backoff: {min, max}} (ms)
    */
   constructor(url, { token, WebSocket = globalThis.WebSocket, backoff = {} } = {}) {
@@ -64,10 +73,14 @@ export class Socket extends Emitter {
     if (typeof WebSocket !== "function") {
       throw new TypeError("no WebSocket implementation: pass one as the WebSocket option");
     }
-    const u = new URL(url);
-    // Browsers cannot set headers on a WebSocket, so the token rides in the query.
-    if (token != null) u.searchParams.set("token", token);
-    this.#url = u.toString();
+    const urls = Array.isArray(url) ? url : [url];
+    if (urls.length === 0) throw new TypeError("no URL to connect to");
+    this.#urls = urls.map((each) => {
+      const u = new URL(each);
+      // Browsers cannot set headers on a WebSocket, so the token rides in the query.
+      if (token != null) u.searchParams.set("token", token);
+      return u.toString();
+    });
     this.#WebSocket = WebSocket;
     this.#backoff = { min: backoff.min ?? 250, max: backoff.max ?? 10_000 };
     this.#open();
@@ -100,7 +113,7 @@ export class Socket extends Emitter {
   }
 
   #open() {
-    const ws = new this.#WebSocket(this.#url);
+    const ws = new this.#WebSocket(this.#urls[this.#next]);
     this.#ws = ws;
     let wasOpen = false;
     ws.onopen = () => {
@@ -125,10 +138,17 @@ export class Socket extends Emitter {
       this.#ws = null;
       detach(ws);
       // Every close that the client did not ask for is retried: server
-      // restarts (1000/1001), dropped TCP (1006), heartbeat timeout (4001),
+      // restarts (1000/1001; 1012 at once, see above), dropped TCP (1006), heartbeat timeout (4001),
       // slow consumer (4008) and oversized frames (1009) alike. `wasOpen` is
       // false for a failed attempt: nothing was sent, so nothing was lost.
       this.emit("close", { code: event.code, reason: event.reason, wasOpen });
+      // A failed attempt or a draining server: the next server, if any.
+      if (!wasOpen || event.code === SERVICE_RESTART) this.#next = (this.#next + 1) % this.#urls.length;
+      if (event.code === SERVICE_RESTART) {
+        this.#setState("reconnecting");
+        this.#retryTimer = setTimeout(() => this.#open(), 0);
+        return;
+      }
       this.#scheduleRetry();
     };
   }

@@ -25,7 +25,8 @@ export { LiveCollection } from "./live-collection.js";
 export { Route } from "./route.js";
 
 /**
- * Opens a client. Options: token (sent as ?token=), WebSocket (the
+ * Opens a client on `url`, or on a list of URLs (servers of one app, tried
+ * in turn; a draining server's close, 1012, moves to the next at once). Options: token (sent as ?token=), WebSocket (the
  * implementation; default globalThis.WebSocket), requestTimeout (ms, default
  * 10000), backoff {min, max} (reconnect delays in ms, default 250 / 10000).
  */
