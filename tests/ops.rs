@@ -114,18 +114,21 @@ async fn health_and_readiness() {
 
 #[tokio::test]
 async fn draining_flushes_then_closes_with_1012_and_is_not_ready() {
-    let server = TestServer::start().await;
+    const N: usize = 300;
+    let server = TestServer::start_with(ConnectionConfig { queue_bytes: 64 << 20, ..test_config() }).await;
     let mut client = server.client_as(1).await;
     let sub = client.ok("todo-item", "subscribe", json!({})).await;
-    // Queued before the drain: they must reach the client before its close frame.
-    for i in 0..20 {
-        server.insert_item(json!({"list_id": 1, "text": format!("item {i}")})).await;
+    // Queued before the drain, more than the socket buffers hold while the
+    // client does not read: they must reach it before its close frame.
+    let text = "z".repeat(48 * 1024);
+    for i in 0..N {
+        server.insert_item(json!({"list_id": 1, "text": format!("item {i} {text}")})).await;
     }
     server.app.settled().await;
     // The client reads meanwhile, as a real one would (and answers the close).
     let read = async {
         let mut events = Vec::new();
-        for _ in 0..20 {
+        for _ in 0..N {
             events.push(client.next_event().await);
         }
         let closed = client.closed().await;
@@ -136,7 +139,7 @@ async fn draining_flushes_then_closes_with_1012_and_is_not_ready() {
     let (left, (events, closed)) = tokio::join!(server.server.drain(Duration::from_secs(10)), read);
     assert_eq!(left, 0, "a connection did not flush within the deadline");
     for (i, event) in events.iter().enumerate() {
-        assert_eq!((&event["sub"], &event["data"]["text"]), (&sub["sub"], &json!(format!("item {i}"))));
+        assert_eq!((&event["sub"], &event["data"]["text"]), (&sub["sub"], &json!(format!("item {i} {text}"))));
     }
     let (code, reason) = closed.expect("a close frame");
     assert_eq!((code, reason.as_str()), (1012, "server restarting"));
