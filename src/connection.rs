@@ -16,10 +16,10 @@ use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use tracing::Instrument;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{self, Message};
+use tracing::Instrument;
 
 /// An upgraded connection's bytes.
 pub(crate) type Io = hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>;
@@ -27,10 +27,10 @@ pub(crate) type Io = hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>;
 pub use crate::config::ConnectionConfig;
 
 use crate::auth::Identity;
-use crate::metrics::{Metrics, Sent};
 use crate::budget::{take_tokens, Admission, Budgets, Refusal, SessionBudget, SharedLimits, TokenBucket};
 use crate::error::Error;
 use crate::fanout::sink::{Outbound, Sink};
+use crate::metrics::{Metrics, Sent};
 use crate::outbox::{wire_size, Outbox};
 use crate::protocol::{self, CloseReason, Request};
 use crate::router::Router;

@@ -23,7 +23,8 @@ const DB_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// `GET /healthz`, `GET /readyz`, and `GET <metrics_path>` when set.
 pub(crate) fn filter(core: Arc<AppCore>, metrics_path: Option<String>) -> BoxedFilter<(Response,)> {
-    let healthz = warp::path("healthz").and(warp::path::end()).map(|| json_reply(StatusCode::OK, &json!({"status": "ok"})));
+    let healthz =
+        warp::path("healthz").and(warp::path::end()).map(|| json_reply(StatusCode::OK, &json!({"status": "ok"})));
     let ready_core = core.clone();
     let readyz = warp::path("readyz").and(warp::path::end()).then(move || {
         let core = ready_core.clone();

@@ -127,7 +127,9 @@ impl Metrics {
     /// blanks unknown ones), so a client cannot grow the label sets.
     pub(crate) fn request(&self, route: &str, verb: &str, code: &'static str, took: Duration) {
         let (route, verb) = (route.to_owned(), verb.to_owned());
-        self.latency.get_or_create(&VerbLabels { route: route.clone(), verb: verb.clone() }).observe(took.as_secs_f64());
+        self.latency
+            .get_or_create(&VerbLabels { route: route.clone(), verb: verb.clone() })
+            .observe(took.as_secs_f64());
         self.requests.get_or_create(&RequestLabels { route, verb, code }).inc();
     }
 
@@ -152,7 +154,11 @@ impl Metrics {
             prometheus_client::registry::Unit::Seconds,
             self.latency.clone(),
         );
-        registry.register("frames_sent", "Frames handed to sockets (replies, events, pushes)", self.frames_sent.clone());
+        registry.register(
+            "frames_sent",
+            "Frames handed to sockets (replies, events, pushes)",
+            self.frames_sent.clone(),
+        );
         registry.register("events_sent", "Change events handed to sockets", self.events_sent.clone());
         registry.register_with_unit(
             "sent",
@@ -179,8 +185,31 @@ impl Metrics {
         let (topics, members) = core.router.live.presence.counts();
         registry.register("presence_topics", "Presence topics with members", gauge(topics));
         registry.register("presence_members", "Presence members, of every process", gauge(members));
+        let repairs = core.router.fanout.repairs();
+        registry.register(
+            "hub_changes_from_history",
+            "Changes the hubs read back from history (a lost or late message, Redis away)",
+            counter(repairs.from_history.load(Ordering::Relaxed)),
+        );
+        registry.register(
+            "hub_gaps",
+            "Holes history could not fill (their subscribers were sent a gap frame)",
+            counter(repairs.gaps.load(Ordering::Relaxed)),
+        );
+        let writes = core.router.db.write_stats();
+        registry.register("write_transactions", "Write transactions, by outcome", writes.outcomes.clone());
+        registry.register_with_unit(
+            "write_duration",
+            "Time a write transaction took, its wait for the write connection included",
+            prometheus_client::registry::Unit::Seconds,
+            writes.seconds.clone(),
+        );
         if let Some(link) = core.router.fanout.broker_link() {
-            registry.register("redis_connected", "1 while the Redis listener is connected", gauge(link.connected() as usize));
+            registry.register(
+                "redis_connected",
+                "1 while the Redis listener is connected",
+                gauge(link.connected() as usize),
+            );
             registry.register("redis_reconnects", "Times the Redis listener reconnected", counter(link.reconnects()));
             registry.register(
                 "redis_publish_dropped",

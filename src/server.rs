@@ -15,10 +15,10 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tracing::Instrument;
 use warp::filters::BoxedFilter;
 use warp::http::{HeaderMap, HeaderValue, StatusCode};
 use warp::reply::Response;
-use tracing::Instrument;
 use warp::{Filter, Reply};
 
 use crate::auth::UpgradeRequest;

@@ -115,6 +115,17 @@ async fn sigterm_drains_and_clients_resume_on_the_other_process_with_nothing_los
     assert!(exit.success(), "{exit}");
 
     writer.await.unwrap();
+    // B is ready, Redis included, and its metrics say so.
+    let b_addr: std::net::SocketAddr = b_url.trim_start_matches("ws://").trim_end_matches("/ws").parse().unwrap();
+    let (status, body) = http_get(b_addr, "/readyz").await;
+    assert_eq!(status, 200, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["checks"]["redis"], "ok", "{body}");
+    let (status, body) = http_get(b_addr, "/metrics").await;
+    assert_eq!(status, 200, "{body}");
+    let metrics = metrics_of(&body);
+    assert_eq!(metrics["wyrmhole_redis_connected"], 1.0, "{body}");
+    assert_eq!(metrics["wyrmhole_write_transactions_total{outcome=\"committed\"}"], 1.0 + 150.0 + 50.0, "{body}");
     let truth = truth(&mut reader).await;
     assert_eq!(truth.len(), 150);
     for (i, w) in watchers.iter_mut().enumerate() {

@@ -14,7 +14,24 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("fan-out", &["fanout", "presence"]),
     ("brokers", &["broker"]),
     ("app", &["auth", "budget", "live", "route", "router", "session"]),
-    ("transport", &["outbox", "wire", "socket", "config", "connection", "metrics", "health", "origin", "listener", "server", "builder", "bench", "harness"]),
+    (
+        "transport",
+        &[
+            "outbox",
+            "wire",
+            "socket",
+            "config",
+            "connection",
+            "metrics",
+            "health",
+            "origin",
+            "listener",
+            "server",
+            "builder",
+            "bench",
+            "harness",
+        ],
+    ),
 ];
 
 /// Crates the core may not use.

@@ -39,6 +39,7 @@ async fn metrics_count_a_workload() {
     // A verb the route does not have is counted without its (client-chosen) names.
     assert_eq!(user.err("todo-item", "no-such-verb", json!({})).await["code"], "unknown_verb");
     assert_eq!(user.err("no-such-route", "get", json!({})).await["code"], "unknown_route");
+    user.ok("$presence", "join", json!({"topic": "room:1", "meta": {}})).await;
 
     let m = scrape(&server).await;
     let requests = |route: &str, verb: &str, code: &str| {
@@ -50,6 +51,13 @@ async fn metrics_count_a_workload() {
     assert_eq!(requests("todo-item", "boom", "internal"), 1.0);
     assert_eq!(requests("", "", "unknown_verb"), 1.0);
     assert_eq!(requests("", "", "unknown_route"), 1.0);
+    assert_eq!(requests("$presence", "join", "ok"), 1.0);
+    assert_eq!(value(&m, "wyrmhole_presence_members"), 1.0);
+    assert_eq!(value(&m, "wyrmhole_presence_topics"), 1.0);
+    assert_eq!(value(&m, "wyrmhole_write_transactions_total{outcome=\"committed\"}"), 1.0);
+    assert_eq!(value(&m, "wyrmhole_write_duration_seconds_count"), 1.0);
+    assert_eq!(value(&m, "wyrmhole_hub_gaps_total"), 0.0);
+    assert_eq!(value(&m, "wyrmhole_hub_changes_from_history_total"), 0.0);
     assert!(!m.keys().any(|k| k.contains("no-such")), "client-chosen names became labels");
     let latency = "wyrmhole_request_duration_seconds_count{route=\"todo-item\",verb=\"create\"}";
     assert_eq!(value(&m, latency), 1.0);
@@ -58,9 +66,9 @@ async fn metrics_count_a_workload() {
     assert_eq!(value(&m, "wyrmhole_subscriptions{route=\"todo-item\"}"), 1.0);
     assert_eq!(value(&m, "wyrmhole_filter_groups{route=\"todo-item\"}"), 1.0);
     assert_eq!(value(&m, "wyrmhole_subscriptions{route=\"todo-list\"}"), 0.0);
-    // One event, and one reply per request (5 of the user's, 1 of the other's).
+    // One event, and one reply per request (6 of the user's, 1 of the other's).
     assert_eq!(value(&m, "wyrmhole_events_sent_total"), 1.0);
-    assert_eq!(value(&m, "wyrmhole_frames_sent_total"), 7.0);
+    assert_eq!(value(&m, "wyrmhole_frames_sent_total"), 8.0);
     assert!(value(&m, "wyrmhole_sent_bytes_total") > 100.0);
     assert_eq!(value(&m, "wyrmhole_draining"), 0.0);
 

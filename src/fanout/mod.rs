@@ -167,11 +167,26 @@ impl Catalog {
 }
 
 /// Subscription counts per route, published by the hub for everyone else
-/// (the broker releasing channels nobody watches, the app's stats).
+/// (the broker releasing channels nobody watches, the app's stats), and
+/// the hubs' repairs, for metrics.
 #[derive(Debug, Default)]
-pub(crate) struct Watch(RwLock<HashMap<&'static str, RouteStats>>);
+pub(crate) struct Watch(RwLock<HashMap<&'static str, RouteStats>>, Repairs);
+
+/// What the hubs had to read back from history (rare: a lost or late
+/// message, Redis away), counted when it happens.
+#[derive(Debug, Default)]
+pub(crate) struct Repairs {
+    /// Changes read from history to fill a hole or catch up.
+    pub(crate) from_history: AtomicU64,
+    /// Holes history could not fill (subscribers got a `gap` frame).
+    pub(crate) gaps: AtomicU64,
+}
 
 impl Watch {
+    pub(crate) fn repairs(&self) -> &Repairs {
+        &self.1
+    }
+
     fn set(&self, route: &'static str, stats: RouteStats) {
         let mut routes = self.0.write();
         if stats.subscriptions == 0 {
@@ -286,6 +301,11 @@ impl Fanout {
     /// Subscription counts of a route in this process.
     pub(crate) fn stats(&self, route: &str) -> RouteStats {
         self.shared.watch.stats(route)
+    }
+
+    /// What the hubs read back from history, and the holes they could not fill.
+    pub(crate) fn repairs(&self) -> &Repairs {
+        self.shared.watch.repairs()
     }
 
     /// The broker's link to the other processes, when it has one.
