@@ -24,7 +24,8 @@
 //!    and their hooks), the router, the per-connection session
 //!    and the budgets per connection, identity and address;
 //! 7. the transport: the outbox, the connection and its settings, the
-//!    origin check, the HTTP listener, the warp server, and the
+//!    origin check, the HTTP listener, metrics and health endpoints, the
+//!    warp server, and the
 //!    [`Wyrmhole`] builder that wires everything.
 
 #![warn(missing_docs)]
