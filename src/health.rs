@@ -45,7 +45,12 @@ pub(crate) fn filter(core: Arc<AppCore>, metrics_path: Option<String>) -> BoxedF
                     if !wanted {
                         return Err(warp::reject::not_found());
                     }
-                    let text = core.metrics.render(&core);
+                    let levels = crate::metrics::Levels {
+                        connections_open: core.open_connections(),
+                        outbox_peak_bytes: core.outbox_peak_bytes(),
+                        draining: core.stopping(),
+                    };
+                    let text = core.metrics.render(&core.router, &levels);
                     Ok(warp::reply::with_header(text, "content-type", crate::metrics::CONTENT_TYPE).into_response())
                 }
             });

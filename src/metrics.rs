@@ -22,7 +22,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use crate::connection::AppCore;
+use crate::router::Router;
 
 /// The content type of the exposition format `prometheus-client` writes.
 pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -86,6 +86,14 @@ impl Default for Metrics {
     }
 }
 
+/// The connections' levels at scrape time, from the transport that holds them.
+#[derive(Debug)]
+pub(crate) struct Levels {
+    pub(crate) connections_open: usize,
+    pub(crate) outbox_peak_bytes: usize,
+    pub(crate) draining: bool,
+}
+
 /// What one connection's task sent since it last reported, kept in the task
 /// (no sharing) and added to the app's counters once per batch.
 #[derive(Debug, Default)]
@@ -133,8 +141,8 @@ impl Metrics {
         self.requests.get_or_create(&RequestLabels { route, verb, code }).inc();
     }
 
-    /// The exposition text: the counters, and the levels read from `core` now.
-    pub(crate) fn render(&self, core: &AppCore) -> String {
+    /// The exposition text: the counters, and the levels read now.
+    pub(crate) fn render(&self, router: &Router, levels: &Levels) -> String {
         let mut registry = Registry::with_prefix("wyrmhole");
         registry.register("connections_opened", "Connections admitted since start", self.connections.clone());
         registry.register(
@@ -166,26 +174,26 @@ impl Metrics {
             prometheus_client::registry::Unit::Bytes,
             self.bytes_sent.clone(),
         );
-        registry.register("connections_open", "Connections open now", gauge(core.open_connections()));
+        registry.register("connections_open", "Connections open now", gauge(levels.connections_open));
         registry.register(
             "outbox_peak_bytes",
             "The most bytes any one connection's outbound queue has held",
-            gauge(core.outbox_peak_bytes()),
+            gauge(levels.outbox_peak_bytes),
         );
-        registry.register("draining", "1 while the server drains (not ready)", gauge(usize::from(core.stopping())));
+        registry.register("draining", "1 while the server drains (not ready)", gauge(usize::from(levels.draining)));
         let subscriptions = Family::<RouteLabels, Gauge>::default();
         let groups = Family::<RouteLabels, Gauge>::default();
-        for route in core.router.route_names() {
-            let stats = core.router.fanout.stats(route);
+        for route in router.route_names() {
+            let stats = router.fanout.stats(route);
             subscriptions.get_or_create(&RouteLabels { route }).set(stats.subscriptions as i64);
             groups.get_or_create(&RouteLabels { route }).set(stats.groups as i64);
         }
         registry.register("subscriptions", "Subscriptions held in this process, by route", subscriptions);
         registry.register("filter_groups", "Distinct effective filters among them, by route", groups);
-        let (topics, members) = core.router.live.presence.counts();
+        let (topics, members) = router.live.presence.counts();
         registry.register("presence_topics", "Presence topics with members", gauge(topics));
         registry.register("presence_members", "Presence members, of every process", gauge(members));
-        let repairs = core.router.fanout.repairs();
+        let repairs = router.fanout.repairs();
         registry.register(
             "hub_changes_from_history",
             "Changes the hubs read back from history (a lost or late message, Redis away)",
@@ -196,7 +204,7 @@ impl Metrics {
             "Holes history could not fill (their subscribers were sent a gap frame)",
             counter(repairs.gaps.load(Ordering::Relaxed)),
         );
-        let writes = core.router.db.write_stats();
+        let writes = router.db.write_stats();
         registry.register("write_transactions", "Write transactions, by outcome", writes.outcomes.clone());
         registry.register_with_unit(
             "write_duration",
@@ -204,7 +212,7 @@ impl Metrics {
             prometheus_client::registry::Unit::Seconds,
             writes.seconds.clone(),
         );
-        if let Some(link) = core.router.fanout.broker_link() {
+        if let Some(link) = router.fanout.broker_link() {
             registry.register(
                 "redis_connected",
                 "1 while the Redis listener is connected",
