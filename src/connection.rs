@@ -36,13 +36,15 @@ use crate::protocol::{self, CloseReason, Request};
 use crate::router::Router;
 use crate::session::Session;
 use crate::socket::{close_reason_for, Socket};
+use crate::stop::{Stop, StopSignal};
 use crate::store::panic_message;
 
 /// What every connection of an app shares.
 pub(crate) struct AppCore {
     pub(crate) router: Router,
     pub(crate) config: ConnectionConfig,
-    shutdown: tokio::sync::watch::Sender<Option<Stop>>,
+    /// Shutdown or drain, for every connection at once.
+    pub(crate) stop: StopSignal,
     connections: AtomicUsize,
     pub(crate) metrics: Metrics,
     budgets: Arc<Budgets>,
@@ -56,14 +58,6 @@ impl std::fmt::Debug for AppCore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppCore").field("router", &self.router).field("connections", &self.open_connections()).finish()
     }
-}
-
-/// How connections are asked to stop.
-#[derive(Debug, Clone)]
-pub(crate) struct Stop {
-    reason: CloseReason,
-    /// `None`: close now, dropping what is queued. `Some`: flush first, until then.
-    flush_by: Option<Instant>,
 }
 
 /// Counts a connection as open while it lives.
@@ -89,49 +83,13 @@ impl AppCore {
         AppCore {
             router,
             config,
-            shutdown: tokio::sync::watch::channel(None).0,
+            stop: StopSignal::default(),
             connections: AtomicUsize::new(0),
             metrics: Metrics::default(),
             budgets,
             db_turns,
             outbox_peak: Arc::default(),
         }
-    }
-
-    /// Asks every connection to close now (code 1001).
-    pub(crate) fn shut_down(&self) {
-        let reason = CloseReason { code: CloseReason::GOING_AWAY, reason: "server shutting down".into() };
-        self.stop(Stop { reason, flush_by: None });
-    }
-
-    /// Asks every connection to stop reading requests, send what it has
-    /// queued and the replies of requests in progress (until `flush_by` at
-    /// the latest), then close with 1012 so the client reconnects elsewhere.
-    /// A later [`AppCore::shut_down`] does not cut it short.
-    pub(crate) fn drain(&self, flush_by: Instant) {
-        let reason = CloseReason { code: CloseReason::SERVICE_RESTART, reason: "server restarting".into() };
-        self.stop(Stop { reason, flush_by: Some(flush_by) });
-    }
-
-    /// The first way to stop asked for wins.
-    fn stop(&self, how: Stop) {
-        self.shutdown.send_if_modified(|stop| {
-            if stop.is_some() {
-                return false;
-            }
-            *stop = Some(how);
-            true
-        });
-    }
-
-    /// Whether the server is draining or shutting down (so not ready).
-    pub(crate) fn stopping(&self) -> bool {
-        self.shutdown.borrow().is_some()
-    }
-
-    /// A receiver that holds how to stop once the server stops.
-    pub(crate) fn shutting_down(&self) -> tokio::sync::watch::Receiver<Option<Stop>> {
-        self.shutdown.subscribe()
     }
 
     /// Registers an open connection until the guard drops.
@@ -179,7 +137,7 @@ enum Step {
     WriteFailed,
     Ping,
     Idle,
-    Shutdown(Option<Stop>),
+    Shutdown(Stop),
     /// Draining, and everything queued and answered was written (or the
     /// flush deadline passed).
     Flushed,
@@ -190,7 +148,6 @@ enum Step {
 /// closes; request handlers run as tasks of their own.
 pub(crate) async fn serve(mut socket: Socket<Io>, app: Arc<AppCore>, identity: Identity, admission: Admission) {
     let _open = app.open();
-    let mut shutting_down = app.shutting_down();
     // Borrowed, not cloned: the connection's task holds what lives across
     // its awaits, for as long as the connection is open.
     let config = &app.config;
@@ -211,7 +168,7 @@ pub(crate) async fn serve(mut socket: Socket<Io>, app: Arc<AppCore>, identity: I
     let rate = TokenBucket::new(config.requests_per_second, config.request_burst);
     let mut requests = JoinSet::new();
     let max_in_flight = config.max_in_flight.max(1);
-    let shutdown = shutting_down.wait_for(|stop| stop.is_some()).map(|stop| stop.ok().and_then(|s| (*s).clone()));
+    let shutdown = app.stop.stopped();
     tokio::pin!(shutdown);
     let mut shutdown_seen = false;
     // Draining: the close frame to send once flushed, and the deadline.
@@ -298,15 +255,11 @@ pub(crate) async fn serve(mut socket: Socket<Io>, app: Arc<AppCore>, identity: I
         .await;
         let message = match step {
             Step::Closing | Step::WriteFailed => break,
-            Step::Shutdown(Some(Stop { reason, flush_by: Some(by) })) => {
+            Step::Shutdown(Stop { reason, flush_by: Some(by) }) => {
                 draining = Some((reason, Box::pin(tokio::time::sleep_until(by))));
                 continue;
             }
-            Step::Shutdown(stop) => {
-                let reason = stop.map(|s| s.reason).unwrap_or_else(|| CloseReason {
-                    code: CloseReason::GOING_AWAY,
-                    reason: "server shutting down".into(),
-                });
+            Step::Shutdown(Stop { reason, flush_by: None }) => {
                 outbox.close(reason);
                 continue;
             }
@@ -374,10 +327,7 @@ pub(crate) async fn serve(mut socket: Socket<Io>, app: Arc<AppCore>, identity: I
                 if let Some(frame) = frame {
                     session.reply(frame);
                 }
-                // Unknown names are not labels: a client could grow the sets without end.
-                let known = app.router.knows_route(&route) && code != "unknown_verb";
-                let (route, verb) = if known { (route.as_str(), verb.as_str()) } else { ("", "") };
-                app.metrics.request(route, verb, code, started.elapsed());
+                app.metrics.request(&app.router, &route, &verb, code, started.elapsed());
             }
             .instrument(span),
         );

@@ -48,7 +48,7 @@ pub(crate) fn filter(core: Arc<AppCore>, metrics_path: Option<String>) -> BoxedF
                     let levels = crate::metrics::Levels {
                         connections_open: core.open_connections(),
                         outbox_peak_bytes: core.outbox_peak_bytes(),
-                        draining: core.stopping(),
+                        draining: core.stop.stopping(),
                     };
                     let text = core.metrics.render(&core.router, &levels);
                     Ok(warp::reply::with_header(text, "content-type", crate::metrics::CONTENT_TYPE).into_response())
@@ -74,7 +74,7 @@ async fn readiness(core: &AppCore) -> (bool, serde_json::Value) {
         ready &= result.is_ok();
         checks.insert(name.into(), json!(result.err().unwrap_or_else(|| "ok".into())));
     };
-    check("draining", if core.stopping() { Err("draining".into()) } else { Ok(()) });
+    check("draining", if core.stop.stopping() { Err("draining".into()) } else { Ok(()) });
     let db = core.router.db.read(|conn| conn.batch_execute("SELECT 1").map_err(|e| Error::Unavailable(e.to_string())));
     let db = match tokio::time::timeout(DB_CHECK_TIMEOUT, db).await {
         Ok(Ok(())) => Ok(()),

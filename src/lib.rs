@@ -25,6 +25,7 @@
 //!    and the budgets per connection, identity and address;
 //! 7. the transport: the outbox, the connection and its settings, the
 //!    origin check, the HTTP listener, metrics and health endpoints, the
+//!    stop signal (shutdown and drain), the
 //!    warp server, and the
 //!    [`Wyrmhole`] builder that wires everything.
 
@@ -67,6 +68,7 @@ pub(crate) mod origin;
 pub(crate) mod outbox;
 pub(crate) mod server;
 pub(crate) mod socket;
+pub(crate) mod stop;
 pub(crate) mod wire;
 
 #[doc(hidden)]

@@ -131,10 +131,11 @@ impl Metrics {
     }
 
     /// One request ended with `code` (`"ok"` or an error code) after
-    /// `took`. `route` and `verb` must be names the app knows (the caller
-    /// blanks unknown ones), so a client cannot grow the label sets.
-    pub(crate) fn request(&self, route: &str, verb: &str, code: &'static str, took: Duration) {
-        let (route, verb) = (route.to_owned(), verb.to_owned());
+    /// `took`. A route or verb the app does not have is counted with empty
+    /// names: a client must not grow the label sets without end.
+    pub(crate) fn request(&self, router: &Router, route: &str, verb: &str, code: &'static str, took: Duration) {
+        let known = router.knows_route(route) && code != "unknown_verb";
+        let (route, verb) = if known { (route.to_owned(), verb.to_owned()) } else { (String::new(), String::new()) };
         self.latency
             .get_or_create(&VerbLabels { route: route.clone(), verb: verb.clone() })
             .observe(took.as_secs_f64());

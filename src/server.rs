@@ -53,7 +53,7 @@ pub(crate) fn filter(core: Arc<AppCore>, http: Arc<HttpConfig>) -> BoxedFilter<(
                 Ok(identity) => identity,
                 Err(e) => return warp::reply::with_status(e.to_string(), StatusCode::UNAUTHORIZED).into_response(),
             };
-            if core.stopping() {
+            if core.stop.stopping() {
                 // Draining: a kept-alive HTTP connection may still ask; the client goes elsewhere.
                 core.metrics.refuse_upgrade();
                 return warp::reply::with_status("server draining", StatusCode::SERVICE_UNAVAILABLE).into_response();
@@ -265,7 +265,7 @@ impl Server {
     /// ```
     pub async fn drain(&self, deadline: std::time::Duration) -> usize {
         let started = tokio::time::Instant::now();
-        self.core.drain(started + deadline);
+        self.core.stop.drain(started + deadline);
         self.core.router.live.presence.shut_down();
         while self.core.open_connections() > 0 && started.elapsed() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
@@ -286,7 +286,7 @@ impl Server {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        self.core.shut_down();
+        self.core.stop.shut_down();
         // The other processes drop this one's presence members now, not
         // after the heartbeat timeout.
         self.core.router.live.presence.shut_down();

@@ -20,6 +20,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "outbox",
             "wire",
             "socket",
+            "stop",
             "config",
             "connection",
             "metrics",
