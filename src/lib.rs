@@ -25,8 +25,7 @@
 //!    and the budgets per connection, identity and address;
 //! 7. the transport: the outbox, the connection and its settings, the
 //!    origin check, the HTTP listener, metrics and health endpoints, the
-//!    stop signal (shutdown and drain), the
-//!    warp server, and the
+//!    stop signal (shutdown and drain), the warp server, and the
 //!    [`Wyrmhole`] builder that wires everything.
 
 #![warn(missing_docs)]
