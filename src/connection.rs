@@ -237,9 +237,8 @@ pub(crate) async fn serve(mut socket: Socket<Io>, app: Arc<AppCore>, identity: I
                 }
             }
             // At most `max_in_flight` requests run; until one ends, what the
-            // client sends waits in its socket. A draining connection reads
-            // no more: its client will send them to the next server.
-            if requests.len() < max_in_flight && draining.is_none() {
+            // client sends waits in its socket.
+            if requests.len() < max_in_flight {
                 if let Poll::Ready(read) = socket.poll_read(cx) {
                     return Poll::Ready(Step::Read(read));
                 }
@@ -317,6 +316,12 @@ pub(crate) async fn serve(mut socket: Socket<Io>, app: Arc<AppCore>, identity: I
                 continue;
             }
         };
+        if draining.is_some() {
+            // Not run, and said so: the client may send it again to the next server.
+            let e = Error::Unavailable("server restarting; send it again after reconnecting".into());
+            outbox.push(Outbound::Frame(protocol::error_reply(&request.id, &e)));
+            continue;
+        }
         let (app, session) = (app.clone(), session.clone());
         let span = tracing::info_span!("request", route = %request.route, verb = %request.verb, id = %request.id);
         requests.spawn(

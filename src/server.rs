@@ -248,10 +248,11 @@ impl Server {
     /// [`Server::shutdown`] to end it. `/readyz` answers 503 at once and new
     /// upgrades are refused (503), while the listener still answers HTTP,
     /// so a load balancer sees the process leave rather than vanish. Every
-    /// connection stops reading requests, sends what it has queued and the
+    /// connection stops running requests, sends what it has queued and the
     /// replies of requests in progress, and closes with code 1012 ("service
     /// restart": the JS client reconnects at once, to the next of its
-    /// URLs). Presence members leave in the other processes. A connection
+    /// URLs); a request that arrives meanwhile is answered `unavailable`
+    /// without running. Presence members leave in the other processes. A connection
     /// still flushing at `deadline` is closed all the same (1012, what it
     /// had not sent dropped). Resolves once every connection has closed, or
     /// at the deadline; returns how many were still open then (0: all

@@ -1,5 +1,6 @@
 //! How a server asks its connections to stop: shut down (close now, 1001)
-//! or drain for a restart (stop reading, flush what is queued, then 1012).
+//! or drain for a restart (stop running requests, flush what is queued,
+//! then 1012).
 //! One signal shared by every connection's task, so a drain reaches all of
 //! them at once; the first way asked for wins.
 
@@ -42,7 +43,7 @@ impl StopSignal {
         self.stop(Stop::now());
     }
 
-    /// Every connection stops reading requests, sends what it has queued
+    /// Every connection stops running requests, sends what it has queued
     /// and the replies of requests in progress (until `flush_by` at the
     /// latest), then closes with 1012 so its client reconnects elsewhere.
     /// A later [`StopSignal::shut_down`] does not cut it short.

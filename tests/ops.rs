@@ -135,6 +135,9 @@ async fn draining_flushes_then_closes_with_1012_and_is_not_ready() {
     server.app.settled().await;
     // The client reads meanwhile, as a real one would (and answers the close).
     let read = async {
+        // Sent once the drain began: answered without running.
+        let refused = client.call("todo-item", "get_list", json!({"limit": 1})).await;
+        assert_eq!(refused["error"]["code"], "unavailable", "{refused}");
         let mut events = Vec::new();
         for _ in 0..N {
             events.push(client.next_event().await);
