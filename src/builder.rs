@@ -309,9 +309,10 @@ impl Wyrmhole {
         self.core.outbox_peak_bytes()
     }
 
-    /// The warp filter serving `GET /ws` (the WebSocket endpoint) and the
-    /// JS client (`GET /wyrmhole.js` and `/wyrmhole/*.js`), to combine with
-    /// the app's own filters. The origin check applies; the rest of
+    /// The warp filter serving `GET /ws` (the WebSocket endpoint), the
+    /// JS client (`GET /wyrmhole.js` and `/wyrmhole/*.js`), `GET /healthz`,
+    /// `GET /readyz` and the metrics path if set, to combine with the app's
+    /// own filters. The origin check applies; the rest of
     /// [`HttpConfig`] (timeouts, caps, `TCP_NODELAY`) is up to the server
     /// it runs in. Prefer [`Wyrmhole::serve`] or [`Wyrmhole::serve_with`],
     /// which apply all of it, and whose [`Server::shutdown`] also closes
