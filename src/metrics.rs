@@ -220,6 +220,12 @@ impl Metrics {
                 gauge(link.connected() as usize),
             );
             registry.register("redis_reconnects", "Times the Redis listener reconnected", counter(link.reconnects()));
+            registry.register_with_unit(
+                "redis_receive_lag",
+                "From another process handing a commit to Redis to this one receiving it",
+                prometheus_client::registry::Unit::Seconds,
+                link.lag().clone(),
+            );
             registry.register(
                 "redis_publish_dropped",
                 "Commits not published because Redis was slower (other processes read them from history)",

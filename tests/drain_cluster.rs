@@ -49,6 +49,9 @@ async fn sigterm_drains_and_clients_resume_on_the_other_process_with_nothing_los
 
     let mut reader = Client::connect(&b_url).await;
     let list = reader.ok("todo-list", "create", json!({"data": {"name": "drain"}})).await["id"].as_i64().unwrap();
+    // B listens to the route on Redis, so it receives what A commits.
+    let mut listener = Client::connect(&b_url).await;
+    listener.ok("todo-item", "subscribe", json!({"filter": {"text": "from A"}})).await;
     let mut watchers = Vec::new();
     for _ in 0..8 {
         let mut client = Client::connect(&a_url).await;
@@ -71,7 +74,10 @@ async fn sigterm_drains_and_clients_resume_on_the_other_process_with_nothing_los
             }
         }
     });
-    // Some changes reach the watchers through A first.
+    // Some changes reach the watchers through A first, one written on A.
+    let data = json!({"list_id": list, "text": "from A", "done": false});
+    watchers[0].client.ok("todo-item", "create", json!({ "data": data })).await;
+    assert_eq!(listener.next_event().await["data"]["text"], "from A");
     for w in &mut watchers {
         let event = w.client.next_event().await;
         w.apply(&event);
@@ -125,9 +131,11 @@ async fn sigterm_drains_and_clients_resume_on_the_other_process_with_nothing_los
     assert_eq!(status, 200, "{body}");
     let metrics = metrics_of(&body);
     assert_eq!(metrics["wyrmhole_redis_connected"], 1.0, "{body}");
+    // A's commit reached B through Redis (B's own are skipped).
+    assert_eq!(metrics["wyrmhole_redis_receive_lag_seconds_count"], 1.0, "{body}");
     assert_eq!(metrics["wyrmhole_write_transactions_total{outcome=\"committed\"}"], 1.0 + 150.0 + 50.0, "{body}");
     let truth = truth(&mut reader).await;
-    assert_eq!(truth.len(), 150);
+    assert_eq!(truth.len(), 151);
     for (i, w) in watchers.iter_mut().enumerate() {
         let deadline = Instant::now() + Duration::from_secs(20);
         while w.view.rows != truth {

@@ -87,7 +87,8 @@ fn messages(origin: u64, changes: &[Change]) -> Vec<(&'static str, String)> {
         .into_iter()
         .map(|route| {
             let batch: Vec<_> = changes.iter().filter(|c| c.route == route).map(Change::to_wire).collect();
-            (route, serde_json::json!({ "origin": origin, "changes": batch }).to_string())
+            let sent_us = unix_micros();
+            (route, serde_json::json!({ "origin": origin, "sent_us": sent_us, "changes": batch }).to_string())
         })
         .collect()
 }
@@ -236,7 +237,7 @@ async fn listen_loop(
                     }
                 }
                 message = stream.next() => match message {
-                    Some(message) => receive(&message, origin, &upstream),
+                    Some(message) => receive(&message, origin, &upstream, &status),
                     None => break,
                 },
                 request = control.recv() => match request {
@@ -259,7 +260,14 @@ async fn listen_loop(
 }
 
 /// Decodes one message and hands its changes to the hub.
-fn receive(message: &redis::Msg, origin: u64, upstream: &Upstream) {
+/// Microseconds since the Unix epoch: when a message was published, for the
+/// receiver's lag (0 if the clock is before 1970).
+fn unix_micros() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
+}
+
+fn receive(message: &redis::Msg, origin: u64, upstream: &Upstream, status: &LinkStatus) {
     let decoded = serde_json::from_slice::<serde_json::Value>(message.get_payload_bytes());
     let Ok(body) = decoded else {
         tracing::warn!(channel = message.get_channel_name(), "undecodable message");
@@ -267,6 +275,9 @@ fn receive(message: &redis::Msg, origin: u64, upstream: &Upstream) {
     };
     if body["origin"].as_u64() == Some(origin) {
         return; // our own commit: the hub already has it
+    }
+    if let Some(sent_us) = body["sent_us"].as_u64() {
+        status.received(Duration::from_micros(unix_micros().saturating_sub(sent_us)));
     }
     let mut changes = Vec::new();
     for wire in body["changes"].as_array().into_iter().flatten() {

@@ -72,14 +72,39 @@ pub(crate) trait Broker: Send + Sync + 'static {
 /// How a broker's link to the other processes is doing: written by the
 /// broker's tasks (rarely: on connect, disconnect, a dropped message), read
 /// by the readiness check and the metrics endpoint.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct LinkStatus {
     connected: std::sync::atomic::AtomicBool,
     reconnects: AtomicU64,
     dropped: AtomicU64,
+    /// From another process handing a commit to its broker to this one
+    /// receiving it (same clock on one machine; skewed across machines).
+    lag: prometheus_client::metrics::histogram::Histogram,
+}
+
+impl Default for LinkStatus {
+    fn default() -> Self {
+        use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+        LinkStatus {
+            connected: Default::default(),
+            reconnects: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            // 0.1 ms to ~3 s, doubling.
+            lag: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+        }
+    }
 }
 
 impl LinkStatus {
+    /// A message published `lag` ago arrived.
+    pub(crate) fn received(&self, lag: Duration) {
+        self.lag.observe(lag.as_secs_f64());
+    }
+
+    pub(crate) fn lag(&self) -> &prometheus_client::metrics::histogram::Histogram {
+        &self.lag
+    }
+
     /// The listener is connected (`true`) or lost its connection.
     pub(crate) fn set_connected(&self, connected: bool) {
         self.connected.store(connected, Ordering::Relaxed);
