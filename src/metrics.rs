@@ -194,6 +194,13 @@ impl Metrics {
         let (topics, members) = router.live.presence.counts();
         registry.register("presence_topics", "Presence topics with members", gauge(topics));
         registry.register("presence_members", "Presence members, of every process", gauge(members));
+        let (channels, delivered) = router.live.channels.counts();
+        registry.register("channels", "Channels with subscribers in this process", gauge(channels));
+        registry.register(
+            "channel_messages_delivered",
+            "Channel messages and pushes handed to this process's connections, one per connection reached",
+            counter(delivered),
+        );
         let repairs = router.fanout.repairs();
         registry.register(
             "hub_changes_from_history",

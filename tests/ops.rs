@@ -40,6 +40,9 @@ async fn metrics_count_a_workload() {
     assert_eq!(user.err("todo-item", "no-such-verb", json!({})).await["code"], "unknown_verb");
     assert_eq!(user.err("no-such-route", "get", json!({})).await["code"], "unknown_route");
     user.ok("$presence", "join", json!({"topic": "room:1", "meta": {}})).await;
+    anonymous.ok("$channel", "subscribe", json!({"channel": "news:1"})).await;
+    server.app.publish("news:1", &json!({"n": 1})).unwrap();
+    assert_eq!(anonymous.next_push().await["data"], json!({"n": 1}));
 
     let m = scrape(&server).await;
     let requests = |route: &str, verb: &str, code: &str| {
@@ -54,6 +57,8 @@ async fn metrics_count_a_workload() {
     assert_eq!(requests("$presence", "join", "ok"), 1.0);
     assert_eq!(value(&m, "wyrmhole_presence_members"), 1.0);
     assert_eq!(value(&m, "wyrmhole_presence_topics"), 1.0);
+    assert_eq!(value(&m, "wyrmhole_channels"), 1.0);
+    assert_eq!(value(&m, "wyrmhole_channel_messages_delivered_total"), 1.0);
     assert_eq!(value(&m, "wyrmhole_write_transactions_total{outcome=\"committed\"}"), 1.0);
     assert_eq!(value(&m, "wyrmhole_write_duration_seconds_count"), 1.0);
     assert_eq!(value(&m, "wyrmhole_hub_gaps_total"), 0.0);
@@ -66,9 +71,9 @@ async fn metrics_count_a_workload() {
     assert_eq!(value(&m, "wyrmhole_subscriptions{route=\"todo-item\"}"), 1.0);
     assert_eq!(value(&m, "wyrmhole_filter_groups{route=\"todo-item\"}"), 1.0);
     assert_eq!(value(&m, "wyrmhole_subscriptions{route=\"todo-list\"}"), 0.0);
-    // One event, and one reply per request (6 of the user's, 1 of the other's).
+    // One event, one message, and one reply per request (6 of the user's, 2 of the other's).
     assert_eq!(value(&m, "wyrmhole_events_sent_total"), 1.0);
-    assert_eq!(value(&m, "wyrmhole_frames_sent_total"), 8.0);
+    assert_eq!(value(&m, "wyrmhole_frames_sent_total"), 10.0);
     assert!(value(&m, "wyrmhole_sent_bytes_total") > 100.0);
     assert_eq!(value(&m, "wyrmhole_draining"), 0.0);
 
