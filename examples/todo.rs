@@ -6,7 +6,11 @@
 //! WYRM_DB=postgres://me@localhost/todo cargo run --example todo --features postgres
 //! REDIS_URL=redis://127.0.0.1:6379 cargo run --example todo # with other processes
 //! cargo run --example todo -- --typescript examples/todo/routes.d.ts  # TypeScript types
+//! WYRM_METRICS=1 WYRM_LOG_FORMAT=json RUST_LOG=info cargo run --example todo # /metrics, JSON logs
 //! ```
+//!
+//! SIGTERM drains it (clients are sent what is queued, then close code 1012
+//! and reconnect elsewhere); Ctrl-C stops it at once. See `docs/operations.md`.
 //!
 //! `WYRM_DB` is anything [`Db::open`] takes: a SQLite file (created if
 //! missing) or a PostgreSQL URL; the tables are created in either.
@@ -279,7 +283,14 @@ async fn main() {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    // `WYRM_LOG_FORMAT=json`: one JSON object per line, with the fields of
+    // the connection and request spans, for a log collector.
+    let logs = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env());
+    if std::env::var("WYRM_LOG_FORMAT").as_deref() == Ok("json") {
+        logs.json().with_current_span(false).init();
+    } else {
+        logs.init();
+    }
     // `--typescript PATH`: write the routes' TypeScript declarations and exit.
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let [flag, path] = args.as_slice() {
@@ -321,6 +332,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         wyrmhole::sql::Dialect::Postgres => db.execute_batch(SCHEMA_POSTGRES).await.map_err(cannot_set_up)?,
     }
     let mut app = app(db.clone());
+    // Prometheus metrics, for an operator's scraper (not for the internet).
+    if std::env::var("WYRM_METRICS").is_ok_and(|v| v == "1") {
+        app = app.metrics_path("/metrics");
+    }
     // Several processes on one database stay in sync through Redis.
     if let Ok(redis) = std::env::var("REDIS_URL") {
         app = app.redis(&redis);
@@ -350,7 +365,22 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     println!("wyrmhole todo example at http://{}/", server.addr());
     std::io::stdout().flush()?;
 
-    tokio::signal::ctrl_c().await?;
+    // Ctrl-C stops at once (1001); SIGTERM, what an orchestrator sends
+    // before a restart, drains: clients get what was queued for them, then
+    // 1012, and reconnect to another process.
+    #[cfg(unix)]
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    #[cfg(unix)]
+    let terminated = terminate.recv();
+    #[cfg(not(unix))]
+    let terminated = std::future::pending::<Option<()>>();
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result?,
+        _ = terminated => {
+            let left = server.drain(std::time::Duration::from_secs(10)).await;
+            tracing::info!(left, "drained");
+        }
+    }
     server.shutdown().await;
     Ok(())
 }

@@ -150,8 +150,12 @@ export class IndexedDbStorage implements OutboxStorage {
  * order, as soon as it (re)connects; each still fails with "timeout" if no
  * reply comes within `requestTimeout` of the call. A read that was sent
  * but not answered when the connection dropped fails with "disconnected".
+ *
+ * `url` may be a list of the servers of one app: after a failed attempt
+ * the next one is tried, and a server that drains (close code 1012) is
+ * left at once, without backoff, for the next one.
  */
-export function connect(url: string, options?: ConnectOptions): Client;
+export function connect(url: string | string[], options?: ConnectOptions): Client;
 
 export class Client {
   private constructor();

@@ -129,6 +129,15 @@ impl Builder {
         self
     }
 
+    /// Serves Prometheus metrics at `path` (`"/metrics"`; off by
+    /// default). They are not secret but they tell how the app is used:
+    /// anyone who can reach the port can read them, so do not route the
+    /// path from the internet. `docs/operations.md` lists them.
+    pub fn metrics_path(mut self, path: &str) -> Self {
+        self.http.metrics_path = Some(path.to_owned());
+        self
+    }
+
     /// Shares commits with the other processes serving the same database
     /// through Redis (`redis://host:port`). Redis being unreachable is not
     /// an error: the broker retries with backoff, and changes it misses are
@@ -300,9 +309,10 @@ impl Wyrmhole {
         self.core.outbox_peak_bytes()
     }
 
-    /// The warp filter serving `GET /ws` (the WebSocket endpoint) and the
-    /// JS client (`GET /wyrmhole.js` and `/wyrmhole/*.js`), to combine with
-    /// the app's own filters. The origin check applies; the rest of
+    /// The warp filter serving `GET /ws` (the WebSocket endpoint), the
+    /// JS client (`GET /wyrmhole.js` and `/wyrmhole/*.js`), `GET /healthz`,
+    /// `GET /readyz` and the metrics path if set, to combine with the app's
+    /// own filters. The origin check applies; the rest of
     /// [`HttpConfig`] (timeouts, caps, `TCP_NODELAY`) is up to the server
     /// it runs in. Prefer [`Wyrmhole::serve`] or [`Wyrmhole::serve_with`],
     /// which apply all of it, and whose [`Server::shutdown`] also closes

@@ -19,6 +19,7 @@ use futures_util::FutureExt;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{self, Message};
+use tracing::Instrument;
 
 /// An upgraded connection's bytes.
 pub(crate) type Io = hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>;
@@ -29,19 +30,23 @@ use crate::auth::Identity;
 use crate::budget::{take_tokens, Admission, Budgets, Refusal, SessionBudget, SharedLimits, TokenBucket};
 use crate::error::Error;
 use crate::fanout::sink::{Outbound, Sink};
+use crate::metrics::{Metrics, Sent};
 use crate::outbox::{wire_size, Outbox};
 use crate::protocol::{self, CloseReason, Request};
 use crate::router::Router;
 use crate::session::Session;
 use crate::socket::{close_reason_for, Socket};
+use crate::stop::{Stop, StopSignal};
 use crate::store::panic_message;
 
 /// What every connection of an app shares.
 pub(crate) struct AppCore {
     pub(crate) router: Router,
     pub(crate) config: ConnectionConfig,
-    shutdown: tokio::sync::watch::Sender<bool>,
+    /// Shutdown or drain, for every connection at once.
+    pub(crate) stop: StopSignal,
     connections: AtomicUsize,
+    pub(crate) metrics: Metrics,
     budgets: Arc<Budgets>,
     /// Database turns per connection (see `ConnectionConfig::max_db_requests`).
     db_turns: usize,
@@ -78,22 +83,13 @@ impl AppCore {
         AppCore {
             router,
             config,
-            shutdown: tokio::sync::watch::channel(false).0,
+            stop: StopSignal::default(),
             connections: AtomicUsize::new(0),
+            metrics: Metrics::default(),
             budgets,
             db_turns,
             outbox_peak: Arc::default(),
         }
-    }
-
-    /// Asks every connection to close (code 1001).
-    pub(crate) fn shut_down(&self) {
-        self.shutdown.send_replace(true);
-    }
-
-    /// A receiver that turns `true` when the server shuts down.
-    pub(crate) fn shutting_down(&self) -> tokio::sync::watch::Receiver<bool> {
-        self.shutdown.subscribe()
     }
 
     /// Registers an open connection until the guard drops.
@@ -141,7 +137,10 @@ enum Step {
     WriteFailed,
     Ping,
     Idle,
-    Shutdown,
+    Shutdown(Stop),
+    /// Draining, and everything queued and answered was written (or the
+    /// flush deadline passed).
+    Flushed,
 }
 
 /// Serves one upgraded socket until either side closes it. One task does
@@ -149,7 +148,6 @@ enum Step {
 /// closes; request handlers run as tasks of their own.
 pub(crate) async fn serve(mut socket: Socket<Io>, app: Arc<AppCore>, identity: Identity, admission: Admission) {
     let _open = app.open();
-    let mut shutting_down = app.shutting_down();
     // Borrowed, not cloned: the connection's task holds what lives across
     // its awaits, for as long as the connection is open.
     let config = &app.config;
@@ -163,12 +161,19 @@ pub(crate) async fn serve(mut socket: Socket<Io>, app: Arc<AppCore>, identity: I
             max_meta_bytes: config.max_presence_meta_bytes,
         });
     let session = Arc::new(app.router.session(identity, outbox.clone()).with_budget(budget));
+    // The span (made by the upgrade, with identity and address) gets the
+    // number the presence registry knows the connection by.
+    tracing::Span::current().record("conn", session.conn());
+    app.metrics.connection_opened();
     let rate = TokenBucket::new(config.requests_per_second, config.request_burst);
     let mut requests = JoinSet::new();
     let max_in_flight = config.max_in_flight.max(1);
-    let shutdown = shutting_down.wait_for(|down| *down);
+    let shutdown = app.stop.stopped();
     tokio::pin!(shutdown);
     let mut shutdown_seen = false;
+    // Draining: the close frame to send once flushed, and the deadline.
+    let mut draining: Option<(CloseReason, std::pin::Pin<Box<tokio::time::Sleep>>)> = None;
+    let mut sent = Sent::default();
     let mut ping = tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
     let idle = tokio::time::sleep(config.idle_timeout);
     tokio::pin!(idle);
@@ -180,31 +185,39 @@ pub(crate) async fn serve(mut socket: Socket<Io>, app: Arc<AppCore>, identity: I
 
     loop {
         let step = std::future::poll_fn(|cx| {
-            if !shutdown_seen && shutdown.as_mut().poll(cx).is_ready() {
-                shutdown_seen = true;
-                return Poll::Ready(Step::Shutdown);
+            if !shutdown_seen {
+                if let Poll::Ready(stop) = shutdown.as_mut().poll(cx) {
+                    shutdown_seen = true;
+                    return Poll::Ready(Step::Shutdown(stop));
+                }
             }
             // Registered before looking, so a frame pushed meanwhile wakes us.
             outbox.register(cx.waker());
             if outbox.is_closing() {
                 return Poll::Ready(Step::Closing);
             }
+            let mut flushed = false;
             loop {
                 if socket.wire().is_empty() {
                     outbox.release(std::mem::take(&mut batch_bytes));
                     outbox.take(&mut batch);
                     if batch.is_empty() {
+                        flushed = true;
                         break;
                     }
+                    sent.frames += batch.len() as u64;
                     for frame in batch.drain(..) {
                         batch_bytes += wire_size(&frame);
                         match frame {
                             Outbound::Frame(text) => socket.wire().text(text),
                             Outbound::Event { sub, seq, pos, route, action, data } => {
+                                sent.events += 1;
                                 socket.wire().event(sub, seq, pos, route, action, &data)
                             }
                         }
                     }
+                    sent.bytes += batch_bytes as u64;
+                    app.metrics.add_sent(&mut sent);
                 }
                 match socket.poll_write(cx) {
                     Poll::Ready(Ok(())) => {}
@@ -218,6 +231,11 @@ pub(crate) async fn serve(mut socket: Socket<Io>, app: Arc<AppCore>, identity: I
             // Reaped as they finish: a finished request's task would
             // otherwise stay allocated until the client's next frame.
             while let Poll::Ready(Some(_)) = requests.poll_join_next(cx) {}
+            if let Some((_, deadline)) = &mut draining {
+                if (flushed && requests.is_empty()) || deadline.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Step::Flushed);
+                }
+            }
             // At most `max_in_flight` requests run; until one ends, what the
             // client sends waits in its socket.
             if requests.len() < max_in_flight {
@@ -236,8 +254,18 @@ pub(crate) async fn serve(mut socket: Socket<Io>, app: Arc<AppCore>, identity: I
         .await;
         let message = match step {
             Step::Closing | Step::WriteFailed => break,
-            Step::Shutdown => {
-                outbox.close(CloseReason { code: CloseReason::GOING_AWAY, reason: "server shutting down".into() });
+            Step::Shutdown(Stop { reason, flush_by: Some(by) }) => {
+                draining = Some((reason, Box::pin(tokio::time::sleep_until(by))));
+                continue;
+            }
+            Step::Shutdown(Stop { reason, flush_by: None }) => {
+                outbox.close(reason);
+                continue;
+            }
+            Step::Flushed => {
+                if let Some((reason, _)) = draining.take() {
+                    outbox.close(reason);
+                }
                 continue;
             }
             Step::Ping => {
@@ -288,16 +316,30 @@ pub(crate) async fn serve(mut socket: Socket<Io>, app: Arc<AppCore>, identity: I
                 continue;
             }
         };
+        if draining.is_some() {
+            // Not run, and said so: the client may send it again to the next server.
+            let e = Error::Unavailable("server restarting; send it again after reconnecting".into());
+            outbox.push(Outbound::Frame(protocol::error_reply(&request.id, &e)));
+            continue;
+        }
         // The order of writes is fixed here, in arrival order, not by
         // which task runs first (see `crate::write_order`).
         let ticket = session.ticket(app.router.is_write(&request));
         let (app, session) = (app.clone(), session.clone());
-        requests.spawn(async move {
-            let _turn = ticket.turn().await;
-            if let Some(frame) = run_request(&app.router, &session, request).await {
-                session.reply(frame);
+        let span = tracing::info_span!("request", route = %request.route, verb = %request.verb, id = %request.id);
+        requests.spawn(
+            async move {
+                let started = Instant::now();
+                let _turn = ticket.turn().await;
+                let (route, verb) = (request.route.clone(), request.verb.clone());
+                let (frame, code) = answer(&app.router, &session, request).await;
+                if let Some(frame) = frame {
+                    session.reply(frame);
+                }
+                app.metrics.request(&app.router, &route, &verb, code, started.elapsed());
             }
-        });
+            .instrument(span),
+        );
     }
 
     session.close();
@@ -314,7 +356,9 @@ pub(crate) async fn serve(mut socket: Socket<Io>, app: Arc<AppCore>, identity: I
     }
     outbox.discard();
     outbox.release(batch_bytes);
-    if let Some(reason) = outbox.close_reason().filter(|_| server_closed) {
+    let reason = outbox.close_reason().filter(|_| server_closed);
+    app.metrics.connection_closed(reason.as_ref().map_or(CloseReason::NORMAL, |r| r.code));
+    if let Some(reason) = reason {
         socket.close(&reason);
     }
     close(&mut socket, server_closed).await;
@@ -365,27 +409,34 @@ pub(crate) fn read_request(text: &str, max_frame_bytes: usize) -> Result<Request
 /// queued its reply itself. A failing or panicking handler becomes an
 /// error reply, and so does a reply over the session's size limit.
 pub(crate) async fn run_request(router: &Router, session: &Session, request: Request) -> Option<String> {
+    answer(router, session, request).await.0
+}
+
+/// [`run_request`], with the reply's code (`"ok"`, or the error's) for metrics.
+async fn answer(router: &Router, session: &Session, request: Request) -> (Option<String>, &'static str) {
     let id = request.id.clone();
     let outcome = std::panic::AssertUnwindSafe(router.handle(session, request)).catch_unwind().await;
-    let frame = match outcome {
-        Ok(Ok(Some(data))) => protocol::ok_reply(&id, data),
-        Ok(Ok(None)) => return None,
+    let (frame, code) = match outcome {
+        Ok(Ok(Some(data))) => (protocol::ok_reply(&id, data), "ok"),
+        Ok(Ok(None)) => return (None, "ok"),
         Ok(Err(e)) => {
             match &e {
                 Error::Internal(detail) => tracing::error!(%detail, "request failed"),
                 Error::Unavailable(detail) => tracing::warn!(%detail, "request failed; the client may retry"),
                 _ => {}
             }
-            protocol::error_reply(&id, &e)
+            (protocol::error_reply(&id, &e), e.code())
         }
         Err(panic) => {
             tracing::error!(panic = %panic_message(&*panic), "request handler panicked");
-            protocol::error_reply(&id, &Error::Internal("handler panicked".into()))
+            let e = Error::Internal("handler panicked".into());
+            (protocol::error_reply(&id, &e), e.code())
         }
     };
     let limit = session.max_reply_bytes();
     if frame.len() > limit {
-        return Some(protocol::error_reply(&id, &Error::ReplyTooLarge { size: frame.len(), limit }));
+        let e = Error::ReplyTooLarge { size: frame.len(), limit };
+        return (Some(protocol::error_reply(&id, &e)), e.code());
     }
-    Some(frame)
+    (Some(frame), code)
 }

@@ -24,7 +24,9 @@
 //!    and their hooks), the router, the per-connection session
 //!    with the order of its writes, and the budgets per connection, identity and address;
 //! 7. the transport: the outbox, the connection and its settings, the
-//!    origin check and CORS of the client files, the HTTP listener, the warp server, and the
+//!    origin check and CORS of the client files, the HTTP listener, metrics
+//!    and health endpoints, the stop signal (shutdown and drain), the warp
+//!    server, and the
 //!    [`Wyrmhole`] builder that wires everything.
 
 #![warn(missing_docs)]
@@ -62,11 +64,14 @@ pub(crate) mod builder;
 pub(crate) mod config;
 pub(crate) mod connection;
 pub(crate) mod cors;
+pub(crate) mod health;
 pub(crate) mod listener;
+pub(crate) mod metrics;
 pub(crate) mod origin;
 pub(crate) mod outbox;
 pub(crate) mod server;
 pub(crate) mod socket;
+pub(crate) mod stop;
 pub(crate) mod wire;
 
 #[doc(hidden)]

@@ -63,6 +63,12 @@ pub struct HttpConfig {
     /// off, an event written right after a reply can wait ~40 ms for the
     /// client's delayed ACK.
     pub tcp_nodelay: bool,
+    /// Where the Prometheus metrics are served (`"/metrics"`), or `None`
+    /// (the default): nowhere. Anyone who can reach the server's port can
+    /// read them, so keep the path off the public internet (a proxy that
+    /// does not forward it, or a firewall). Also set by
+    /// [`crate::Builder::metrics_path`]. See `docs/operations.md`.
+    pub metrics_path: Option<String>,
 }
 
 impl Default for HttpConfig {
@@ -74,6 +80,7 @@ impl Default for HttpConfig {
             max_pending_connections: 1024,
             evict_pending_after: Duration::from_secs(1),
             tcp_nodelay: true,
+            metrics_path: None,
         }
     }
 }

@@ -263,6 +263,10 @@ impl CloseReason {
     pub const NORMAL: u16 = 1000;
     /// 1001: the server is shutting down; reconnect.
     pub const GOING_AWAY: u16 = 1001;
+    /// 1012: the server is draining (a restart or deploy) after flushing
+    /// what it had queued; reconnect at once, to another server if there is
+    /// one (RFC 6455's registry: "Service Restart").
+    pub const SERVICE_RESTART: u16 = 1012;
     /// 1002: the client broke the WebSocket protocol (an unmasked frame, a
     /// reserved opcode or bit, a bad continuation).
     pub const PROTOCOL_ERROR: u16 = 1002;

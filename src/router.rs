@@ -53,6 +53,18 @@ impl Router {
         Ok(identity)
     }
 
+    /// The names of the app's model routes.
+    pub(crate) fn route_names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.routes.keys().copied()
+    }
+
+    /// Whether `route` and `verb` are names the app knows (a route of the
+    /// app, or presence and channels, each with any verb the client sent
+    /// being bounded by the route's own set, checked by the handler).
+    pub(crate) fn knows_route(&self, route: &str) -> bool {
+        route == PRESENCE_ROUTE || route == CHANNEL_ROUTE || self.routes.contains_key(route)
+    }
+
     /// A session for a new connection.
     pub(crate) fn session(&self, identity: Identity, sink: Arc<dyn crate::fanout::sink::Sink>) -> Session {
         Session::new(identity, sink, self.fanout.clone())

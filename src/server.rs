@@ -16,6 +16,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tracing::Instrument;
 use warp::filters::BoxedFilter;
 use warp::http::{HeaderMap, HeaderValue, StatusCode};
 use warp::reply::Response;
@@ -33,6 +34,7 @@ type Remote = Option<SocketAddr>;
 
 /// `GET /ws` (the WebSocket endpoint) and the JS client.
 pub(crate) fn filter(core: Arc<AppCore>, http: Arc<HttpConfig>) -> BoxedFilter<(Response,)> {
+    let core_for_ops = core.clone();
     let core = warp::any().map(move || core.clone());
     let query = warp::query::raw().or(warp::any().map(String::new)).unify();
     let socket = warp::path("ws")
@@ -54,6 +56,11 @@ pub(crate) fn filter(core: Arc<AppCore>, http: Arc<HttpConfig>) -> BoxedFilter<(
                 Ok(identity) => identity,
                 Err(e) => return warp::reply::with_status(e.to_string(), StatusCode::UNAUTHORIZED).into_response(),
             };
+            if core.stop.stopping() {
+                // Draining: a kept-alive HTTP connection may still ask; the client goes elsewhere.
+                core.metrics.refuse_upgrade();
+                return warp::reply::with_status("server draining", StatusCode::SERVICE_UNAVAILABLE).into_response();
+            }
             let (Some(accept), Some(upgrade)) = handshake else {
                 return warp::reply::with_status("expected a WebSocket upgrade", StatusCode::BAD_REQUEST)
                     .into_response();
@@ -61,19 +68,29 @@ pub(crate) fn filter(core: Arc<AppCore>, http: Arc<HttpConfig>) -> BoxedFilter<(
             let admission = match core.admit(&identity, remote) {
                 Ok(admission) => admission,
                 Err(e) => {
-                    return warp::reply::with_status(e.to_string(), StatusCode::TOO_MANY_REQUESTS).into_response()
+                    core.metrics.refuse_upgrade();
+                    return warp::reply::with_status(e.to_string(), StatusCode::TOO_MANY_REQUESTS).into_response();
                 }
             };
-            tokio::spawn(async move {
-                match upgrade.await {
-                    Ok(upgraded) => {
-                        let config = socket_config(&core.config);
-                        let socket = Socket::new(TokioIo::new(upgraded), config, core.config.write_buffer_bytes);
-                        crate::connection::serve(socket, core, identity, admission).await;
+            let span = tracing::info_span!(
+                "connection",
+                conn = tracing::field::Empty,
+                user = identity.user_id(),
+                remote = remote.map(tracing::field::display),
+            );
+            tokio::spawn(
+                async move {
+                    match upgrade.await {
+                        Ok(upgraded) => {
+                            let config = socket_config(&core.config);
+                            let socket = Socket::new(TokioIo::new(upgraded), config, core.config.write_buffer_bytes);
+                            crate::connection::serve(socket, core, identity, admission).await;
+                        }
+                        Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
                     }
-                    Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
                 }
-            });
+                .instrument(span),
+            );
             let mut response = Response::new(Default::default());
             *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
             let headers = response.headers_mut();
@@ -83,7 +100,8 @@ pub(crate) fn filter(core: Arc<AppCore>, http: Arc<HttpConfig>) -> BoxedFilter<(
             response
         });
     let files = client_files(http.origins.clone());
-    foreign_origin(http).or(socket).unify().or(files).unify().boxed()
+    let ops = crate::health::filter(core_for_ops, http.metrics_path.clone());
+    foreign_origin(http).or(socket).unify().or(files).unify().or(ops).unify().boxed()
 }
 
 /// `GET /ws` from a page whose origin is not allowed: 403, before the
@@ -255,6 +273,40 @@ impl Server {
         let _ = self.task.await;
     }
 
+    /// Drains the server for a restart or deploy; then call
+    /// [`Server::shutdown`] to end it. `/readyz` answers 503 at once and new
+    /// upgrades are refused (503), while the listener still answers HTTP,
+    /// so a load balancer sees the process leave rather than vanish. Every
+    /// connection stops running requests, sends what it has queued and the
+    /// replies of requests in progress, and closes with code 1012 ("service
+    /// restart": the JS client reconnects at once, to the next of its
+    /// URLs); a request that arrives meanwhile is answered `unavailable`
+    /// without running. Presence members leave in the other processes. A connection
+    /// still flushing at `deadline` is closed all the same (1012, what it
+    /// had not sent dropped). Resolves once every connection has closed, or
+    /// at the deadline; returns how many were still open then (0: all
+    /// flushed in time).
+    ///
+    /// ```no_run
+    /// # async fn f(server: wyrmhole::Server) {
+    /// server.drain(std::time::Duration::from_secs(10)).await;
+    /// server.shutdown().await;
+    /// # }
+    /// ```
+    pub async fn drain(&self, deadline: std::time::Duration) -> usize {
+        let started = tokio::time::Instant::now();
+        self.core.stop.drain(started + deadline);
+        self.core.router.live.presence.shut_down();
+        while self.core.open_connections() > 0 && started.elapsed() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let left = self.core.open_connections();
+        if left > 0 {
+            tracing::warn!(left, "drain deadline passed; the connections still flushing are closed");
+        }
+        left
+    }
+
     /// Stops accepting, closes every open socket with code 1001 ("server
     /// shutting down", so clients reconnect elsewhere or later), tells the
     /// other processes its presence members are gone, waits a
@@ -264,7 +316,7 @@ impl Server {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        self.core.shut_down();
+        self.core.stop.shut_down();
         // The other processes drop this one's presence members now, not
         // after the heartbeat timeout.
         self.core.router.live.presence.shut_down();

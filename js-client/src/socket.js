@@ -6,6 +6,10 @@
 // refused the credentials: no more retries until setToken() or reconnect()),
 // "closed" (only after close(); a closed Socket never reopens).
 //
+// Several servers: given a list of URLs, each new attempt after a failed
+// one goes to the next URL, and a server that drains (close code 1012,
+// "service restart") is left at once for the next one, without backoff.
+//
 // Refused credentials: a browser cannot see the HTTP status of a failed
 // upgrade, so after an attempt that never opened the socket asks the same
 // URL with a plain GET (fetch), which the server answers 401 and the reason
@@ -56,8 +60,12 @@ function reportListenerError(err) {
 
 const OPEN = 1; // WebSocket.OPEN, the same in browsers and in `ws`
 
+/** Close code of a draining server: reconnect at once, elsewhere. */
+export const SERVICE_RESTART = 1012;
+
 export class Socket extends Emitter {
-  #url;
+  #urls; // URL objects, tried in turn
+  #next = 0;
   #WebSocket;
   #backoff;
   #heartbeat;
@@ -72,7 +80,8 @@ export class Socket extends Emitter {
   state = "connecting";
 
   /**
-   * @param {string} url  ws:// or wss:// URL of the endpoint (…/ws)
+   * @param {string|string[]} url  ws:// or wss:// URL of the endpoint (…/ws),
+   *   or several (servers of one app), tried in turn
    * @param {object} opts {token, WebSocket, backoff: {min, max}, heartbeat: {interval, timeout}} (ms)
    */
   constructor(url, { token, WebSocket = globalThis.WebSocket, backoff = {}, heartbeat = {} } = {}) {
@@ -80,7 +89,9 @@ export class Socket extends Emitter {
     if (typeof WebSocket !== "function") {
       throw new TypeError("no WebSocket implementation: pass one as the WebSocket option");
     }
-    this.#url = new URL(url);
+    const urls = Array.isArray(url) ? url : [url];
+    if (urls.length === 0) throw new TypeError("no URL to connect to");
+    this.#urls = urls.map((each) => new URL(each));
     this.#setUrlToken(token);
     this.#WebSocket = WebSocket;
     this.#backoff = { min: backoff.min ?? 250, max: backoff.max ?? 10_000 };
@@ -136,12 +147,15 @@ export class Socket extends Emitter {
 
   #setUrlToken(token) {
     // Browsers cannot set headers on a WebSocket, so the token rides in the query.
-    if (token != null) this.#url.searchParams.set("token", token);
-    else this.#url.searchParams.delete("token");
+    for (const url of this.#urls) {
+      if (token != null) url.searchParams.set("token", token);
+      else url.searchParams.delete("token");
+    }
   }
 
   #open() {
-    const ws = new this.#WebSocket(this.#url.toString());
+    const url = this.#urls[this.#next];
+    const ws = new this.#WebSocket(url.toString());
     this.#ws = ws;
     let wasOpen = false;
     ws.onopen = () => {
@@ -166,23 +180,31 @@ export class Socket extends Emitter {
     };
     // An error is always followed by a close event; all handling is there.
     ws.onerror = () => {};
-    ws.onclose = (event) => this.#lost(ws, event.code, event.reason, wasOpen);
+    ws.onclose = (event) => this.#lost(ws, event.code, event.reason, wasOpen, url);
   }
 
   /** The socket `ws` is gone (closed, or given up by the heartbeat). */
-  #lost(ws, code, reason, wasOpen) {
+  #lost(ws, code, reason, wasOpen, url) {
     if (this.#ws !== ws) return;
     this.#ws = null;
     clearInterval(this.#beatTimer);
     detach(ws);
     // Every close that the client did not ask for is retried: server
-    // restarts (1000/1001), dropped TCP (1006), heartbeat timeout (4001),
-    // slow consumer (4008) and oversized frames (1009) alike. `wasOpen` is
-    // false for a failed attempt: nothing was sent, so nothing was lost.
+    // restarts (1000/1001; 1012 at once, see above), dropped TCP (1006),
+    // heartbeat timeout (4001), slow consumer (4008) and oversized frames
+    // (1009) alike. `wasOpen` is false for a failed attempt: nothing was
+    // sent, so nothing was lost.
     this.emit("close", { code, reason, wasOpen });
+    // A failed attempt or a draining server: the next server, if any.
+    if (!wasOpen || code === SERVICE_RESTART) this.#next = (this.#next + 1) % this.#urls.length;
+    if (code === SERVICE_RESTART) {
+      this.#setState("reconnecting");
+      this.#retryTimer = setTimeout(() => this.#open(), 0);
+      return;
+    }
     if (wasOpen) return this.#scheduleRetry();
     this.#setState("reconnecting");
-    this.#whyRefused().then((refusal) => {
+    this.#whyRefused(url).then((refusal) => {
       if (this.state !== "reconnecting" || this.#ws) return; // closed or reconnected meanwhile
       if (refusal == null) return this.#scheduleRetry();
       this.#setState("unauthorized");
@@ -192,9 +214,9 @@ export class Socket extends Emitter {
 
   /** After an attempt that never opened: the server's reason if it refuses
    * our credentials (401), else null (down, unreachable, or another cause). */
-  async #whyRefused() {
+  async #whyRefused(url) {
     if (typeof globalThis.fetch !== "function") return null;
-    const http = new URL(this.#url);
+    const http = new URL(url);
     http.protocol = http.protocol === "wss:" ? "https:" : "http:";
     try {
       const response = await globalThis.fetch(http, { cache: "no-store", credentials: "include" });
@@ -215,7 +237,7 @@ export class Socket extends Emitter {
         const quiet = Date.now() - this.#heard;
         if (quiet >= interval + timeout) {
           // Half-open: a close handshake could wait forever, so do not.
-          this.#lost(ws, 4000, "heartbeat: no reply from the server", true);
+          this.#lost(ws, 4000, "heartbeat: no reply from the server", true, this.#urls[this.#next]);
           try {
             ws.close(4000);
           } catch {

@@ -29,7 +29,8 @@ export { Route } from "./route.js";
 export { MemoryStorage, IndexedDbStorage } from "./outbox-storage.js";
 
 /**
- * Opens a client. Options: token (sent as ?token=), WebSocket (the
+ * Opens a client on `url`, or on a list of URLs (servers of one app, tried
+ * in turn; a draining server's close, 1012, moves to the next at once). Options: token (sent as ?token=), WebSocket (the
  * implementation; default globalThis.WebSocket), requestTimeout (ms, default
  * 10000; reads only: writes wait in the outbox until confirmed), backoff
  * {min, max} (reconnect delays in ms, default 250 / 10000), heartbeat

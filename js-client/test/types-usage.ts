@@ -83,6 +83,7 @@ export async function usage(): Promise<void> {
 
   // The browser's own WebSocket fits the option too.
   connect("wss://example.test/ws", { WebSocket: globalThis.WebSocket }).close();
+  connect(["wss://a.example.test/ws", "wss://b.example.test/ws"], { WebSocket: globalThis.WebSocket }).close();
 
   // @ts-expect-error: the items array is read-only
   live.items.push(created);

@@ -20,7 +20,6 @@
 //! requests: [`CONTROL`]; a subscription waits for room.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,7 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 pub(crate) use redis::RedisError;
 
 use crate::change::Change;
-use crate::fanout::{Broker, Upstream};
+use crate::fanout::{Broker, LinkStatus, Upstream};
 
 /// Messages waiting to be published.
 pub(crate) const OUTGOING: usize = 4096;
@@ -43,7 +42,7 @@ pub(crate) struct RedisBroker {
     outgoing: mpsc::Sender<(String, String)>,
     control: mpsc::Sender<(&'static str, oneshot::Sender<()>)>,
     origin: u64,
-    dropped: Arc<AtomicU64>,
+    status: Arc<LinkStatus>,
 }
 
 /// Names this process in its messages, so it can skip its own.
@@ -69,8 +68,9 @@ impl RedisBroker {
         let (outgoing, rx) = mpsc::channel(OUTGOING);
         tokio::spawn(publish_loop(client.clone(), rx));
         let (control, control_rx) = mpsc::channel(CONTROL);
-        tokio::spawn(listen_loop(client, control_rx, upstream, origin));
-        Ok(RedisBroker { outgoing, control, origin, dropped: Arc::default() })
+        let status = Arc::new(LinkStatus::default());
+        tokio::spawn(listen_loop(client, control_rx, upstream, origin, status.clone()));
+        Ok(RedisBroker { outgoing, control, origin, status })
     }
 }
 
@@ -87,7 +87,8 @@ fn messages(origin: u64, changes: &[Change]) -> Vec<(&'static str, String)> {
         .into_iter()
         .map(|route| {
             let batch: Vec<_> = changes.iter().filter(|c| c.route == route).map(Change::to_wire).collect();
-            (route, serde_json::json!({ "origin": origin, "changes": batch }).to_string())
+            let sent_us = unix_micros();
+            (route, serde_json::json!({ "origin": origin, "sent_us": sent_us, "changes": batch }).to_string())
         })
         .collect()
 }
@@ -98,9 +99,10 @@ impl Broker for RedisBroker {
             if self.outgoing.try_send((channel(route), message)).is_err() {
                 // Full (Redis slower than the commits) or gone: the other
                 // processes read these changes from history.
-                if self.dropped.fetch_add(1, Ordering::Relaxed) % 1000 == 0 {
+                let dropped = self.status.drop_message();
+                if dropped % 1000 == 1 {
                     tracing::warn!(
-                        dropped = self.dropped.load(Ordering::Relaxed),
+                        dropped,
                         "redis publish queue full; other processes read these changes from history"
                     );
                 }
@@ -119,6 +121,10 @@ impl Broker for RedisBroker {
             // Redis is away, go on: the hub catches up from history later.
             let _ = tokio::time::timeout(Duration::from_secs(2), confirmed).await;
         })
+    }
+
+    fn link(&self) -> Option<&LinkStatus> {
+        Some(&self.status)
     }
 }
 
@@ -174,6 +180,7 @@ async fn listen_loop(
     mut control: mpsc::Receiver<(&'static str, oneshot::Sender<()>)>,
     upstream: Upstream,
     origin: u64,
+    status: Arc<LinkStatus>,
 ) {
     let mut routes: HashSet<&'static str> = HashSet::new();
     let mut attempt = 0u32;
@@ -205,7 +212,9 @@ async fn listen_loop(
         if !resubscribed.is_empty() && sink.subscribe(&resubscribed).await.is_err() {
             continue;
         }
+        status.set_connected(true);
         if attempt > 0 {
+            status.reconnected();
             tracing::info!("redis listener reconnected; catching up from history");
             for route in &routes {
                 upstream.catch_up(route);
@@ -228,7 +237,7 @@ async fn listen_loop(
                     }
                 }
                 message = stream.next() => match message {
-                    Some(message) => receive(&message, origin, &upstream),
+                    Some(message) => receive(&message, origin, &upstream, &status),
                     None => break,
                 },
                 request = control.recv() => match request {
@@ -242,6 +251,7 @@ async fn listen_loop(
                 },
             }
         }
+        status.set_connected(false);
         tracing::warn!("redis listener disconnected; reconnecting");
         // Counts as a failed attempt, so the next connection catches up.
         attempt = 1;
@@ -250,7 +260,14 @@ async fn listen_loop(
 }
 
 /// Decodes one message and hands its changes to the hub.
-fn receive(message: &redis::Msg, origin: u64, upstream: &Upstream) {
+/// Microseconds since the Unix epoch: when a message was published, for the
+/// receiver's lag (0 if the clock is before 1970).
+fn unix_micros() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
+}
+
+fn receive(message: &redis::Msg, origin: u64, upstream: &Upstream, status: &LinkStatus) {
     let decoded = serde_json::from_slice::<serde_json::Value>(message.get_payload_bytes());
     let Ok(body) = decoded else {
         tracing::warn!(channel = message.get_channel_name(), "undecodable message");
@@ -258,6 +275,9 @@ fn receive(message: &redis::Msg, origin: u64, upstream: &Upstream) {
     };
     if body["origin"].as_u64() == Some(origin) {
         return; // our own commit: the hub already has it
+    }
+    if let Some(sent_us) = body["sent_us"].as_u64() {
+        status.received(Duration::from_micros(unix_micros().saturating_sub(sent_us)));
     }
     let mut changes = Vec::new();
     for wire in body["changes"].as_array().into_iter().flatten() {
@@ -299,11 +319,11 @@ mod tests {
     fn a_full_publish_queue_drops_messages_instead_of_waiting() {
         let (outgoing, mut queued) = mpsc::channel(1);
         let (control, _control) = mpsc::channel(1);
-        let broker = RedisBroker { outgoing, control, origin: 1, dropped: Arc::default() };
+        let broker = RedisBroker { outgoing, control, origin: 1, status: Arc::default() };
         for id in 0..3 {
             broker.publish(&[change::<A>(id)]);
         }
-        assert_eq!(broker.dropped.load(Ordering::Relaxed), 2);
+        assert_eq!(broker.status.dropped(), 2);
         assert!(queued.try_recv().is_ok());
         assert!(queued.try_recv().is_err());
     }

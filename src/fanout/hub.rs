@@ -229,6 +229,7 @@ impl HubState {
                 }
             };
             let filled = read.changes.first().is_some_and(|c| c.pos == from);
+            self.count_from_history(read.changes.len());
             if let Some(lost) = read.lost {
                 self.skip(route, lost.min(to), &format!("changes {from} to {} of {route} were lost", lost.min(to)));
             } else if !filled {
@@ -252,6 +253,7 @@ impl HubState {
             match self.read(route, after, HISTORY_PAGE) {
                 Ok(read) => {
                     let full = read.changes.len() == HISTORY_PAGE;
+                    self.count_from_history(read.changes.len());
                     if let Some(lost) = read.lost {
                         self.skip(route, lost, &format!("changes of {route} after {after} are no longer kept"));
                     }
@@ -294,6 +296,7 @@ impl HubState {
     fn skip(&mut self, route: &'static str, through: u64, reason: &str) {
         let Some(stream) = self.streams.get_mut(route) else { return };
         tracing::warn!(route, through, reason, "changes lost; subscribers that needed them must resync");
+        self.watch.repairs().gaps.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         stream.skip_to(through);
         let ended: Vec<Arc<Subscription>> =
             self.registry.inline_members(route).filter(|sub| sub.stream_skipped(through, reason)).cloned().collect();
@@ -307,6 +310,12 @@ impl HubState {
         self.forget_if_unwatched(route);
         self.publish_stats(route);
         self.drain(route);
+    }
+
+    fn count_from_history(&self, changes: usize) {
+        if changes > 0 {
+            self.watch.repairs().from_history.fetch_add(changes as u64, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     fn forget_if_unwatched(&mut self, route: &'static str) {

@@ -63,6 +63,77 @@ pub(crate) trait Broker: Send + Sync + 'static {
     fn connects_processes(&self) -> bool {
         true
     }
+
+    /// The state of its link to the other processes, when it has one (for
+    /// readiness and metrics).
+    fn link(&self) -> Option<&LinkStatus> {
+        None
+    }
+}
+
+/// How a broker's link to the other processes is doing: written by the
+/// broker's tasks (rarely: on connect, disconnect, a dropped message), read
+/// by the readiness check and the metrics endpoint.
+#[derive(Debug)]
+pub(crate) struct LinkStatus {
+    connected: std::sync::atomic::AtomicBool,
+    reconnects: AtomicU64,
+    dropped: AtomicU64,
+    /// From another process handing a commit to its broker to this one
+    /// receiving it (same clock on one machine; skewed across machines).
+    lag: prometheus_client::metrics::histogram::Histogram,
+}
+
+impl Default for LinkStatus {
+    fn default() -> Self {
+        use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+        LinkStatus {
+            connected: Default::default(),
+            reconnects: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            // 0.1 ms to ~3 s, doubling.
+            lag: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+        }
+    }
+}
+
+impl LinkStatus {
+    /// A message published `lag` ago arrived.
+    pub(crate) fn received(&self, lag: Duration) {
+        self.lag.observe(lag.as_secs_f64());
+    }
+
+    pub(crate) fn lag(&self) -> &prometheus_client::metrics::histogram::Histogram {
+        &self.lag
+    }
+
+    /// The listener is connected (`true`) or lost its connection.
+    pub(crate) fn set_connected(&self, connected: bool) {
+        self.connected.store(connected, Ordering::Relaxed);
+    }
+
+    /// The listener connected again after losing its connection.
+    pub(crate) fn reconnected(&self) {
+        self.reconnects.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A commit was not published (the outgoing queue was full); returns
+    /// how many were, this one included.
+    pub(crate) fn drop_message(&self) -> u64 {
+        self.dropped.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    pub(crate) fn connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn reconnects(&self) -> u64 {
+        self.reconnects.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
 }
 
 /// Where missing changes are read back from: the store's history.
@@ -123,11 +194,26 @@ impl Catalog {
 }
 
 /// Subscription counts per route, published by the hub for everyone else
-/// (the broker releasing channels nobody watches, the app's stats).
+/// (the broker releasing channels nobody watches, the app's stats), and
+/// the hubs' repairs, for metrics.
 #[derive(Debug, Default)]
-pub(crate) struct Watch(RwLock<HashMap<&'static str, RouteStats>>);
+pub(crate) struct Watch(RwLock<HashMap<&'static str, RouteStats>>, Repairs);
+
+/// What the hubs had to read back from history (rare: a lost or late
+/// message, Redis away), counted when it happens.
+#[derive(Debug, Default)]
+pub(crate) struct Repairs {
+    /// Changes read from history to fill a hole or catch up.
+    pub(crate) from_history: AtomicU64,
+    /// Holes history could not fill (subscribers got a `gap` frame).
+    pub(crate) gaps: AtomicU64,
+}
 
 impl Watch {
+    pub(crate) fn repairs(&self) -> &Repairs {
+        &self.1
+    }
+
     fn set(&self, route: &'static str, stats: RouteStats) {
         let mut routes = self.0.write();
         if stats.subscriptions == 0 {
@@ -242,6 +328,16 @@ impl Fanout {
     /// Subscription counts of a route in this process.
     pub(crate) fn stats(&self, route: &str) -> RouteStats {
         self.shared.watch.stats(route)
+    }
+
+    /// What the hubs read back from history, and the holes they could not fill.
+    pub(crate) fn repairs(&self) -> &Repairs {
+        self.shared.watch.repairs()
+    }
+
+    /// The broker's link to the other processes, when it has one.
+    pub(crate) fn broker_link(&self) -> Option<&LinkStatus> {
+        self.shared.broker.link()
     }
 
     /// The epoch positions are numbered in.

@@ -10,6 +10,7 @@
 //! a full one closes its connection as a slow consumer (4008).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
@@ -23,6 +24,9 @@ use crate::protocol;
 pub(crate) struct Channels {
     inner: Mutex<Inner>,
     link: OnceLock<Arc<dyn Link>>,
+    /// Channel messages and pushes handed to this process's connections
+    /// (one count per connection reached), for metrics.
+    delivered: AtomicU64,
 }
 
 type Sinks = HashMap<u64, Arc<dyn Sink>>;
@@ -109,8 +113,17 @@ impl Channels {
             Wire::ToUser { user, data } => (inner.users.get(user), protocol::push_frame(data)),
             _ => return,
         };
+        let mut reached = 0;
         for sink in sinks.into_iter().flat_map(HashMap::values) {
             sink.push(Outbound::Frame(frame.clone()));
+            reached += 1;
         }
+        self.delivered.fetch_add(reached, Ordering::Relaxed);
+    }
+
+    /// Channels with subscribers here, and messages and pushes delivered
+    /// here so far (one per connection reached).
+    pub(crate) fn counts(&self) -> (usize, u64) {
+        (self.inner.lock().channels.len(), self.delivered.load(Ordering::Relaxed))
     }
 }

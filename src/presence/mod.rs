@@ -180,6 +180,14 @@ impl Presence {
         self.send(&message(self.node, inner.seq));
     }
 
+    /// Topics with members, and members across them (this process's and,
+    /// with Redis, the others'), for metrics: one pass under the lock, at
+    /// scrape time only.
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        let inner = self.inner.lock();
+        (inner.topics.len(), inner.topics.values().map(|t| t.members.len()).sum())
+    }
+
     /// A new presence id, unique across processes.
     pub(crate) fn member_id(&self) -> String {
         format!("{:x}.{}", self.node, self.next_member.fetch_add(1, Ordering::Relaxed))

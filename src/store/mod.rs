@@ -35,6 +35,7 @@ pub(crate) mod history;
 mod keys;
 mod positions;
 mod query;
+pub(crate) mod stats;
 mod write;
 
 pub use conn::{Conn, Persist};
@@ -107,6 +108,7 @@ struct Inner {
     sink: OnceLock<Arc<dyn CommitSink>>,
     dialect: Dialect,
     epoch: u64,
+    writes: stats::WriteStats,
 }
 
 impl Db {
@@ -189,7 +191,15 @@ impl Db {
             .connection_timeout(Duration::from_secs(10))
             .build(manager())?;
         let epoch = positions::setup(&mut *writer.get()?)?;
-        let inner = Inner { readers, writer, write_queue: Mutex::new(()), sink: OnceLock::new(), dialect, epoch };
+        let inner = Inner {
+            readers,
+            writer,
+            write_queue: Mutex::new(()),
+            sink: OnceLock::new(),
+            dialect,
+            epoch,
+            writes: Default::default(),
+        };
         Ok(Db { inner: Arc::new(inner) })
     }
 
@@ -199,6 +209,11 @@ impl Db {
             .sink
             .set(sink)
             .map_err(|_| Error::Internal("this Db already feeds a wyrmhole app; open it again for another".into()))
+    }
+
+    /// Counts and durations of write transactions, for metrics.
+    pub(crate) fn write_stats(&self) -> &stats::WriteStats {
+        &self.inner.writes
     }
 
     /// Names this database's numbering of commit positions. Positions are
@@ -333,9 +348,12 @@ impl Inner {
         F: FnOnce(&mut WriteTx<'_>) -> Result<T, E>,
         E: From<Error>,
     {
+        let started = std::time::Instant::now();
         let _queue = self.write_queue.lock();
         let mut conn = self.writer.get().map_err(no_connection)?;
-        let (value, changes) = write::transaction(&mut conn, f)?;
+        let result = write::transaction(&mut conn, f);
+        self.writes.record(result.is_ok(), started.elapsed());
+        let (value, changes) = result?;
         // Still in the write queue: this process hands changes on in commit order.
         if let (false, Some(sink)) = (changes.is_empty(), self.sink.get()) {
             sink.committed(changes);

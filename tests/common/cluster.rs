@@ -56,6 +56,7 @@ pub fn todo_server(db: &str, redis: &str) -> (Proc, String) {
         .env("WYRM_PORT", "0")
         .env("WYRM_DB", db)
         .env("REDIS_URL", redis)
+        .env("WYRM_METRICS", "1")
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();

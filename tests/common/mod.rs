@@ -240,6 +240,7 @@ impl TestServer {
             })
             .allow_anonymous()
             .config(config)
+            .metrics_path("/metrics")
             .build()
             .unwrap();
         let server = app.clone().serve(([127, 0, 0, 1], 0)).await.unwrap();
@@ -486,4 +487,26 @@ impl View {
             other => panic!("unknown action {other}"),
         }
     }
+}
+
+/// `GET path` on a fresh HTTP/1.1 connection: the status and the body.
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut response)).await.expect("no response").unwrap();
+    let response = String::from_utf8(response).unwrap();
+    let status = response.get(9..12).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("{response}"));
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+/// The samples of a Prometheus text page, `name{labels}` → value.
+pub fn metrics_of(text: &str) -> std::collections::HashMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.rsplit_once(' '))
+        .map(|(k, v)| (k.to_owned(), v.parse().unwrap()))
+        .collect()
 }
