@@ -56,6 +56,13 @@ pub(crate) trait Sink: Send + Sync + 'static {
     /// streams its history with backpressure instead of overflowing the
     /// queue. Resolves to false if the connection is closing.
     fn send(&self, frame: Outbound) -> BoxFuture<'_, bool>;
+
+    /// The subscription that delivers here ended (unsubscribed, or cut by
+    /// a gap). A sink that sends frames of its own for it stops doing so
+    /// before this returns, so nothing of it follows what its owner sends
+    /// next (an `unsubscribe` reply). A connection's outbox, shared by all
+    /// its subscriptions, has nothing to do.
+    fn closed(&self) {}
 }
 
 /// Takes every frame and keeps none: a sink for what only matches or

@@ -213,6 +213,9 @@ impl Subscription {
     /// Ends the subscription; nothing more is queued for it.
     pub(crate) fn close(&self) {
         *self.state.lock() = State::Closed;
+        // After our lock is released: a sink that sends frames of its own
+        // for the subscription (a window) may ask it whether it is closed.
+        self.sink.closed();
     }
 
     pub(crate) fn is_closed(&self) -> bool {

@@ -214,6 +214,13 @@ impl Sink for WindowSink {
         }
     }
 
+    /// Waits for a refresh that is sending this window's events (it holds
+    /// the window's lock), then stops the next: the `unsubscribe` reply
+    /// that follows is the last frame of it.
+    fn closed(&self) {
+        self.window.state.lock().closed = true;
+    }
+
     fn send(&self, frame: Outbound) -> BoxFuture<'_, bool> {
         match frame {
             Outbound::Event { .. } => Box::pin(std::future::ready(self.push(frame))),
