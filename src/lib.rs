@@ -60,6 +60,7 @@ pub(crate) mod router;
 pub(crate) mod session;
 pub(crate) mod write_order;
 // 7. the transport
+pub(crate) mod app_core;
 pub(crate) mod builder;
 pub(crate) mod config;
 pub(crate) mod connection;

@@ -17,6 +17,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "transport",
         &[
+            "app_core",
             "outbox",
             "wire",
             "socket",

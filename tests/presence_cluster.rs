@@ -243,10 +243,17 @@ async fn concurrent_publishers_on_two_processes_are_seen_in_one_order_everywhere
     }
     let mut orders = Vec::new();
     for reader in &mut readers {
-        let mut order = Vec::new();
+        let mut order: Vec<Value> = Vec::new();
         let mut next = [0u64; 2];
-        while order.len() < 2 * EACH as usize {
+        while order.iter().filter(|d| d.get("warm").is_none()).count() < 2 * EACH as usize {
             let data = reader.next_push().await["data"].clone();
+            // A warm-up message accepted before "go" may still be ordered
+            // after it: a reply means accepted, not yet placed by Redis
+            // (docs/design/presence.md). It is the same for everyone.
+            if data.get("warm").is_some() {
+                order.push(data);
+                continue;
+            }
             let from =
                 data["from"].as_u64().unwrap_or_else(|| panic!("not a publisher's message (a duplicate?): {data}"));
             let from = from as usize;
