@@ -240,7 +240,7 @@ pub(crate) async fn serve(mut socket: Socket<Io>, app: Arc<AppCore>, identity: I
         }
         // The order of writes is fixed here, in arrival order, not by
         // which task runs first (see `crate::write_order`).
-        let ticket = session.ticket(app.router.is_write(&request));
+        let ticket = session.ticket(app.router.is_ordered(&request));
         let (app, session) = (app.clone(), session.clone());
         let span = tracing::info_span!("request", route = %request.route, verb = %request.verb, id = %request.id);
         requests.spawn(

@@ -78,6 +78,14 @@ impl Router {
         self.routes.get(request.route.as_str()).is_some_and(|route| route.is_write(&request.verb))
     }
 
+    /// Whether the request waits for the connection's earlier ordered
+    /// requests (`crate::write_order`): writes, and every presence and
+    /// channel request, so a client's publishes reach a channel, and its
+    /// join, updates and leave a topic, in the order it sent them.
+    pub(crate) fn is_ordered(&self, request: &Request) -> bool {
+        request.route == PRESENCE_ROUTE || request.route == CHANNEL_ROUTE || self.is_write(request)
+    }
+
     /// Runs one request. `Ok(None)` means the handler queued its reply itself.
     pub(crate) async fn handle(&self, session: &Session, request: Request) -> Result<Option<serde_json::Value>, Error> {
         if request.key.is_some() && !self.is_write(&request) {

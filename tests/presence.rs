@@ -154,6 +154,28 @@ async fn channel_messages_arrive_in_publish_order_and_pushes_reach_every_connect
     assert!(readers[2].pushes.is_empty(), "{:?}", readers[2].pushes);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_connections_pipelined_publishes_arrive_in_the_order_sent() {
+    let server = TestServer::start().await;
+    let mut reader = server.client_as(2).await;
+    reader.ok("$channel", "subscribe", json!({"channel": "news:7"})).await;
+    let mut speaker = server.client_as(1).await;
+    const N: u64 = 300;
+    // Sent without waiting for replies: each request runs as a task of its
+    // own, so only the connection's order can keep them in sequence.
+    for n in 0..N {
+        let frame = json!({"id": n, "route": "$channel", "verb": "publish", "args": {"channel": "news:7", "data": {"n": n}}});
+        speaker.send_text(frame.to_string()).await;
+    }
+    for _ in 0..N {
+        assert_eq!(speaker.next_reply().await["ok"], true);
+    }
+    for n in 0..N {
+        let frame = reader.next_push().await;
+        assert_eq!(frame["data"]["n"], json!(n), "{frame}");
+    }
+}
+
 #[tokio::test]
 async fn a_subscriber_that_does_not_read_is_closed_as_a_slow_consumer() {
     let config = ConnectionConfig { queue_bytes: 64 * 1024, ..test_config() };
