@@ -1291,15 +1291,22 @@ fn report(o: &Options, runs: &[(Outcome, String)], idle: &Option<(Idle, String)>
             println!("Server (one fresh process per row): `{cmd}`");
         }
     }
-    println!(
-        "Driver: `{}`; each update sets `text` and `sent_at_us` of row 1 (list 1); every subscriber holds `{{\"list_id\": 1}}`.",
-        match (o.driver, title.is_some()) {
-            (Driver::Bump, false) => "bump (custom verb → Db::write, sent_at_us stamped at save)",
-            (Driver::Bump, true) => "bump (sent_at_us stamped, then one frame broadcast; no database)",
-            (Driver::Update, _) => "update (standard verb; client stamps send time)",
-            (Driver::Channel, _) => "channel (`$channel publish` to bench:fanout, S subscribers on it; client stamps send time; no database)",
-        }
-    );
+    let what = match (o.driver, title.is_some()) {
+        (Driver::Bump, false) => "bump (custom verb → Db::write, sent_at_us stamped at save)",
+        (Driver::Bump, true) => "bump (sent_at_us stamped, then one frame broadcast; no database)",
+        (Driver::Update, _) => "update (standard verb; client stamps send time)",
+        (Driver::Channel, _) => "channel ($channel publish; client stamps send time; no database)",
+    };
+    if o.driver == Driver::Channel {
+        println!(
+            "Driver: `{what}`; update k is message {{\"seq\": k+1, \"sent_at_us\": ..}} on channel `bench:fanout`; every subscriber is on it. \
+             Latency = receipt − the publisher's send (it includes the request's trip and its wait behind the open loop's backlog)."
+        );
+    } else {
+        println!(
+            "Driver: `{what}`; each update sets `text` and `sent_at_us` of row 1 (list 1); every subscriber holds `{{\"list_id\": 1}}`."
+        );
+    }
     println!(
         "Load average at each run's start: {}\n",
         runs.iter().map(|(r, _)| format!("S={}: {}", r.subs, r.load)).collect::<Vec<_>>().join("; ")
