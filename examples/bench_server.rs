@@ -150,20 +150,27 @@ fn app(db: Db, queue: usize) -> Builder {
             })
             .await
     });
-    Wyrmhole::builder(db).route(route).allow_anonymous().config(ConnectionConfig {
-        queue_capacity: queue,
-        // The load generator is one client with thousands of sockets
-        // and writers far above a person's pace: no rate limits, no
-        // per-address cap, and each writer may keep all its requests
-        // at the database (the figures are throughput, not fairness).
-        max_db_requests: Some(64),
-        max_db_requests_per_identity: Some(1024),
-        requests_per_second: 0,
-        identity_requests_per_second: 0,
-        max_connections_per_ip: usize::MAX,
-        max_connections_per_identity: usize::MAX,
-        ..ConnectionConfig::default()
-    })
+    // Presence topics and channels `bench:*`, open to anyone (clients may
+    // publish): `loadgen --driver channel` and `presence_bench --urls`.
+    Wyrmhole::builder(db)
+        .route(route)
+        .presence("bench:*", |_, _| true)
+        .channel("bench:*", |_, _, _| true)
+        .allow_anonymous()
+        .config(ConnectionConfig {
+            queue_capacity: queue,
+            // The load generator is one client with thousands of sockets
+            // and writers far above a person's pace: no rate limits, no
+            // per-address cap, and each writer may keep all its requests
+            // at the database (the figures are throughput, not fairness).
+            max_db_requests: Some(64),
+            max_db_requests_per_identity: Some(1024),
+            requests_per_second: 0,
+            identity_requests_per_second: 0,
+            max_connections_per_ip: usize::MAX,
+            max_connections_per_identity: usize::MAX,
+            ..ConnectionConfig::default()
+        })
 }
 
 async fn run(o: Options) -> Result<(), Box<dyn std::error::Error>> {

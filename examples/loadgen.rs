@@ -33,9 +33,11 @@
 //!
 //! Options: `--subs LIST`, `--closed N` (default 200), `--warmup N` (10),
 //! `--open N` (default: about 4M deliveries, 200..20000 updates), `--idle N`,
-//! `--no-fanout` (idle mode only), `--driver bump|update` (the custom verb
+//! `--no-fanout` (idle mode only), `--driver bump|update|channel` (the custom verb
 //! that stamps `sent_at_us` at save time, default; or the standard `update`
-//! verb, where the client stamps its send time), `--queue N` (the server's
+//! verb, where the client stamps its send time; or `channel`: a client
+//! `$channel publish` to `bench:fanout`, the S subscribers on that channel,
+//! the client stamping its send time), `--queue N` (the server's
 //! per-connection queue), `--server-bin PATH` (default: next to this binary),
 //! `--server-workers N`, `--url ws://.. --pid PID` (use a running server
 //! instead), `--concurrency N` (connects/subscribes in flight during setup),
@@ -75,6 +77,15 @@
 //! CPU per delivery and closed-loop to-all p50/p99, with the load average at
 //! the start of each row; `--runs N` repeats the pairs and adds their
 //! medians (see `loadgen/baseline.rs`).
+//!
+//! `--vs-channel` follows every fan-out row (the `--driver` path, with
+//! `--processes` as above) with the same row on the channel path
+//! (`--driver channel`, fresh servers), and prints channel ÷ model-event
+//! for the same four figures:
+//!
+//! ```text
+//! target/release/examples/loadgen --subs 1000 --driver update --vs-channel --processes 2
+//! ```
 //!
 //! ```text
 //! cargo build --release --example loadgen --example bench_server --example bare_server
@@ -119,6 +130,9 @@ fn now_us() -> u64 {
 enum Driver {
     Bump,
     Update,
+    /// A client publish to channel `bench:fanout` (`$channel publish`), the
+    /// subscribers on that channel: the broadcast path, no database.
+    Channel,
 }
 
 #[derive(Clone, Debug)]
@@ -154,13 +168,16 @@ struct Options {
     baseline: bool,
     /// `--runs N`: how many times the pairs run (medians over them).
     runs: usize,
+    /// `--vs-channel`: follow every fan-out row with the same row on the
+    /// channel path (`--driver channel`), for a same-run ratio.
+    vs_channel: bool,
     bare_bin: PathBuf,
 }
 
 const USAGE: &str = "usage: loadgen [--subs 10,100,1000,10000] [--closed N] [--warmup N] [--open N] \
-[--idle N] [--no-fanout] [--driver bump|update] [--queue N] [--server-bin PATH] [--server-workers N] \
+[--idle N] [--no-fanout] [--driver bump|update|channel] [--queue N] [--server-bin PATH] [--server-workers N] \
 [--url ws://HOST:PORT/ws --pid PID] [--concurrency N] [--timeout SECS] [--processes N] [--redis-bin PATH] \
-[--writes SECS [--writers N] [--window N] [--hot N]] [--db URL] [--baseline [--runs N] [--bare-bin PATH]]";
+[--writes SECS [--writers N] [--window N] [--hot N]] [--db URL] [--baseline [--runs N] [--bare-bin PATH]] [--vs-channel]";
 
 fn options() -> Result<Options, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
@@ -188,6 +205,7 @@ fn options() -> Result<Options, String> {
         window: 16,
         hot: 64,
         baseline: false,
+        vs_channel: false,
         runs: 1,
         bare_bin: baseline::default_bare_bin(&exe),
     };
@@ -211,7 +229,8 @@ fn options() -> Result<Options, String> {
                 o.driver = match value()?.as_str() {
                     "bump" => Driver::Bump,
                     "update" => Driver::Update,
-                    other => return Err(format!("--driver: {other}? expected bump or update")),
+                    "channel" => Driver::Channel,
+                    other => return Err(format!("--driver: {other}? expected bump, update or channel")),
                 }
             }
             "--queue" => o.queue = number(value()?)?,
@@ -232,6 +251,7 @@ fn options() -> Result<Options, String> {
             "--window" => o.window = number(value()?)?.max(1),
             "--hot" => o.hot = number(value()?)?.max(1),
             "--baseline" => o.baseline = true,
+            "--vs-channel" => o.vs_channel = true,
             "--runs" => o.runs = number(value()?)?.max(1),
             "--bare-bin" => o.bare_bin = PathBuf::from(value()?),
             "-h" | "--help" => return Err(String::new()),
@@ -246,6 +266,12 @@ fn options() -> Result<Options, String> {
     }
     if o.baseline && (o.url.is_some() || o.writes.is_some() || !o.fanout) {
         return Err("--baseline pairs fan-out rows with fresh servers: not with --url, --writes or --no-fanout".into());
+    }
+    if o.vs_channel && (o.baseline || o.writes.is_some() || !o.fanout || o.driver == Driver::Channel) {
+        return Err("--vs-channel pairs model-event fan-out rows with channel ones: not with --baseline, --writes, --no-fanout or --driver channel".into());
+    }
+    if o.driver == Driver::Channel && (o.writes.is_some() || o.baseline) {
+        return Err("--driver channel writes nothing to the database: not with --writes or --baseline".into());
     }
     if o.runs > 1 && !o.baseline {
         return Err("--runs goes with --baseline".into());
@@ -599,12 +625,30 @@ async fn call(ws: &mut Ws, request: String) -> Result<serde_json::Value, BoxErro
 }
 
 const SUBSCRIBE: &str = r#"{"id":"s","route":"item","verb":"subscribe","args":{"filter":{"list_id":1}}}"#;
+const SUBSCRIBE_CHANNEL: &str = r#"{"id":"s","route":"$channel","verb":"subscribe","args":{"channel":"bench:fanout"}}"#;
+
+/// What a subscriber sends to start receiving the driver's writes.
+fn subscribe_request(driver: Driver) -> &'static str {
+    if driver == Driver::Channel {
+        SUBSCRIBE_CHANNEL
+    } else {
+        SUBSCRIBE
+    }
+}
 
 fn write_request(driver: Driver, k: usize) -> String {
     match driver {
         Driver::Bump => format!(r#"{{"id":{k},"route":"item","verb":"bump","args":{{"id":1,"n":{k}}}}}"#),
         Driver::Update => format!(
             r#"{{"id":{k},"route":"item","verb":"update","args":{{"id":1,"data":{{"text":"update {k}","sent_at_us":{}}}}}}}"#,
+            now_us()
+        ),
+        // A channel message has no sub or seq of its own: the publisher
+        // numbers them (k + 1, as an update's event seq) so the loss and
+        // order checks read them the same way; it stamps its send time.
+        Driver::Channel => format!(
+            r#"{{"id":{k},"route":"$channel","verb":"publish","args":{{"channel":"bench:fanout","data":{{"seq":{},"sent_at_us":{}}}}}}}"#,
+            k + 1,
             now_us()
         ),
     }
@@ -627,6 +671,15 @@ fn number_after(text: &str, key: &str) -> Option<u64> {
 /// server's fixed layout; anything else falls back to a full JSON parse),
 /// so the load generator spends its share of the CPU on reading sockets.
 fn parse_event(text: &str) -> Option<Event> {
+    // A channel message (sub 0: channels have no subscription id).
+    if text.starts_with(r#"{"type":"message","#) {
+        let data = &text[text.find(r#""data":"#)?..];
+        return Some(Event {
+            sub: 0,
+            seq: number_after(data, r#""seq":"#)?,
+            sent_at_us: number_after(data, r#""sent_at_us":"#)?,
+        });
+    }
     if text.starts_with(r#"{"type":"event","#) {
         if let (Some(sub), Some(seq), Some(sent_at_us)) =
             (number_after(text, r#""sub":"#), number_after(text, r#""seq":"#), number_after(text, r#""sent_at_us":"#))
@@ -648,6 +701,14 @@ struct Run {
     subs: usize,
     /// Server processes: subscriber i is on process i mod `procs`.
     procs: usize,
+    /// Channel messages: pipelined `$channel publish` requests of one
+    /// connection run concurrently (they take no write ticket), so they
+    /// reach the channel in any order; every subscriber still sees the
+    /// channel's one order. Then arrivals are checked per message (none
+    /// missing, none twice), not as a sequence.
+    any_order: bool,
+    /// Messages that arrived after a higher-numbered one (any_order only).
+    reordered: AtomicU64,
     /// Per update: subscribers that got it, the latest receipt, the save time.
     count: Vec<AtomicU32>,
     last_rx: Vec<AtomicU64>,
@@ -669,12 +730,14 @@ struct Run {
 }
 
 impl Run {
-    fn new(subs: usize, procs: usize, updates: usize) -> Run {
+    fn new(subs: usize, procs: usize, updates: usize, any_order: bool) -> Run {
         let atomics32 = |n: usize, v: u32| (0..n).map(|_| AtomicU32::new(v)).collect::<Vec<_>>();
         let atomics64 = |n: usize| (0..n).map(|_| AtomicU64::new(0)).collect::<Vec<_>>();
         Run {
             subs,
             procs: procs.max(1),
+            any_order,
+            reordered: AtomicU64::new(0),
             count: atomics32(updates, 0),
             last_rx: atomics64(updates),
             sent_at: atomics64(updates),
@@ -698,15 +761,24 @@ impl Run {
             self.unexpected.fetch_add(1, SeqCst);
             return;
         };
-        if event.seq != *expect {
+        if self.any_order {
+            let k = event.seq.wrapping_sub(1) as usize;
+            if k >= self.count.len() || self.latency[me][k].load(SeqCst) != u32::MAX {
+                self.unexpected.fetch_add(1, SeqCst);
+                return;
+            }
+            if event.seq < *expect {
+                self.reordered.fetch_add(1, SeqCst);
+            }
+        } else if event.seq != *expect {
             if event.seq < *expect {
                 self.out_of_order.fetch_add(1, SeqCst);
                 return;
             }
             self.gaps.fetch_add(event.seq - *expect, SeqCst);
         }
-        *expect = event.seq + 1;
-        self.last_seq[me].store(event.seq, SeqCst);
+        *expect = (*expect).max(event.seq + 1);
+        self.last_seq[me].fetch_max(event.seq, SeqCst);
         let k = (event.seq - 1) as usize;
         if k >= self.count.len() {
             self.unexpected.fetch_add(1, SeqCst);
@@ -755,12 +827,16 @@ async fn subscriber(
     run: Arc<Run>,
     setup: Arc<Semaphore>,
     ready: tokio::sync::mpsc::UnboundedSender<Result<(), String>>,
+    driver: Driver,
 ) {
     let permit = setup.acquire_owned().await;
     let subscribed = async {
         let mut ws = connect(&url, &addr).await?;
-        let reply = call(&mut ws, SUBSCRIBE.to_string()).await?;
-        let sub = reply["data"]["sub"].as_u64().ok_or("no sub in the subscribe reply")?;
+        let reply = call(&mut ws, subscribe_request(driver).to_string()).await?;
+        let sub = match driver {
+            Driver::Channel => 0,
+            _ => reply["data"]["sub"].as_u64().ok_or("no sub in the subscribe reply")?,
+        };
         Ok::<_, BoxError>((ws, sub))
     }
     .await;
@@ -794,7 +870,8 @@ async fn start_subscribers(run: &Arc<Run>, servers: &[ServerProc], o: &Options) 
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     for me in 0..run.subs {
         let server = &servers[me % servers.len()];
-        tokio::spawn(subscriber(me, server.url.clone(), server.addr(), run.clone(), setup.clone(), tx.clone()));
+        let (url, addr) = (server.url.clone(), server.addr());
+        tokio::spawn(subscriber(me, url, addr, run.clone(), setup.clone(), tx.clone(), o.driver));
     }
     drop(tx);
     for _ in 0..run.subs {
@@ -1014,7 +1091,7 @@ async fn fanout_run(o: &Options, subs: usize) -> Result<(Outcome, String), BoxEr
     let pids = cluster.pids();
     let (warmup, closed, open) = (o.warmup, o.closed, open_updates(o, subs));
     let total = warmup + closed + open;
-    let run = Arc::new(Run::new(subs, cluster.servers.len(), total));
+    let run = Arc::new(Run::new(subs, cluster.servers.len(), total, o.driver == Driver::Channel));
     let mut out = Outcome { subs, load: load_average(), ..Outcome::default() };
 
     let t = Instant::now();
@@ -1062,8 +1139,16 @@ async fn fanout_run(o: &Options, subs: usize) -> Result<(Outcome, String), BoxEr
     out.redis_peak_rss_kb = pids.redis.map_or(0, |p| status_kb(p, "VmHWM:"));
     // The writer's own connection may have died too: then at least what some subscriber saw was committed.
     let committed = run.last_seq.iter().map(|s| s.load(SeqCst)).max().unwrap_or(0).max(run.committed.load(SeqCst));
-    out.lost =
-        run.gaps.load(SeqCst) + run.last_seq.iter().map(|s| committed.saturating_sub(s.load(SeqCst))).sum::<u64>();
+    out.lost = if run.any_order {
+        // Every published message (1..=committed) missing at some subscriber.
+        let published = (committed as usize).min(total);
+        run.latency.iter().map(|l| l[..published].iter().filter(|v| v.load(SeqCst) == u32::MAX).count() as u64).sum()
+    } else {
+        run.gaps.load(SeqCst) + run.last_seq.iter().map(|s| committed.saturating_sub(s.load(SeqCst))).sum::<u64>()
+    };
+    if run.any_order {
+        eprintln!("  channel messages that arrived after a higher-numbered one: {}", run.reordered.load(SeqCst));
+    }
     out.out_of_order = run.out_of_order.load(SeqCst);
     out.unexpected = run.unexpected.load(SeqCst);
     out.ended = run.ended.load(SeqCst);
@@ -1206,14 +1291,22 @@ fn report(o: &Options, runs: &[(Outcome, String)], idle: &Option<(Idle, String)>
             println!("Server (one fresh process per row): `{cmd}`");
         }
     }
-    println!(
-        "Driver: `{}`; each update sets `text` and `sent_at_us` of row 1 (list 1); every subscriber holds `{{\"list_id\": 1}}`.",
-        match (o.driver, title.is_some()) {
-            (Driver::Bump, false) => "bump (custom verb → Db::write, sent_at_us stamped at save)",
-            (Driver::Bump, true) => "bump (sent_at_us stamped, then one frame broadcast; no database)",
-            (Driver::Update, _) => "update (standard verb; client stamps send time)",
-        }
-    );
+    let what = match (o.driver, title.is_some()) {
+        (Driver::Bump, false) => "bump (custom verb → Db::write, sent_at_us stamped at save)",
+        (Driver::Bump, true) => "bump (sent_at_us stamped, then one frame broadcast; no database)",
+        (Driver::Update, _) => "update (standard verb; client stamps send time)",
+        (Driver::Channel, _) => "channel ($channel publish; client stamps send time; no database)",
+    };
+    if o.driver == Driver::Channel {
+        println!(
+            "Driver: `{what}`; update k is message {{\"seq\": k+1, \"sent_at_us\": ..}} on channel `bench:fanout`; every subscriber is on it. \
+             Latency = receipt − the publisher's send (it includes the request's trip and its wait behind the open loop's backlog)."
+        );
+    } else {
+        println!(
+            "Driver: `{what}`; each update sets `text` and `sent_at_us` of row 1 (list 1); every subscriber holds `{{\"list_id\": 1}}`."
+        );
+    }
     println!(
         "Load average at each run's start: {}\n",
         runs.iter().map(|(r, _)| format!("S={}: {}", r.subs, r.load)).collect::<Vec<_>>().join("; ")
@@ -1360,6 +1453,24 @@ fn report(o: &Options, runs: &[(Outcome, String)], idle: &Option<(Idle, String)>
     ok
 }
 
+/// Channel row over model row, per S: the figures that reproduce.
+fn channel_ratios(model: &[(Outcome, String)], channel: &[(Outcome, String)]) {
+    println!("\n### Channel / model-event, same run\n");
+    println!("| S | open-loop deliveries/s | server µs CPU per delivery | closed-loop to-all p50 | to-all p99 |");
+    println!("|---|---|---|---|---|");
+    for ((m, _), (c, _)) in model.iter().zip(channel) {
+        let ratio = |c: f64, m: f64| if m > 0.0 { format!("{:.2}x", c / m) } else { "-".into() };
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            m.subs,
+            ratio(c.open.rate(), m.open.rate()),
+            ratio(c.open.server_us_per_delivery(), m.open.server_us_per_delivery()),
+            ratio(c.closed.latency.all_p50 as f64, m.closed.latency.all_p50 as f64),
+            ratio(c.closed.latency.all_p99 as f64, m.closed.latency.all_p99 as f64),
+        );
+    }
+}
+
 fn write_report(o: &Options, runs: &[(writes::WriteOutcome, String)]) -> bool {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let db =
@@ -1410,17 +1521,27 @@ async fn main_async(o: Options) -> Result<bool, BoxError> {
         }
         return Ok(ok);
     }
-    let mut runs = Vec::new();
+    let channel_o = Options { driver: Driver::Channel, ..o.clone() };
+    let (mut runs, mut channel_runs) = (Vec::new(), Vec::new());
     if o.fanout {
         for &s in &o.subs {
             runs.push(fanout_run(&o, s).await?);
+            if o.vs_channel {
+                channel_runs.push(fanout_run(&channel_o, s).await?);
+            }
         }
     }
     let idle = match o.idle {
         Some(n) => Some(idle_run(&o, n).await?),
         None => None,
     };
-    Ok(report(&o, &runs, &idle, None))
+    let mut ok = report(&o, &runs, &idle, None);
+    if o.vs_channel {
+        let title = format!("the same rows on the channel path ({} server process(es))", o.processes);
+        ok &= report(&channel_o, &channel_runs, &None, Some(&title));
+        channel_ratios(&runs, &channel_runs);
+    }
+    Ok(ok)
 }
 
 fn main() {

@@ -8,6 +8,23 @@
 //! cargo run --release --example presence_bench -- --redis redis://127.0.0.1:6390 --members 2000 --subscribers 1000
 //! ```
 //!
+//! With `--urls ws://A/ws,ws://B/ws` it uses running servers instead of
+//! the two in-process apps: two `bench_server` processes sharing a Redis
+//! (they open `bench:*` topics and channels), so each process pays its own
+//! CPU; the channel messages are then published by a client
+//! (`$channel publish`) on the first:
+//!
+//! ```text
+//! cargo build --release --example bench_server --example presence_bench
+//! redis-server --port 6390 --save '' &
+//! target/release/examples/bench_server --redis redis://127.0.0.1:6390 &   # prints its ws:// URL
+//! target/release/examples/bench_server --redis redis://127.0.0.1:6390 &
+//! target/release/examples/presence_bench --urls ws://A/ws,ws://B/ws --members 10000 --storm-secs 900
+//! ```
+//!
+//! `--storm-secs N` (default 600) bounds the join storm: if the lists are
+//! not complete by then it prints how far they got and stops.
+//!
 //! It prints:
 //! - the time for `--members` clients to join one topic (64 joining at a
 //!   time) until every client's list holds all of them, and the bytes of
@@ -72,7 +89,10 @@ async fn request(ws: &mut Ws, verb_route: (&str, &str), args: Value) -> Value {
 }
 
 /// One member: joins, then reports (probe, when) for every probe's join
-/// and every channel message it sees.
+/// (-1 for the others') and leave (2,000,000 + probe), and every channel
+/// message it sees (1,000,000 + m). The join storm sends every member a
+/// frame per later member, so frames are read with a scan, not a parse,
+/// unless they carry a probe or a message.
 async fn member(url: String, n: usize, seen: mpsc::UnboundedSender<(i64, Instant)>) -> usize {
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     let reply = request(&mut ws, ("$presence", "join"), json!({"topic": "bench:1", "meta": {"n": n}})).await;
@@ -80,12 +100,21 @@ async fn member(url: String, n: usize, seen: mpsc::UnboundedSender<(i64, Instant
     tokio::spawn(async move {
         while let Some(Ok(message)) = ws.next().await {
             let Message::Text(text) = message else { continue };
-            let v: Value = serde_json::from_str(text.as_str()).unwrap();
             let at = Instant::now();
-            let tag = match v["type"].as_str() {
-                Some("presence") if v["event"] == "join" => v["member"]["meta"]["probe"].as_i64().or(Some(-1)),
-                Some("message") => v["data"]["m"].as_i64().map(|m| 1_000_000 + m),
-                _ => None,
+            let text = text.as_str();
+            let is_join = text.contains(r#""event":"join""#);
+            let tag = if is_join && !text.contains(r#""probe":"#) {
+                Some(-1)
+            } else if text.contains(r#""probe":"#) || text.contains(r#""type":"message""#) {
+                let v: Value = serde_json::from_str(text).unwrap();
+                match (v["type"].as_str(), v["event"].as_str()) {
+                    (Some("presence"), Some("join")) => v["member"]["meta"]["probe"].as_i64(),
+                    (Some("presence"), Some("leave")) => v["member"]["meta"]["probe"].as_i64().map(|p| 2_000_000 + p),
+                    (Some("message"), _) => v["data"]["m"].as_i64().map(|m| 1_000_000 + m),
+                    _ => None,
+                }
+            } else {
+                None
             };
             if let Some(tag) = tag {
                 if seen.send((tag, at)).is_err() {
@@ -104,11 +133,18 @@ async fn main() {
     let probes: i64 = arg("--probes", "10").parse().unwrap();
     let subscribers: usize = arg("--subscribers", "1000").parse().unwrap();
     let messages: i64 = arg("--messages", "200").parse().unwrap();
+    let storm_secs: u64 = arg("--storm-secs", "600").parse().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (a, url_a) = node(dir.path(), &redis).await;
-    let (_b, url_b) = node(dir.path(), &redis).await;
-    let urls = [url_a, url_b];
-    tokio::time::sleep(Duration::from_secs(2)).await; // both listeners subscribed, nodes know each other
+    // The publisher: an in-process app, or a client of the first external server.
+    let (a, urls): (Option<Wyrmhole>, Vec<String>) = match arg("--urls", "").as_str() {
+        "" => {
+            let (a, url_a) = node(dir.path(), &redis).await;
+            let (_b, url_b) = node(dir.path(), &redis).await;
+            tokio::time::sleep(Duration::from_secs(2)).await; // both listeners subscribed, nodes know each other
+            (Some(a), vec![url_a, url_b])
+        }
+        list => (None, list.split(',').map(str::to_owned).collect()),
+    };
 
     // Members join, 64 at a time, alternating nodes.
     let (seen_tx, mut seen) = mpsc::unbounded_channel();
@@ -126,13 +162,25 @@ async fn main() {
     }
     // Every member's list is whole once it has seen the joins of all who
     // came after it (the rest were in its reply): members*(members-1)/2 joins.
+    let joined_at = started.elapsed();
+    println!("presence: {members} join replies received in {joined_at:.2?}");
     let expected = members * (members - 1) / 2;
     let mut joins = 0;
+    let storm_deadline = started + Duration::from_secs(storm_secs);
     while joins < expected {
-        let (tag, _) =
-            tokio::time::timeout(Duration::from_secs(60), seen.recv()).await.expect("joins stopped").unwrap();
+        let next = tokio::time::timeout_at(storm_deadline.into(), seen.recv()).await;
+        let Ok(Some((tag, _))) = next else {
+            println!(
+                "presence: join storm time-boxed at {storm_secs}s: {joins} of {expected} join frames received ({:.1}%)",
+                joins as f64 * 100.0 / expected as f64
+            );
+            std::process::exit(0);
+        };
         if tag == -1 {
             joins += 1;
+            if joins % 5_000_000 == 0 {
+                eprintln!("  {joins} of {expected} join frames at {:.1?}", started.elapsed());
+            }
         }
     }
     println!(
@@ -143,8 +191,9 @@ async fn main() {
     );
 
     let mut latencies = Vec::new();
+    let mut leaves = Vec::new();
     for probe in 0..probes {
-        let url = urls[probe as usize % 2].clone();
+        let url = urls[probe as usize % urls.len()].clone();
         let sent = Instant::now();
         let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
         request(&mut ws, ("$presence", "join"), json!({"topic": "bench:1", "meta": {"probe": probe}})).await;
@@ -158,20 +207,40 @@ async fn main() {
             }
         }
         latencies.push(last - sent);
-        drop(ws); // leaves; its leave frames are not counted
+        let closed = Instant::now();
+        drop(ws); // leaves: the time until every member saw its leave frame
+        let mut got = 0;
+        let mut last = closed;
+        while got < members {
+            let (tag, at) = tokio::time::timeout(Duration::from_secs(60), seen.recv()).await.expect("stalled").unwrap();
+            if tag == 2_000_000 + probe {
+                got += 1;
+                last = at;
+            }
+        }
+        leaves.push(last - closed);
     }
     latencies.sort();
+    leaves.sort();
     println!(
         "presence: a join (connect + join) reached all {members} members on both nodes in median {:.2?}, worst {:.2?} ({probes} probes)",
         latencies[latencies.len() / 2],
         latencies.last().unwrap()
     );
+    println!(
+        "presence: a leave (the socket dropped) reached all {members} members in median {:.2?}, worst {:.2?}",
+        leaves[leaves.len() / 2],
+        leaves.last().unwrap()
+    );
+    if subscribers == 0 {
+        std::process::exit(0);
+    }
 
     // Channel fan-out: the members subscribe too (subscribers of them).
     let (sub_tx, mut delivered) = mpsc::unbounded_channel();
     let mut subs = Vec::new();
     for n in 0..subscribers {
-        let (mut ws, _) = tokio_tungstenite::connect_async(urls[n % 2].clone()).await.unwrap();
+        let (mut ws, _) = tokio_tungstenite::connect_async(urls[n % urls.len()].clone()).await.unwrap();
         request(&mut ws, ("$channel", "subscribe"), json!({"channel": "bench:news"})).await;
         let tx = sub_tx.clone();
         subs.push(tokio::spawn(async move {
@@ -184,9 +253,20 @@ async fn main() {
         }));
     }
     let total = subscribers * messages as usize;
+    let mut publisher = match a {
+        Some(_) => None,
+        None => Some(tokio_tungstenite::connect_async(urls[0].clone()).await.unwrap().0),
+    };
     let sent = Instant::now();
     for m in 0..messages {
-        a.publish("bench:news", &json!({"m": m, "pad": "x".repeat(64)})).unwrap();
+        let data = json!({"m": m, "pad": "x".repeat(64)});
+        match (&a, &mut publisher) {
+            (Some(a), _) => a.publish("bench:news", &data).unwrap(),
+            (None, Some(ws)) => {
+                request(ws, ("$channel", "publish"), json!({"channel": "bench:news", "data": data})).await;
+            }
+            (None, None) => unreachable!(),
+        }
     }
     let mut got = 0;
     let mut last = sent;

@@ -52,6 +52,7 @@ fn request(driver: Driver, id: u64, k: u64) -> String {
             r#"{{"id":{k},"route":"item","verb":"update","args":{{"id":{id},"data":{{"text":"update {k}","sent_at_us":{}}}}}}}"#,
             now_us()
         ),
+        Driver::Channel => unreachable!("options() refuses --writes with --driver channel"),
     }
 }
 
