@@ -95,13 +95,13 @@ const report = (promise) => promise.catch(showError);
 // row whose write was refused (and rolled back) is marked failed until its
 // next change.
 const failed = new Map(); // item id -> why its last write was refused
-client.on("error", (err) => {
+client?.on("error", (err) => {
   const id = err.write?.args?.id;
   if (err.write?.route !== "todo-item" || id == null) return;
   failed.set(id, err.message);
   renderItems();
 });
-client.on("unauthorized", ({ reason }) => showError({ message: `sign-in refused: ${reason}` }));
+client?.on("unauthorized", ({ reason }) => showError({ message: `sign-in refused: ${reason}` }));
 
 // ---- Lists ----------------------------------------------------------------
 
@@ -288,7 +288,10 @@ function schedule({ lists = false, items = false, change = null }) {
   dirtyLists ||= lists;
   dirtyItems ||= items || change != null;
   if (change) {
-    burst[change.action] += 1;
+    // Announced once the server has it: an optimistic row (a pending write,
+    // or a create's stand-in, whose id is "pending:…") is not news yet.
+    const optimistic = change.pending || String(change.id).startsWith("pending:");
+    if (!optimistic) burst[change.action] += 1;
     if (change.action === "deleted") flashed.delete(change.id);
     else flashed.add(change.id);
   }
@@ -437,19 +440,18 @@ $("new-item").addEventListener("submit", async (e) => {
   const listId = selectedListId();
   if (!text || listId == null) return;
   input.value = "";
-  // Entries typed back to back are created one after the other, in the
-  // order typed (each create waits for the previous reply).
-  adding = adding.then(async () => {
-    try {
-      // Every writable non-nullable field must be given on create, `done` included.
-      await items.create({ list_id: listId, text, done: false });
-    } catch (err) {
-      giveBack(input, text);
-      showError(err);
-    }
-  });
+  // Entries typed back to back keep the order typed without waiting for
+  // each other: the client's outbox sends them in order and the server
+  // applies a connection's writes in the order sent. (Waiting for each
+  // reply would hold every later entry back while offline.)
+  try {
+    // Every writable non-nullable field must be given on create, `done` included.
+    await items.create({ list_id: listId, text, done: false });
+  } catch (err) {
+    giveBack(input, text);
+    showError(err);
+  }
 });
-let adding = Promise.resolve();
 
 // Inputs are cleared at once (not after the reply) so that the next entry,
 // typed while the create is in flight, is never wiped. A refused entry comes

@@ -126,12 +126,12 @@ test("offline edits in two pages, one reloaded, land exactly once after a restar
   // The reconnect time after a restart (BENCHMARKS.md): from the server
   // listening again to alice's page open, whatever its backoff had reached.
   const restarted = Date.now();
-  await alice.waitForSelector('#state[data-state="open"]', WAIT);
-  console.log(`reconnect after a restart: ${Date.now() - restarted} ms (server down ${restarted - downAt} ms)`);
+  const aliceOpen = alice.waitForSelector('#state[data-state="open"]', WAIT).then(() => Date.now());
   await bob.reload();
   // Its writes were kept (IndexedDB) through the reload.
   assert.equal(await kept(bob), 2);
   blocked = false;
+  console.log(`reconnect after a restart: ${(await aliceOpen) - restarted} ms (server down ${restarted - downAt} ms)`);
 
   const expected = [
     ["before (bob's text)", true],
