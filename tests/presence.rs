@@ -164,7 +164,8 @@ async fn one_connections_pipelined_publishes_arrive_in_the_order_sent() {
     // Sent without waiting for replies: each request runs as a task of its
     // own, so only the connection's order can keep them in sequence.
     for n in 0..N {
-        let frame = json!({"id": n, "route": "$channel", "verb": "publish", "args": {"channel": "news:7", "data": {"n": n}}});
+        let frame =
+            json!({"id": n, "route": "$channel", "verb": "publish", "args": {"channel": "news:7", "data": {"n": n}}});
         speaker.send_text(frame.to_string()).await;
     }
     for _ in 0..N {
