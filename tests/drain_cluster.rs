@@ -90,6 +90,11 @@ async fn sigterm_drains_and_clients_resume_on_the_other_process_with_nothing_los
     assert!(status.success());
 
     for (i, w) in watchers.iter_mut().enumerate() {
+        // Events the client already read (while waiting for a reply) come
+        // first; the socket is read directly below, for the close frame.
+        while let Some(event) = w.client.events.pop_front() {
+            w.apply(&event);
+        }
         // Everything A queued arrives, then its close frame.
         let code = loop {
             match tokio::time::timeout(WAIT, futures_util::StreamExt::next(&mut w.client.ws)).await.expect("no close") {
