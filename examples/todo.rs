@@ -329,7 +329,20 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 }
             }
         }
-        wyrmhole::sql::Dialect::Postgres => db.execute_batch(SCHEMA_POSTGRES).await.map_err(cannot_set_up)?,
+        wyrmhole::sql::Dialect::Postgres => {
+            // Other processes of the app may be writing meanwhile, and
+            // PostgreSQL can pick this DDL as a deadlock's victim: a
+            // transient refusal, so try again.
+            let mut attempt = 0;
+            loop {
+                match db.execute_batch(SCHEMA_POSTGRES).await {
+                    Ok(()) => break,
+                    Err(e) if attempt < 10 && e.to_string().contains("deadlock detected") => attempt += 1,
+                    Err(e) => return Err(cannot_set_up(e)),
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
+            }
+        }
     }
     let mut app = app(db.clone());
     // Prometheus metrics, for an operator's scraper (not for the internet).
