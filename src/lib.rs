@@ -42,6 +42,7 @@ pub mod filter;
 pub mod model;
 pub mod protocol;
 pub mod record;
+pub mod relation;
 pub(crate) mod typescript;
 pub mod value;
 // 2-3. SQL and the store
@@ -90,6 +91,7 @@ pub use filter::Filter;
 pub use listener::HttpConfig;
 pub use live::ChannelAccess;
 pub use model::{FieldDef, Model, Row};
+pub use relation::{ModelInfo, Relation, RelationKind};
 pub use origin::Origins;
 pub use route::{Limits, Route, Validation, VerbContext};
 pub use server::{remote_addr, Server};

@@ -65,6 +65,13 @@ pub struct FieldDef {
 /// `#[wyrm(primary_key)]` names the key when it is not `id`, and
 /// `#[wyrm(relation = "list")]` names a foreign key's relation when the field
 /// is not called `<relation>_id`.
+///
+/// Relations that filters and scopes may follow (`list__title`,
+/// `list__members__user_id`; see [`crate::relation`]):
+/// `#[wyrm(belongs_to = TodoList)]` on a foreign key field (its relation
+/// name as above), and on the struct
+/// `#[wyrm(has_many(members = ListMember, via = list_id))]`: `ListMember`'s
+/// field `list_id` holds this model's primary key.
 pub trait Model: Sized + Send + Sync + 'static {
     /// The route name clients address (`#[wyrm(route = "...")]`, default: the table name).
     const ROUTE: &'static str;
@@ -77,6 +84,10 @@ pub trait Model: Sized + Send + Sync + 'static {
 
     /// The value of the field at `index` in [`Model::FIELDS`].
     fn field(&self, index: usize) -> ValueRef<'_>;
+
+    /// The model as relations see it: its fields and the relations it
+    /// declares (`#[wyrm(belongs_to = ..)]`, `#[wyrm(has_many(..))]`).
+    fn info() -> &'static crate::relation::ModelInfo;
 
     /// Finds a field by the name a filter uses: its own name, `pk` for the
     /// primary key, or `<relation>__id` / `<relation>` for a foreign key.

@@ -41,6 +41,10 @@ pub enum Value {
     Uuid(Uuid),
     /// A JSON document (boxed: most rows have none, and `Value` stays small).
     Json(Box<serde_json::Value>),
+    /// The rows a relation path reaches from a row: carried after a
+    /// change's own fields, one per path of its model
+    /// ([`crate::relation`]), never a field's value.
+    Related(std::sync::Arc<[crate::model::Row]>),
 }
 
 impl Value {
@@ -57,6 +61,7 @@ impl Value {
             Value::DateTimeUtc(d) => ValueRef::DateTimeUtc(*d),
             Value::Uuid(u) => ValueRef::Uuid(*u),
             Value::Json(j) => ValueRef::Json(j),
+            Value::Related(rows) => ValueRef::Related(rows),
         }
     }
 
@@ -104,6 +109,8 @@ pub enum ValueRef<'a> {
     Uuid(Uuid),
     /// A JSON document.
     Json(&'a serde_json::Value),
+    /// See [`Value::Related`].
+    Related(&'a [crate::model::Row]),
 }
 
 impl ValueRef<'_> {
@@ -122,6 +129,7 @@ impl ValueRef<'_> {
             ValueRef::DateTimeUtc(d) => Value::DateTimeUtc(to_micros(d.naive_utc()).and_utc()),
             ValueRef::Uuid(u) => Value::Uuid(u),
             ValueRef::Json(j) => Value::Json(Box::new(j.clone())),
+            ValueRef::Related(rows) => Value::Related(rows.into()),
         }
     }
 
@@ -142,6 +150,9 @@ impl ValueRef<'_> {
             ValueRef::DateTimeUtc(d) => iso_datetime(d.naive_utc(), "Z").into(),
             ValueRef::Uuid(u) => u.hyphenated().to_string().into(),
             ValueRef::Json(j) => j.clone(),
+            ValueRef::Related(rows) => {
+                rows.iter().map(|row| row.iter().map(Value::to_json).collect::<serde_json::Value>()).collect()
+            }
         }
     }
 }

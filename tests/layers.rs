@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// Each top-level module of `src/`, by layer, lowest first.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("core", &["model", "field", "value", "record", "change", "filter", "error", "protocol", "typescript"]),
+    ("core", &["model", "field", "value", "record", "relation", "change", "filter", "error", "protocol", "typescript"]),
     ("sql", &["sql"]),
     ("store", &["store"]),
     ("fan-out", &["fanout", "presence"]),

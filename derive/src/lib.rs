@@ -29,8 +29,8 @@ pub fn derive_model(input: TokenStream) -> TokenStream {
     expand(&input).unwrap_or_else(syn::Error::into_compile_error).into()
 }
 
-const FIELD_KEYS: &str = "update, skip, primary_key, relation";
-const STRUCT_KEYS: &str = "route";
+const FIELD_KEYS: &str = "update, skip, primary_key, relation, belongs_to";
+const STRUCT_KEYS: &str = "route, has_many";
 
 /// Collects every error so that one build reports all of them at once.
 #[derive(Default)]
@@ -66,6 +66,15 @@ struct FieldAttrs {
     skip: Option<Path>,
     primary_key: Option<Path>,
     relation: Option<LitStr>,
+    /// `belongs_to = TodoList`: the model the key points at.
+    belongs_to: Option<Path>,
+}
+
+/// `has_many(members = ListMember, via = list_id)` on the struct.
+struct HasMany {
+    name: Ident,
+    target: Path,
+    via: Ident,
 }
 
 fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
@@ -120,7 +129,7 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
         errors.push(syn::Error::new_spanned(where_clause, "`#[derive(Model)]` does not support where clauses"));
     }
 
-    let route = parse_struct_attrs(&input.attrs, &mut errors);
+    let (route, has_many) = parse_struct_attrs(&input.attrs, &mut errors);
     let table = match diesel_values(&input.attrs, "table_name").as_slice() {
         [] => infer_table_name(&ident.unraw().to_string()),
         [(_, value), rest @ ..] => {
@@ -267,8 +276,67 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
         );
         quote!(#index => #value,)
     });
+    let pk_index = primary_key;
     let primary_key = Literal::usize_unsuffixed(primary_key);
     let struct_name = ident.unraw().to_string();
+    let mut relation_defs = Vec::new();
+    let mut checks = Vec::new();
+    for (index, (field, relation)) in fields.iter().zip(&relations).enumerate() {
+        let Some(target) = &field.attrs.belongs_to else { continue };
+        let Some(name) = relation else {
+            return Err(syn::Error::new_spanned(
+                target,
+                format!(
+                    "`belongs_to` needs a relation name: call the field `<relation>_id` or add \
+                     `#[wyrm(relation = \"...\")]` to `{}`",
+                    field.name
+                ),
+            ));
+        };
+        if index == pk_index {
+            return Err(syn::Error::new_spanned(target, "the primary key cannot be a `belongs_to` foreign key"));
+        }
+        let ty = field.ty;
+        let index = Literal::usize_unsuffixed(index);
+        relation_defs.push(quote_spanned! {target.span()=>
+            ::wyrmhole::Relation {
+                name: #name,
+                kind: ::wyrmhole::RelationKind::BelongsTo { field: #index },
+                target: <#target as ::wyrmhole::Model>::info,
+            }
+        });
+        checks.push(quote_spanned! {target.span()=>
+            const _: () = ::wyrmhole::relation::check_belongs_to(
+                <#ty as ::wyrmhole::FieldValue>::TYPE,
+                <#target as ::wyrmhole::Model>::FIELDS,
+                <#target as ::wyrmhole::Model>::PRIMARY_KEY,
+            );
+        });
+    }
+    for many in &has_many {
+        let name = many.name.unraw().to_string();
+        if relation_defs.len() + checks.len() > 0 && relations.iter().flatten().any(|r| *r == name) {
+            return Err(syn::Error::new_spanned(&many.name, format!("relation `{name}` is declared twice")));
+        }
+        let target = &many.target;
+        let via = many.via.unraw().to_string();
+        relation_defs.push(quote_spanned! {target.span()=>
+            ::wyrmhole::Relation {
+                name: #name,
+                kind: ::wyrmhole::RelationKind::HasMany { via: #via },
+                target: <#target as ::wyrmhole::Model>::info,
+            }
+        });
+        let via_span = many.via.span();
+        checks.push(quote_spanned! {via_span=>
+            const _: () = ::wyrmhole::relation::check_has_many(
+                <#target as ::wyrmhole::Model>::FIELDS,
+                #via,
+                <#ident as ::wyrmhole::Model>::FIELDS,
+                <#ident as ::wyrmhole::Model>::PRIMARY_KEY,
+            );
+        });
+    }
     let field_count = fields.len();
 
     Ok(quote! {
@@ -278,6 +346,17 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
             const TABLE: &'static str = #table;
             const FIELDS: &'static [::wyrmhole::FieldDef] = &[#(#defs),*];
             const PRIMARY_KEY: usize = #primary_key;
+
+            fn info() -> &'static ::wyrmhole::ModelInfo {
+                const INFO: &::wyrmhole::ModelInfo = &::wyrmhole::ModelInfo {
+                    route: <#ident as ::wyrmhole::Model>::ROUTE,
+                    table: <#ident as ::wyrmhole::Model>::TABLE,
+                    fields: <#ident as ::wyrmhole::Model>::FIELDS,
+                    primary_key: <#ident as ::wyrmhole::Model>::PRIMARY_KEY,
+                    relations: &[#(#relation_defs),*],
+                };
+                INFO
+            }
 
             fn field(&self, index: usize) -> ::wyrmhole::ValueRef<'_> {
                 match index {
@@ -291,12 +370,14 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 }
             }
         }
+        #(#checks)*
     })
 }
 
 /// Reads the struct-level `#[wyrm(...)]` keys; returns the route if given.
-fn parse_struct_attrs(attrs: &[Attribute], errors: &mut Errors) -> Option<String> {
+fn parse_struct_attrs(attrs: &[Attribute], errors: &mut Errors) -> (Option<String>, Vec<HasMany>) {
     let mut route: Option<LitStr> = None;
+    let mut has_many = Vec::new();
     for attr in attrs.iter().filter(|a| a.path().is_ident("wyrm")) {
         let result = attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("route") {
@@ -308,6 +389,8 @@ fn parse_struct_attrs(attrs: &[Attribute], errors: &mut Errors) -> Option<String
                 } else {
                     route = Some(lit);
                 }
+            } else if meta.path.is_ident("has_many") {
+                has_many.push(parse_has_many(&meta)?);
             } else {
                 errors.push(unknown_key(&meta.path, STRUCT_KEYS, FIELD_KEYS));
                 skip_value(&meta)?;
@@ -318,7 +401,42 @@ fn parse_struct_attrs(attrs: &[Attribute], errors: &mut Errors) -> Option<String
             errors.push(error);
         }
     }
-    route.map(|lit| lit.value())
+    (route.map(|lit| lit.value()), has_many)
+}
+
+/// `has_many(members = ListMember, via = list_id)`.
+fn parse_has_many(meta: &ParseNestedMeta) -> syn::Result<HasMany> {
+    let mut relation: Option<(Ident, Path)> = None;
+    let mut via: Option<Ident> = None;
+    meta.parse_nested_meta(|inner| {
+        if inner.path.is_ident("via") {
+            let value = inner.value()?;
+            via = Some(if value.peek(LitStr) {
+                let lit: LitStr = value.parse()?;
+                Ident::new(&lit.value(), lit.span())
+            } else {
+                value.call(Ident::parse_any)?
+            });
+        } else {
+            let Some(name) = inner.path.get_ident() else {
+                return Err(inner.error("expected `name = Model`, like `has_many(members = ListMember, via = list_id)`"));
+            };
+            if relation.is_some() {
+                return Err(inner.error("`has_many` declares one relation; write one `has_many(..)` per relation"));
+            }
+            relation = Some((name.clone(), inner.value()?.parse()?));
+        }
+        Ok(())
+    })?;
+    let Some((name, target)) = relation else {
+        return Err(meta.error("`has_many` needs `name = Model`, like `has_many(members = ListMember, via = list_id)`"));
+    };
+    let Some(via) = via else {
+        return Err(meta.error(
+            "`has_many` needs `via`: the related model's field that holds this model's key, like `via = list_id`",
+        ));
+    };
+    Ok(HasMany { name, target, via })
 }
 
 /// Reads a field's `#[wyrm(...)]` keys.
@@ -347,6 +465,13 @@ fn parse_field_attrs(attrs: &[Attribute], errors: &mut Errors) -> FieldAttrs {
                     errors.push(duplicate(&meta.path));
                 } else {
                     *slot = Some(meta.path.clone());
+                }
+            } else if meta.path.is_ident("belongs_to") {
+                let target: Path = meta.value()?.parse()?;
+                if out.belongs_to.is_some() {
+                    errors.push(duplicate(&meta.path));
+                } else {
+                    out.belongs_to = Some(target);
                 }
             } else if meta.path.is_ident("relation") {
                 let Some(lit) = string_value(&meta, "relation", "list", errors)? else {

@@ -136,7 +136,7 @@ impl Index {
             Value::Uuid(u) => (6u8, u).hash(&mut h),
             // JSON equality is not that of its text (`1` is `1.0`):
             // `Filter::equalities` never keys on it.
-            Value::Null | Value::Float(_) | Value::Json(_) => return None,
+            Value::Null | Value::Float(_) | Value::Json(_) | Value::Related(_) => return None,
         }
         Some(h.finish())
     }

@@ -157,7 +157,7 @@ impl FieldType {
     }
 
     /// The storage family.
-    pub fn storage(self) -> Storage {
+    pub const fn storage(self) -> Storage {
         self.storage
     }
 

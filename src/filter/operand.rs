@@ -277,6 +277,7 @@ fn rank(v: &Value) -> u8 {
         Value::DateTimeUtc(_) => 7,
         Value::Uuid(_) => 8,
         Value::Json(_) => 9,
+        Value::Related(_) => 10,
     }
 }
 

@@ -184,6 +184,8 @@ where
         (Value::DateTimeUtc(d), _) => query.bind::<types::TimestampUtc, _>(*d),
         (Value::Uuid(u), _) => query.bind::<types::Uuid, _>(*u),
         (Value::Json(j), _) => query.bind::<types::Json, _>((**j).clone()),
+        // Never a bind: contexts live in changes only. NULL keeps the statement's shape.
+        (Value::Related(_), _) => query.bind::<Nullable<Text>, Option<String>>(None),
     })
 }
 
