@@ -165,7 +165,7 @@ pub async fn window_round<M: crate::store::Persist>(
     let dialect = db.dialect();
     let mut queries: Vec<WindowQuery> = Vec::new();
     for (filter, order_by, limit) in windows {
-        let filter = crate::sql::parse_filter(M::FIELDS, filter, crate::filter::FieldAccess::All, dialect)
+        let filter = crate::sql::parse_filter(M::info(), filter, crate::filter::FieldAccess::All, dialect)
             .map_err(crate::Error::BadFilter)?;
         let order_by =
             crate::route::args::Args(&serde_json::json!({ "order_by": order_by })).order_by::<M>(dialect, 16)?;

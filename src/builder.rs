@@ -31,6 +31,9 @@ pub enum BuildError {
     /// The database handle already feeds another app.
     #[error("{0}")]
     Db(#[from] Error),
+    /// A relation reaches a model the app does not know.
+    #[error("{0}")]
+    Relations(String),
 }
 
 /// Builds a [`Wyrmhole`]: routes, authentication, connection settings, and
@@ -75,6 +78,16 @@ impl Builder {
         let previous = self.routes.insert(M::ROUTE, Arc::new(route));
         assert!(previous.is_none(), "route {:?} added twice", M::ROUTE);
         self.catalog.insert(RouteInfo::of::<M>());
+        self.db.register::<M>();
+        self
+    }
+
+    /// Makes a model that relations reach known to the app without a
+    /// route of its own (a `User` that `list__owner__name` reads): its rows
+    /// are then read for the contexts of the models that reach it, and its
+    /// writes through [`crate::Db::write`] published to them.
+    pub fn model<M: Persist>(self) -> Self {
+        self.db.register::<M>();
         self
     }
 
@@ -190,6 +203,13 @@ impl Builder {
     /// so this must run inside a tokio runtime), after which every commit
     /// through the database handle reaches the app's subscribers.
     pub fn build(self) -> Result<Wyrmhole, BuildError> {
+        let unreachable = self.db.unreachable_relations();
+        if !unreachable.is_empty() {
+            return Err(BuildError::Relations(format!(
+                "{}: add a route for it, or register its model with `Builder::model`",
+                unreachable.join("; ")
+            )));
+        }
         if let Some(url) = &self.redis {
             // Checked here, where it can be reported as a RedisError.
             redis::Client::open(url.as_str())?;

@@ -11,6 +11,7 @@ use std::sync::{Arc, OnceLock};
 use crate::filter::Filter;
 use crate::model::{FieldDef, Row, Storage, Value};
 use crate::record;
+use crate::relation::ModelInfo;
 
 /// What a subscriber is told about a row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,10 +81,7 @@ impl Change {
     pub fn approx_bytes(&self) -> usize {
         let row = |row: &Option<Row>| {
             row.as_deref().map_or(0, |values| {
-                values
-                    .iter()
-                    .map(|v| std::mem::size_of::<Value>() + if let Value::Text(t) = v { t.len() } else { 0 })
-                    .sum()
+                values.iter().map(value_bytes).sum()
             })
         };
         std::mem::size_of::<Change>() + row(&self.old) + row(&self.new)
@@ -137,15 +135,42 @@ impl Change {
         fields: &'static [FieldDef],
         pk: usize,
     ) -> Result<Change, String> {
+        Self::decode(wire, route, fields, pk, &[])
+    }
+
+    /// Decodes a change of `model`, with the rows of its context after its
+    /// fields when it has relation paths ([`crate::relation`]).
+    pub fn from_wire_of(wire: &serde_json::Value, model: &'static ModelInfo) -> Result<Change, String> {
+        let paths = &crate::relation::paths(model).all;
+        let related: Vec<&'static [FieldDef]> = paths.iter().map(|p| p.target().fields).collect();
+        Self::decode(wire, model.route, model.fields, model.primary_key, &related)
+    }
+
+    fn decode(
+        wire: &serde_json::Value,
+        route: &'static str,
+        fields: &'static [FieldDef],
+        pk: usize,
+        related: &[&'static [FieldDef]],
+    ) -> Result<Change, String> {
+        let own = |values: &[serde_json::Value]| -> Result<Vec<Value>, String> {
+            values
+                .iter()
+                .zip(fields)
+                .map(|(v, f)| from_wire_value(v, f).map_err(|e| format!("{}: {e}", f.name)))
+                .collect()
+        };
         let row = |key: &str| -> Result<Option<Row>, String> {
             match &wire[key] {
                 serde_json::Value::Null => Ok(None),
-                serde_json::Value::Array(values) if values.len() == fields.len() => values
-                    .iter()
-                    .zip(fields)
-                    .map(|(v, f)| from_wire_value(v, f).map_err(|e| format!("{}: {e}", f.name)))
-                    .collect::<Result<Row, _>>()
-                    .map(Some),
+                serde_json::Value::Array(values) if values.len() == fields.len() => own(values).map(|v| Some(v.into())),
+                serde_json::Value::Array(values) if values.len() == fields.len() + related.len() => {
+                    let mut row = own(&values[..fields.len()])?;
+                    for (rows, target) in values[fields.len()..].iter().zip(related) {
+                        row.push(related_from_wire(rows, target)?);
+                    }
+                    Ok(Some(row.into()))
+                }
                 other => Err(format!("{key} is not a row of {} values: {other}", fields.len())),
             }
         };
@@ -156,14 +181,40 @@ impl Change {
     }
 }
 
+/// Roughly the memory a value takes, with the rows of a context.
+fn value_bytes(v: &Value) -> usize {
+    std::mem::size_of::<Value>()
+        + match v {
+            Value::Text(t) => t.len(),
+            Value::Related(rows) => rows.iter().flat_map(|r| r.iter()).map(value_bytes).sum(),
+            _ => 0,
+        }
+}
+
 /// A value as it travels: its family's JSON form, except that a JSON
 /// document is wrapped in a list, so that the JSON `null` document stays
 /// apart from SQL `NULL`.
 fn wire_value(value: &Value) -> serde_json::Value {
     match value {
         Value::Json(json) => serde_json::Value::Array(vec![(**json).clone()]),
+        // A context's rows: a list of rows, each a list of values.
+        Value::Related(rows) => rows.iter().map(|r| r.iter().map(wire_value).collect::<serde_json::Value>()).collect(),
         other => other.to_json(),
     }
+}
+
+fn related_from_wire(wire: &serde_json::Value, fields: &'static [FieldDef]) -> Result<Value, String> {
+    let rows = wire.as_array().ok_or_else(|| format!("not a list of related rows: {wire}"))?;
+    let rows = rows
+        .iter()
+        .map(|row| match row.as_array() {
+            Some(values) if values.len() == fields.len() => {
+                values.iter().zip(fields).map(|(v, f)| from_wire_value(v, f)).collect::<Result<Row, String>>()
+            }
+            _ => Err(format!("not a related row of {} values: {row}", fields.len())),
+        })
+        .collect::<Result<Vec<Row>, String>>()?;
+    Ok(Value::Related(rows.into()))
 }
 
 fn from_wire_value(wire: &serde_json::Value, field: &FieldDef) -> Result<Value, String> {

@@ -204,39 +204,6 @@ fn compute(root: &'static ModelInfo) -> Paths {
     Paths { root, all }
 }
 
-/// Why a relation path in a filter key is refused, said so that the reader
-/// knows which relation and which field.
-pub(crate) fn explain_missing(root: &'static ModelInfo, segments: &[&str]) -> Option<String> {
-    let mut at = root;
-    let mut walked: Vec<&str> = Vec::new();
-    for (i, segment) in segments.iter().enumerate() {
-        let Some(relation) = at.relation(segment) else {
-            if walked.is_empty() {
-                return None;
-            }
-            let fields: Vec<&str> = at.fields.iter().filter(|f| f.published).map(|f| f.name).collect();
-            let relations: Vec<&str> = at.relations.iter().map(|r| r.name).collect();
-            let mut expected = fields.join(", ");
-            if !relations.is_empty() {
-                expected.push_str("; relations ");
-                expected.push_str(&relations.join(", "));
-            }
-            return Some(format!(
-                "relation `{}` reaches {}, which has no field or relation `{segment}`; expected one of {expected}",
-                walked.join("__"),
-                at.route
-            ));
-        };
-        let to = (relation.target)();
-        walked.push(segment);
-        if i + 1 == segments.len() {
-            break;
-        }
-        at = to;
-    }
-    None
-}
-
 /// Compile-time check of `#[wyrm(belongs_to = Target)]` (called by the
 /// derive in a `const`): the key must be stored like the target's primary key.
 #[doc(hidden)]

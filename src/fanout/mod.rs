@@ -38,7 +38,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::change::Change;
 use crate::error::Error;
-use crate::model::{FieldDef, Model};
+use crate::model::Model;
 use crate::store::history::Page;
 use crate::store::{CommitSink, Db};
 use hub::Command;
@@ -153,13 +153,12 @@ impl History for Db {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RouteInfo {
     pub(crate) route: &'static str,
-    pub(crate) fields: &'static [FieldDef],
-    pub(crate) pk: usize,
+    pub(crate) model: &'static crate::relation::ModelInfo,
 }
 
 impl RouteInfo {
     pub(crate) fn of<M: Model>() -> Self {
-        RouteInfo { route: M::ROUTE, fields: M::FIELDS, pk: M::PRIMARY_KEY }
+        RouteInfo { route: M::ROUTE, model: M::info() }
     }
 }
 
@@ -182,14 +181,14 @@ impl Catalog {
     /// route not served here.
     pub(crate) fn decode(&self, wire: &serde_json::Value) -> Option<Result<Change, String>> {
         let info = wire["route"].as_str().and_then(|r| self.0.get(r))?;
-        Some(Change::from_wire(wire, info.route, info.fields, info.pk))
+        Some(Change::from_wire_of(wire, info.model))
     }
 
     /// Decodes a history entry of `route`.
     pub(crate) fn decode_body(&self, route: &str, body: &str) -> Result<Change, String> {
         let info = self.0.get(route).ok_or_else(|| format!("route {route} is not served here"))?;
         let wire: serde_json::Value = serde_json::from_str(body).map_err(|e| e.to_string())?;
-        Change::from_wire(&wire, info.route, info.fields, info.pk)
+        Change::from_wire_of(&wire, info.model)
     }
 }
 

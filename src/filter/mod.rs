@@ -25,10 +25,12 @@ mod json;
 mod lookup;
 mod operand;
 mod parse;
+mod related;
 mod transform;
 mod tree;
 
 pub use lookup::Lookup;
+pub(crate) use related::Exists;
 pub(crate) use transform::{Part, Transform};
 pub(crate) use tree::Node;
 use tree::Step;
@@ -157,7 +159,19 @@ impl Filter {
         json: &serde_json::Value,
         access: FieldAccess,
     ) -> Result<Filter, FieldErrors> {
-        parse::parse(fields, json, access, true)
+        parse::parse(fields, None, json, access, true)
+    }
+
+    /// Parses a filter of a model, whose keys may also go through its
+    /// relations (`list__title`, `list__members__user_id`; see
+    /// [`crate::relation`]).
+    pub fn parse_model(
+        model: &'static crate::relation::ModelInfo,
+        json: &serde_json::Value,
+        access: FieldAccess,
+        nul_allowed: bool,
+    ) -> Result<Filter, FieldErrors> {
+        parse::parse(model.fields, Some(model), json, access, nul_allowed)
     }
 
     /// Parses like [`Filter::parse`], and, unless `nul_allowed`, also
@@ -170,7 +184,7 @@ impl Filter {
         access: FieldAccess,
         nul_allowed: bool,
     ) -> Result<Filter, FieldErrors> {
-        parse::parse(fields, json, access, nul_allowed)
+        parse::parse(fields, None, json, access, nul_allowed)
     }
 
     /// Both filters must hold (a route's scope and a client's filter).
@@ -204,7 +218,8 @@ impl Filter {
     /// branch. Its cost then grows with the row, not with the filter, which
     /// is why the fan-out evaluates such filters off its main thread.
     pub fn scans(&self) -> bool {
-        self.root.leaves().any(|p| match &p.op {
+        // Related rows are many, or a text of another row's.
+        self.has_relations() || self.root.leaves().any(|p| match &p.op {
             Op::IExact(_) => true,
             Op::Text { kind, fold, .. } => *fold || *kind == TextKind::Contains,
             _ => false,
@@ -241,6 +256,13 @@ impl Filter {
         // Floats (`0.0` and `-0.0` are equal but hash apart) and JSON (`1`
         // and `1.0` are equal) are never index keys.
         self.root.pins(self.fields, &|ty| !matches!(ty.storage(), Storage::F32 | Storage::F64 | Storage::Json))
+    }
+
+    /// Whether it reaches through relations: it then needs a change's
+    /// context in memory, and a database read to test a row it has not
+    /// seen in a change.
+    pub fn has_relations(&self) -> bool {
+        self.root.relations().next().is_some()
     }
 
     /// The model fields the filter refers to (empty for [`Filter::all`] and

@@ -6,8 +6,12 @@
 //! number, never a wrapped integer), case-insensitive needles are folded, and
 //! equivalent spellings are normalized so they also share a canonical key.
 
+use std::sync::Arc;
+
 use super::operand::{describe, parse_operand, Answer};
+use super::related::{self, Exists};
 use super::{FieldAccess, Filter, Lookup, Node, Predicate, Transform};
+use crate::relation::ModelInfo;
 use crate::error::FieldErrors;
 use crate::model::{field_index, json_kind, FieldDef, Storage};
 
@@ -24,6 +28,7 @@ enum Term {
 
 pub(super) fn parse(
     fields: &'static [FieldDef],
+    model: Option<&'static ModelInfo>,
     json: &serde_json::Value,
     access: FieldAccess,
     nul_allowed: bool,
@@ -34,7 +39,7 @@ pub(super) fn parse(
             format!("must be an object of field lookups, not {}", json_kind(json)),
         ));
     };
-    let cx = Context { fields, access, refuse_nul: !nul_allowed };
+    let cx = Context { fields, model, access, refuse_nul: !nul_allowed };
     let mut errors = FieldErrors::new();
     let root = cx.object(object, "", &mut errors);
     errors.into_result()?;
@@ -43,6 +48,8 @@ pub(super) fn parse(
 
 struct Context {
     fields: &'static [FieldDef],
+    /// The model, when relations may be followed.
+    model: Option<&'static ModelInfo>,
     access: FieldAccess,
     refuse_nul: bool,
 }
@@ -59,14 +66,33 @@ impl Context {
         errors: &mut FieldErrors,
     ) -> Node {
         let mut children = Vec::with_capacity(object.len());
+        // The keys through each relation path, to join into one `Exists`.
+        let mut related: Vec<(Arc<crate::relation::Path>, Vec<Node>)> = Vec::new();
         for (key, operand) in object {
             let at = format!("{path}{key}");
             let node = match key.as_str() {
                 "or" | "and" => self.list(key, operand, &at, errors),
                 "not" => self.nested(operand, &at, errors).map(Node::not),
-                _ => self.leaf(key, operand, &at, errors),
+                _ => match self.model.map(|m| related::through(m, key)).transpose() {
+                    Ok(Some(Some(through))) => {
+                        let node = self.leaf(key, operand, &at, errors, Some(&through));
+                        match related.iter_mut().find(|(p, _)| Arc::ptr_eq(p, &through.path)) {
+                            Some((_, nodes)) => nodes.extend(node),
+                            None => related.push((through.path, node.into_iter().collect())),
+                        }
+                        None
+                    }
+                    Ok(_) => self.leaf(key, operand, &at, errors, None),
+                    Err(message) => {
+                        errors.add(&at, message);
+                        None
+                    }
+                },
             };
             children.extend(node);
+        }
+        for (path, nodes) in related {
+            children.push(Node::Exists(Box::new(Exists::new(path, Node::and(nodes)))));
         }
         Node::and(children)
     }
@@ -110,18 +136,36 @@ impl Context {
         }
     }
 
-    fn leaf(&self, key: &str, operand: &serde_json::Value, at: &str, errors: &mut FieldErrors) -> Option<Node> {
+    /// One key: a lookup on one of the model's fields, or, `through` a
+    /// relation path, on the path's target's (errors then name the relation).
+    fn leaf(
+        &self,
+        key: &str,
+        operand: &serde_json::Value,
+        at: &str,
+        errors: &mut FieldErrors,
+        through: Option<&related::Through>,
+    ) -> Option<Node> {
         if self.refuse_nul && contains_nul(key, operand) {
             // Reported as a bad filter, not left to fail as an internal
             // error when the database refuses the bound text.
             errors.add(at, "may not contain the NUL character (\\u0000) on PostgreSQL");
         }
-        match parse_key(self.fields, key, operand, self.access) {
+        let (fields, key) = match through {
+            Some(t) => (t.path.target().fields, t.rest.as_str()),
+            None => (self.fields, key),
+        };
+        match parse_key(fields, key, operand, self.access) {
             Ok(Term::Predicate(p)) => Some(Node::Leaf(p)),
             Ok(Term::Never) => Some(Node::FALSE),
             Ok(Term::Always) => Some(Node::TRUE),
             Err(messages) => {
-                messages.into_iter().for_each(|m| errors.add(at, m));
+                for m in messages {
+                    match through {
+                        Some(t) => errors.add(at, format!("through relation `{}` ({}): {m}", t.path.name, t.path.target().route)),
+                        None => errors.add(at, m),
+                    }
+                }
                 None
             }
         }

@@ -13,6 +13,7 @@
 //! which adds `AND col IS NOT NULL` to every negated lookup on a nullable
 //! column; `crate::sql::render` writes NOT as `(...) IS NOT TRUE` for it.
 
+use super::related::Exists;
 use super::{Predicate, Value};
 use crate::model::{FieldDef, FieldType};
 
@@ -25,6 +26,8 @@ pub(crate) enum Node {
     /// One must hold; `Or([])` holds for no row.
     Or(Vec<Node>),
     Not(Box<Node>),
+    /// A condition on related rows (`list__title`).
+    Exists(Box<Exists>),
 }
 
 impl Node {
@@ -85,15 +88,28 @@ impl Node {
             Node::And(children) => children.iter().all(|c| c.matches(row)),
             Node::Or(children) => children.iter().any(|c| c.matches(row)),
             Node::Not(child) => !child.matches(row),
+            Node::Exists(e) => e.matches(row),
         }
     }
 
-    /// Every predicate, at any depth.
+    /// Every predicate on the model's own fields, at any depth (not those
+    /// on related rows: see [`Node::relations`]).
     pub(crate) fn leaves(&self) -> Box<dyn Iterator<Item = &Predicate> + '_> {
         match self {
             Node::Leaf(p) => Box::new(std::iter::once(p)),
             Node::And(children) | Node::Or(children) => Box::new(children.iter().flat_map(Node::leaves)),
             Node::Not(child) => child.leaves(),
+            Node::Exists(_) => Box::new(std::iter::empty()),
+        }
+    }
+
+    /// Every condition on related rows, at any depth.
+    pub(crate) fn relations(&self) -> Box<dyn Iterator<Item = &Exists> + '_> {
+        match self {
+            Node::Exists(e) => Box::new(std::iter::once(&**e)),
+            Node::And(children) | Node::Or(children) => Box::new(children.iter().flat_map(Node::relations)),
+            Node::Not(child) => child.relations(),
+            Node::Leaf(_) => Box::new(std::iter::empty()),
         }
     }
 
@@ -113,6 +129,7 @@ impl Node {
             Node::Or(children) if children.is_empty() => "!".into(),
             Node::Or(children) => format!("|{}", serde_json::Value::from(sorted_keys(children, fields))),
             Node::Not(child) => format!("~{}", serde_json::Value::from(child.key(fields))),
+            Node::Exists(e) => e.key(),
         }
     }
 
@@ -130,7 +147,7 @@ impl Node {
                 super::Op::In(values) => vec![(p.field, values.iter().collect())],
                 _ => Vec::new(),
             },
-            Node::Leaf(_) | Node::Not(_) => Vec::new(),
+            Node::Leaf(_) | Node::Not(_) | Node::Exists(_) => Vec::new(),
             Node::And(children) => {
                 let mut pins: Pins<'a> = Vec::new();
                 for (field, values) in children.iter().flat_map(|c| c.pins(fields, indexable)) {
@@ -169,6 +186,7 @@ impl Node {
             Node::Leaf(_) => 0,
             Node::And(c) | Node::Or(c) => 1 + c.iter().map(Node::depth).max().unwrap_or(0),
             Node::Not(c) => 1 + c.depth(),
+            Node::Exists(e) => 1 + e.node.depth(),
         }
     }
 }
@@ -186,6 +204,8 @@ pub(crate) enum Step {
     Or(u32),
     /// The negation of the next step's subtree.
     Not,
+    /// A condition on related rows, with its own steps.
+    Exists(Box<Exists>),
 }
 
 /// `node` as [`Step`]s.
@@ -204,6 +224,7 @@ pub(crate) fn flatten(node: &Node) -> Box<[Step]> {
                 out.push(Step::Not);
                 push(child, out);
             }
+            Node::Exists(e) => out.push(Step::Exists(e.clone())),
         }
     }
     let mut out = Vec::new();
@@ -235,6 +256,7 @@ pub(crate) fn evaluate(steps: &[Step], row: &[Value]) -> bool {
                 let (answer, after) = at(steps, i + 1, row);
                 (!answer, after)
             }
+            Step::Exists(e) => (e.matches(row), i + 1),
         }
     }
     at(steps, 0, row).0

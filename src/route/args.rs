@@ -57,7 +57,7 @@ impl Args<'_> {
         if size > limits.max_filter_bytes {
             return Err(too_big(format!("may be at most {} bytes of JSON, not {size}", limits.max_filter_bytes)));
         }
-        sql::parse_filter(M::FIELDS, json, FieldAccess::Published, dialect).map_err(Error::BadFilter)
+        sql::parse_filter(M::info(), json, FieldAccess::Published, dialect).map_err(Error::BadFilter)
     }
 
     /// The `data` object of a write. It cannot have more keys than the model

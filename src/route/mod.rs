@@ -252,7 +252,7 @@ impl<M: Persist> Route<M> {
         let Some(scope) = &self.scope else { return Ok(Filter::all()) };
         match scope(identity) {
             None => Err(Error::Forbidden(format!("no access to {}", M::ROUTE))),
-            Some(json) => sql::parse_filter(M::FIELDS, &json, FieldAccess::All, dialect).map_err(|e| {
+            Some(json) => sql::parse_filter(M::info(), &json, FieldAccess::All, dialect).map_err(|e| {
                 Error::Internal(format!("scope of route {} is not a valid filter: {}", M::ROUTE, e.summary()))
             }),
         }

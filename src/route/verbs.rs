@@ -77,7 +77,7 @@ impl<M: Persist> Route<M> {
         keyed::write(db, key, move |tx| {
             let new: M = tx.insert_patch(&patch)?;
             let row = new.to_row();
-            if !scope.matches(&row) {
+            if !tx.in_scope(&new, &scope)? {
                 return Err(Error::Forbidden("the new object would be outside your scope".into()));
             }
             run_validation(&validate, &Validation { identity: &identity, old: None, new: &new })?;
@@ -105,7 +105,7 @@ impl<M: Persist> Route<M> {
             let Some(old) = tx.get_in_scope::<M>(&id, &scope)? else { return Err(missing) };
             let (old, new) = tx.update_locked(old, &patch)?;
             let row = new.to_row();
-            if !scope.matches(&row) {
+            if !tx.in_scope(&new, &scope)? {
                 return Err(Error::Forbidden("the change would move the object outside your scope".into()));
             }
             run_validation(&validate, &Validation { identity: &identity, old: Some(&old), new: &new })?;

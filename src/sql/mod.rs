@@ -22,7 +22,7 @@ use diesel::sql_types::{BigInt, Bool, Date, Double, Float, HasSqlType, Integer, 
 
 use crate::error::{Error, FieldErrors};
 use crate::filter::{FieldAccess, Filter};
-use crate::model::{FieldDef, FieldType, Storage, Value};
+use crate::model::{FieldType, Storage, Value};
 
 pub use render::render;
 
@@ -196,13 +196,14 @@ pub fn quote_ident(name: &str) -> String {
 
 /// Parses a filter and refuses operands this dialect cannot store (text
 /// with NUL on PostgreSQL), reported under the key like any other operand.
+/// Keys may go through the model's relations.
 pub fn parse_filter(
-    fields: &'static [FieldDef],
+    model: &'static crate::relation::ModelInfo,
     json: &serde_json::Value,
     access: FieldAccess,
     dialect: Dialect,
 ) -> Result<Filter, FieldErrors> {
-    Filter::parse_checked(fields, json, access, dialect.allows_nul())
+    Filter::parse_model(model, json, access, dialect.allows_nul())
 }
 
 /// Database failures map to `conflict` for constraint violations and

@@ -25,7 +25,7 @@
 //! numbering would make error-prone. [`Dialect::finish`] turns the whole
 //! statement into the dialect's form once, just before it is sent.
 
-use crate::filter::{Cmp, Filter, Node, Op, TextKind, Transform};
+use crate::filter::{Cmp, Exists, Filter, Node, Op, TextKind, Transform};
 use crate::model::{FieldDef, FieldType, Storage, Value};
 
 use super::{quote_ident, Bind, Dialect, SqlFragment};
@@ -47,7 +47,7 @@ pub fn render(filter: &Filter, dialect: Dialect) -> SqlFragment {
     if filter.root.is_true() {
         return SqlFragment { sql: "1 = 1".into(), binds: Vec::new() };
     }
-    let mut w = Writer { dialect, sql: String::new(), binds: Vec::new() };
+    let mut w = Writer { dialect, sql: String::new(), binds: Vec::new(), qualifier: String::new(), depth: 0 };
     w.node(filter.fields, &filter.root);
     SqlFragment { sql: w.sql, binds: w.binds }
 }
@@ -56,6 +56,11 @@ struct Writer {
     dialect: Dialect,
     sql: String,
     binds: Vec<Bind>,
+    /// Prefixed to column names: empty for the queried table's own, an
+    /// alias and `.` inside an `EXISTS`.
+    qualifier: String,
+    /// How many relation aliases are in use (each `EXISTS` names its own).
+    depth: usize,
 }
 
 impl Writer {
@@ -82,7 +87,52 @@ impl Writer {
                 self.node(fields, child);
                 self.push(") IS NOT TRUE");
             }
+            Node::Exists(e) => self.exists(e),
         }
+    }
+
+    /// `EXISTS (SELECT 1 FROM <each hop's table> ... WHERE <joins> AND
+    /// (<the condition on the last>))`. The outer row is referred to by
+    /// its table's name (queries name their table without an alias), each
+    /// hop by an alias of its own, so no column name is ambiguous.
+    fn exists(&mut self, e: &Exists) {
+        let outer = match self.qualifier.as_str() {
+            "" => format!("{}.", quote_ident(e.path.hops[0].from.table)),
+            q => q.to_owned(),
+        };
+        let mut from = Vec::new();
+        let mut joins = Vec::new();
+        let mut previous = outer;
+        for hop in &e.path.hops {
+            self.depth += 1;
+            let alias = format!("\"wyrm_r{}\"", self.depth);
+            from.push(format!("{} AS {alias}", quote_ident(hop.to.table)));
+            let here = format!("{alias}.");
+            let join = match (hop.key_field(), hop.via()) {
+                (Some(key), _) => format!(
+                    "{here}{} = {previous}{}",
+                    quote_ident(hop.to.fields[hop.to.primary_key].column),
+                    quote_ident(hop.from.fields[key].column)
+                ),
+                (None, Some(via)) => format!(
+                    "{here}{} = {previous}{}",
+                    quote_ident(hop.to.fields[via].column),
+                    quote_ident(hop.from.fields[hop.from.primary_key].column)
+                ),
+                (None, None) => "1 = 0".to_owned(),
+            };
+            joins.push(join);
+            previous = here;
+        }
+        self.push(&format!("EXISTS (SELECT 1 FROM {} WHERE {}", from.join(", "), joins.join(" AND ")));
+        if !e.node.is_true() {
+            let saved = std::mem::replace(&mut self.qualifier, previous);
+            self.push(" AND (");
+            self.node(e.path.target().fields, &e.node);
+            self.push(")");
+            self.qualifier = saved;
+        }
+        self.push(")");
     }
 
     /// Children joined by `AND` or `OR`, each in parentheses. Normalized
@@ -99,7 +149,7 @@ impl Writer {
     }
 
     fn predicate(&mut self, field: &FieldDef, transform: Option<&Transform>, op: &Op) {
-        let column = quote_ident(field.column);
+        let column = format!("{}{}", self.qualifier, quote_ident(field.column));
         let (column, ty) = match transform {
             // A JSON field is always read through a key path (the empty
             // one for the field itself).

@@ -35,6 +35,7 @@ pub(crate) mod history;
 mod keys;
 mod positions;
 mod query;
+mod related;
 pub(crate) mod stats;
 mod write;
 
@@ -106,6 +107,8 @@ struct Inner {
     /// Queues writers for `writer` without the pool's checkout timeout.
     write_queue: Mutex<()>,
     sink: OnceLock<Arc<dyn CommitSink>>,
+    /// The models relations reach (see [`related`]).
+    graph: parking_lot::RwLock<Arc<related::Graph>>,
     dialect: Dialect,
     epoch: u64,
     writes: stats::WriteStats,
@@ -199,6 +202,7 @@ impl Db {
             dialect,
             epoch,
             writes: Default::default(),
+            graph: Default::default(),
         };
         Ok(Db { inner: Arc::new(inner) })
     }
@@ -209,6 +213,20 @@ impl Db {
             .sink
             .set(sink)
             .map_err(|_| Error::Internal("this Db already feeds a wyrmhole app; open it again for another".into()))
+    }
+
+    /// Makes `M`'s rows readable where relations reach them, and, if its
+    /// relations have paths, publishes its rows with their context. The
+    /// builder registers every route's model and `Builder::model`'s.
+    pub(crate) fn register<M: Persist>(&self) {
+        let mut graph = self.inner.graph.write();
+        let next = graph.with::<M>();
+        *graph = Arc::new(next);
+    }
+
+    /// Relation paths of registered models that reach unregistered ones.
+    pub(crate) fn unreachable_relations(&self) -> Vec<String> {
+        self.inner.graph.read().unreachable()
     }
 
     /// Counts and durations of write transactions, for metrics.
@@ -351,7 +369,8 @@ impl Inner {
         let started = std::time::Instant::now();
         let _queue = self.write_queue.lock();
         let mut conn = self.writer.get().map_err(no_connection)?;
-        let result = write::transaction(&mut conn, f);
+        let graph = self.graph.read().clone();
+        let result = write::transaction(&mut conn, &graph, f);
         self.writes.record(result.is_ok(), started.elapsed());
         let (value, changes) = result?;
         // Still in the write queue: this process hands changes on in commit order.

@@ -15,12 +15,12 @@ use crate::sql::{self, bind_all, quote_ident, Bind, Dialect, SqlFragment};
 
 /// A filter written by server code: any field may be named.
 pub fn server_filter<M: Model>(json: &serde_json::Value) -> Result<Filter, Error> {
-    Filter::parse(M::FIELDS, json, FieldAccess::All).map_err(Error::BadFilter)
+    Filter::parse_model(M::info(), json, FieldAccess::All, true).map_err(Error::BadFilter)
 }
 
 /// [`server_filter`], refusing operands the database cannot take.
 pub(crate) fn server_filter_for<M: Model>(json: &serde_json::Value, dialect: Dialect) -> Result<Filter, Error> {
-    sql::parse_filter(M::FIELDS, json, FieldAccess::All, dialect).map_err(Error::BadFilter)
+    sql::parse_filter(M::info(), json, FieldAccess::All, dialect).map_err(Error::BadFilter)
 }
 
 /// The rows of `M` matching `filter`, ordered by primary key.

@@ -6,6 +6,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use super::conn::{Conn, Persist};
 use super::keys::{self, KeyClaim};
 use super::positions;
+use super::related::{self, Graph};
 use super::query::{columns, get_by_id, load, select, server_filter_for, Lock};
 use crate::change::Change;
 use crate::error::Error;
@@ -17,6 +18,7 @@ use crate::sql::{quote_ident, Bind, Dialect};
 /// commit; writes made with raw SQL on [`WriteTx::connection`] are not.
 pub struct WriteTx<'a> {
     conn: &'a mut Conn,
+    graph: &'a Graph,
     changes: Vec<Change>,
 }
 
@@ -24,7 +26,7 @@ pub struct WriteTx<'a> {
 /// changes, keeps them in the history and commits. Returns the value and
 /// the committed changes (for the caller to publish); on failure or panic,
 /// rolls back and returns the error.
-pub(super) fn transaction<T, E, F>(conn: &mut Conn, f: F) -> Result<(T, Vec<Change>), E>
+pub(super) fn transaction<T, E, F>(conn: &mut Conn, graph: &Graph, f: F) -> Result<(T, Vec<Change>), E>
 where
     F: FnOnce(&mut WriteTx<'_>) -> Result<T, E>,
     E: From<Error>,
@@ -37,9 +39,9 @@ where
         Dialect::Postgres => "BEGIN",
     };
     conn.begin(begin).map_err(Error::from)?;
-    let mut tx = WriteTx { conn, changes: Vec::new() };
+    let mut tx = WriteTx { conn, graph, changes: Vec::new() };
     let outcome = catch_unwind(AssertUnwindSafe(|| f(&mut tx)));
-    let WriteTx { conn, mut changes } = tx;
+    let WriteTx { conn, mut changes, .. } = tx;
     let value = match outcome {
         Ok(Ok(value)) => value,
         Ok(Err(e)) => {
@@ -122,7 +124,7 @@ impl WriteTx<'_> {
             )
         };
         let new = one::<M>(load(self.conn, &sql, &binds)?)?;
-        self.record::<M>(None, Some(&new));
+        self.record::<M>(None, Some(&new))?;
         Ok(new)
     }
 
@@ -167,7 +169,7 @@ impl WriteTx<'_> {
             columns::<M>()
         );
         let new = one::<M>(load(self.conn, &sql, &binds)?)?;
-        self.record::<M>(Some(&old), Some(&new));
+        self.record::<M>(Some(&old), Some(&new))?;
         Ok((old, new))
     }
 
@@ -182,7 +184,7 @@ impl WriteTx<'_> {
         );
         let old = load::<M>(self.conn, &sql, &[Bind { value: id.into(), ty: pk.ty }])?.pop();
         if let Some(old) = &old {
-            self.record::<M>(Some(old), None);
+            self.record::<M>(Some(old), None)?;
         }
         Ok(old)
     }
@@ -195,6 +197,17 @@ impl WriteTx<'_> {
         scope: &crate::filter::Filter,
     ) -> Result<Option<M>, Error> {
         get_by_id::<M>(self.conn, id, Some(scope), Lock::ForUpdate)
+    }
+
+    /// Whether a row this transaction wrote is within `scope`: in memory,
+    /// or, for a scope that reaches through relations, as the database
+    /// now holds it (its related rows included).
+    pub(crate) fn in_scope<M: Persist>(&mut self, row: &M, scope: &crate::filter::Filter) -> Result<bool, Error> {
+        if !scope.has_relations() {
+            return Ok(scope.matches(&row.to_row()));
+        }
+        let id = row.field(M::PRIMARY_KEY).to_owned();
+        Ok(get_by_id::<M>(self.conn, &id, Some(scope), Lock::No)?.is_some())
     }
 
     /// Claims a write's idempotency key in this transaction, before it
@@ -217,8 +230,16 @@ impl WriteTx<'_> {
         patch.check_no_nul(M::FIELDS)
     }
 
-    fn record<M: Model>(&mut self, old: Option<&M>, new: Option<&M>) {
-        self.changes.push(Change::new(M::ROUTE, M::FIELDS, M::PRIMARY_KEY, old.map(M::to_row), new.map(M::to_row)));
+    /// Publishes a written row: with its context if its model has
+    /// relation paths, and followed by the rows of other models whose
+    /// context it changed (see [`related`]).
+    fn record<M: Model>(&mut self, old: Option<&M>, new: Option<&M>) -> Result<(), Error> {
+        let published = related::publish(self.conn, self.graph, M::info(), old.map(M::to_row), new.map(M::to_row))?;
+        self.changes.push(Change::new(M::ROUTE, M::FIELDS, M::PRIMARY_KEY, published.old, published.new));
+        for (model, old, new) in published.derived {
+            self.changes.push(Change::new(model.route, model.fields, model.primary_key, Some(old), Some(new)));
+        }
+        Ok(())
     }
 }
 

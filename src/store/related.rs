@@ -1,0 +1,370 @@
+//! Contexts and derived changes: how a write publishes what relations make
+//! of it (see [`crate::relation`] for the model).
+//!
+//! Inside the writing transaction, after each statement:
+//!
+//! - a row of a model with relation paths is published with its *context*:
+//!   after its own fields, the rows each path reaches, read now (the rows
+//!   it reached before the statement are the same rows, since the statement
+//!   wrote only this one, read through the old row's keys);
+//! - a row that some registered model's paths reach (a list, a membership)
+//!   is also published as a change of every row of that model whose
+//!   context it alters, with the context before and after: one query per
+//!   changed row and dependent model finds those rows, whatever the number
+//!   of subscribers.
+//!
+//! On PostgreSQL every row a context reads through is locked (`FOR NO KEY
+//! UPDATE`), and so is the parent of a `has_many` set before a write to
+//! the set is published: a write of an item and a change to its list's
+//! members then commit one after the other, so the context each change
+//! carries is the one at its position. SQLite's write lock already
+//! serializes every write.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::conn::{Conn, Persist};
+use super::query::load;
+use crate::error::Error;
+use crate::model::{Row, Value};
+use crate::relation::{paths, Hop, ModelInfo, Path, Paths};
+use crate::sql::{quote_ident, Bind, Dialect};
+
+/// Reads rows of one model from a query, whatever its Rust type.
+type Loader = fn(&mut Conn, &str, &[Bind]) -> Result<Vec<Row>, Error>;
+
+fn rows_of<M: Persist>(conn: &mut Conn, sql: &str, binds: &[Bind]) -> Result<Vec<Row>, Error> {
+    Ok(load::<M>(conn, sql, binds)?.iter().map(M::to_row).collect())
+}
+
+/// The models an app registered, and which of them relations reach.
+#[derive(Default)]
+pub(crate) struct Graph {
+    loaders: HashMap<&'static str, (&'static ModelInfo, Loader)>,
+    /// Models whose changes carry a context, by table.
+    roots: HashMap<&'static str, &'static Paths>,
+    /// For each table, where the roots' paths reach it.
+    dependents: HashMap<&'static str, Vec<Dependent>>,
+}
+
+/// A root's path reaching a model at one of its hops.
+struct Dependent {
+    root: &'static ModelInfo,
+    path: Arc<Path>,
+    hop: usize,
+}
+
+impl Graph {
+    /// The graph with `M` added.
+    pub(crate) fn with<M: Persist>(&self) -> Graph {
+        let mut loaders = self.loaders.clone();
+        loaders.insert(M::TABLE, (M::info(), rows_of::<M>));
+        let mut graph = Graph { loaders, roots: HashMap::new(), dependents: HashMap::new() };
+        for (info, _) in graph.loaders.values() {
+            let all = paths(info);
+            if all.all.is_empty() {
+                continue;
+            }
+            graph.roots.insert(info.table, all);
+            for path in &all.all {
+                for (hop, step) in path.hops.iter().enumerate() {
+                    graph.dependents.entry(step.to.table).or_default().push(Dependent {
+                        root: info,
+                        path: path.clone(),
+                        hop,
+                    });
+                }
+            }
+        }
+        graph
+    }
+
+    /// Paths that reach a model no one registered, said as `route.path -> table`.
+    pub(crate) fn unreachable(&self) -> Vec<String> {
+        let mut missing: Vec<String> = self
+            .roots
+            .values()
+            .flat_map(|p| p.all.iter().map(move |path| (p.root, path)))
+            .flat_map(|(root, path)| {
+                path.hops.iter().filter(|h| !self.loaders.contains_key(h.to.table)).map(move |h| {
+                    format!("relation `{}` of route `{}` reaches table `{}`", path.name, root.route, h.to.table)
+                })
+            })
+            .collect();
+        missing.sort();
+        missing.dedup();
+        missing
+    }
+
+    fn is_trivial(&self, table: &str) -> bool {
+        !self.roots.contains_key(table) && !self.dependents.contains_key(table)
+    }
+}
+
+/// A row as it was before the current statement: read in its place.
+struct Before<'a> {
+    model: &'static ModelInfo,
+    pk: &'a Value,
+    row: Option<&'a Row>,
+}
+
+/// What a write of one row publishes: the row with its context, and the
+/// changed rows of the models that reach it.
+pub(super) struct Published {
+    pub(super) old: Option<Row>,
+    pub(super) new: Option<Row>,
+    /// `(model, old, new)` of each row whose context the write changed.
+    pub(super) derived: Vec<(&'static ModelInfo, Row, Row)>,
+}
+
+pub(super) fn publish(
+    conn: &mut Conn,
+    graph: &Graph,
+    model: &'static ModelInfo,
+    old: Option<Row>,
+    new: Option<Row>,
+) -> Result<Published, Error> {
+    if graph.is_trivial(model.table) {
+        return Ok(Published { old, new, derived: Vec::new() });
+    }
+    let mut reader = Reader { conn, graph, before: None };
+    let (old, new) = match graph.roots.get(model.table) {
+        Some(all) => (
+            old.map(|r| reader.with_context(all, r)).transpose()?,
+            new.map(|r| reader.with_context(all, r)).transpose()?,
+        ),
+        None => (old, new),
+    };
+    let derived = reader.derived(model, old.as_deref(), new.as_deref())?;
+    Ok(Published { old, new, derived })
+}
+
+struct Reader<'a> {
+    conn: &'a mut Conn,
+    graph: &'a Graph,
+    before: Option<Before<'a>>,
+}
+
+impl Reader<'_> {
+    fn dialect(&self) -> Dialect {
+        self.conn.dialect()
+    }
+
+    fn load(&mut self, model: &'static ModelInfo, sql: &str, binds: &[Bind]) -> Result<Vec<Row>, Error> {
+        let (_, loader) = self.graph.loaders.get(model.table).ok_or_else(|| {
+            Error::Internal(format!("table `{}` is reached by a relation but not registered", model.table))
+        })?;
+        loader(self.conn, sql, binds)
+    }
+
+    fn lock(&self) -> &'static str {
+        match self.dialect() {
+            Dialect::Postgres => " FOR NO KEY UPDATE",
+            Dialect::Sqlite => "",
+        }
+    }
+
+    /// `row` (own fields only) followed by the rows of each path.
+    fn with_context(&mut self, all: &'static Paths, row: Row) -> Result<Row, Error> {
+        let own = &row[..all.root.fields.len()];
+        let mut out: Vec<Value> = own.to_vec();
+        for path in &all.all {
+            out.push(Value::Related(self.reach(path, own)?.into()));
+        }
+        Ok(out.into())
+    }
+
+    /// The rows `path` reaches from `row`.
+    fn reach(&mut self, path: &Path, row: &[Value]) -> Result<Vec<Row>, Error> {
+        let mut current: Row = row.into();
+        for hop in &path.hops {
+            match (hop.key_field(), hop.via()) {
+                (Some(key), _) => {
+                    let Some(next) = self.one(hop.to, &current[key])? else { return Ok(Vec::new()) };
+                    current = next;
+                }
+                (None, Some(via)) => return self.children(hop, via, &current[hop.from.primary_key]),
+                (None, None) => return Ok(Vec::new()),
+            }
+        }
+        Ok(vec![current])
+    }
+
+    /// The row of `model` with primary key `key`, locked.
+    fn one(&mut self, model: &'static ModelInfo, key: &Value) -> Result<Option<Row>, Error> {
+        if matches!(key, Value::Null) {
+            return Ok(None);
+        }
+        if let Some(before) = &self.before {
+            if before.model.same(model) && before.pk == key {
+                return Ok(before.row.cloned());
+            }
+        }
+        let pk = &model.fields[model.primary_key];
+        let sql = format!(
+            "SELECT {} FROM {} WHERE {} = ?{}",
+            columns(model, ""),
+            quote_ident(model.table),
+            quote_ident(pk.column),
+            self.lock()
+        );
+        Ok(self.load(model, &sql, &[Bind { value: key.clone(), ty: pk.ty }])?.pop())
+    }
+
+    /// The rows of `hop.to` whose `via` holds `parent`, in key order.
+    fn children(&mut self, hop: &Hop, via: usize, parent: &Value) -> Result<Vec<Row>, Error> {
+        let model = hop.to;
+        let field = &model.fields[via];
+        let sql = format!(
+            "SELECT {} FROM {} WHERE {} = ? ORDER BY {}",
+            columns(model, ""),
+            quote_ident(model.table),
+            quote_ident(field.column),
+            quote_ident(model.fields[model.primary_key].column)
+        );
+        let mut rows = self.load(model, &sql, &[Bind { value: parent.clone(), ty: field.ty }])?;
+        if let Some(before) = &self.before {
+            if before.model.same(model) {
+                let pk = model.primary_key;
+                rows.retain(|r| &r[pk] != before.pk);
+                if let Some(row) = before.row.filter(|r| &r[via] == parent) {
+                    rows.push(row.clone());
+                    rows.sort_by(|a, b| key_order(&a[pk], &b[pk]));
+                }
+            }
+        }
+        Ok(rows)
+    }
+
+    /// The rows of other models whose context the write of `model`'s row
+    /// (`old` → `new`, with their contexts if `model` has paths) changed.
+    fn derived(
+        &mut self,
+        model: &'static ModelInfo,
+        old: Option<&[Value]>,
+        new: Option<&[Value]>,
+    ) -> Result<Vec<(&'static ModelInfo, Row, Row)>, Error> {
+        let Some(dependents) = self.graph.dependents.get(model.table) else { return Ok(Vec::new()) };
+        let width = model.fields.len();
+        let (old, new) = (old.map(|r| &r[..width]), new.map(|r| &r[..width]));
+        // The roots in a fixed order, each with every row any of its paths finds.
+        let mut affected: Vec<(&'static ModelInfo, Vec<Row>)> = Vec::new();
+        for dependent in dependents.iter() {
+            let rows = self.affected(dependent, old, new)?;
+            let slot = match affected.iter().position(|(m, _)| m.same(dependent.root)) {
+                Some(i) => i,
+                None => {
+                    affected.push((dependent.root, Vec::new()));
+                    affected.len() - 1
+                }
+            };
+            let known = &mut affected[slot].1;
+            let pk = dependent.root.primary_key;
+            for row in rows {
+                if !known.iter().any(|k| k[pk] == row[pk]) {
+                    known.push(row);
+                }
+            }
+        }
+        let pk_value = old.or(new).map(|r| r[model.primary_key].clone()).unwrap_or(Value::Null);
+        let old_row: Option<Row> = old.map(Into::into);
+        let mut out = Vec::new();
+        for (root, mut rows) in affected {
+            rows.sort_by(|a, b| key_order(&a[root.primary_key], &b[root.primary_key]));
+            let all = paths(root);
+            for row in rows {
+                let after = self.with_context(all, row.clone())?;
+                let before = Reader {
+                    conn: &mut *self.conn,
+                    graph: self.graph,
+                    before: Some(Before { model, pk: &pk_value, row: old_row.as_ref() }),
+                }
+                .with_context(all, row)?;
+                if before != after {
+                    out.push((root, before, after));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The rows of `dependent.root` whose path reaches `old` or `new` at
+    /// the dependent's hop: one query.
+    fn affected(
+        &mut self,
+        dependent: &Dependent,
+        old: Option<&[Value]>,
+        new: Option<&[Value]>,
+    ) -> Result<Vec<Row>, Error> {
+        let path = &dependent.path;
+        let hop = &path.hops[dependent.hop];
+        let at = hop.from;
+        // What the rows of `at` (the hop's start) must hold to reach the row.
+        let (column, ty, keys): (&str, _, Vec<Value>) = match (hop.key_field(), hop.via()) {
+            (Some(key), _) => {
+                let pk = hop.to.primary_key;
+                (at.fields[key].column, at.fields[key].ty, [old, new].into_iter().flatten().map(|r| r[pk].clone()).collect())
+            }
+            (None, Some(via)) => {
+                let pk = &at.fields[at.primary_key];
+                (pk.column, pk.ty, [old, new].into_iter().flatten().map(|r| r[via].clone()).collect())
+            }
+            (None, None) => return Ok(Vec::new()),
+        };
+        let mut keys: Vec<Value> = keys.into_iter().filter(|k| !matches!(k, Value::Null)).collect();
+        keys.dedup();
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks = vec!["?"; keys.len()].join(", ");
+        let binds: Vec<Bind> = keys.iter().map(|k| Bind { value: k.clone(), ty }).collect();
+        let alias = |i: usize| format!("\"wyrm_a{i}\"");
+        if hop.via().is_some() && self.dialect() == Dialect::Postgres {
+            // A write to a has_many set waits for, and holds back, writers
+            // that read the set through its parent (see the module's doc).
+            let sql = format!(
+                "SELECT {} FROM {} WHERE {} IN ({marks}) FOR NO KEY UPDATE",
+                columns(at, ""),
+                quote_ident(at.table),
+                quote_ident(column)
+            );
+            self.load(at, &sql, &binds)?;
+        }
+        let root = dependent.root;
+        let mut sql = format!("SELECT {} FROM {} AS {}", columns(root, &alias(0)), quote_ident(root.table), alias(0));
+        for (i, step) in path.hops[..dependent.hop].iter().enumerate() {
+            let key = step.key_field().expect("only the last hop is a has_many");
+            sql.push_str(&format!(
+                " JOIN {} AS {} ON {}.{} = {}.{}",
+                quote_ident(step.to.table),
+                alias(i + 1),
+                alias(i + 1),
+                quote_ident(step.to.fields[step.to.primary_key].column),
+                alias(i),
+                quote_ident(step.from.fields[key].column),
+            ));
+        }
+        sql.push_str(&format!(" WHERE {}.{} IN ({marks})", alias(dependent.hop), quote_ident(column)));
+        self.load(root, &sql, &binds)
+    }
+}
+
+/// `a."id", a."list_id", ...`, named as the columns themselves.
+fn columns(model: &ModelInfo, alias: &str) -> String {
+    let prefix = if alias.is_empty() { String::new() } else { format!("{alias}.") };
+    model
+        .fields
+        .iter()
+        .map(|f| format!("{prefix}{} AS {}", quote_ident(f.column), quote_ident(f.column)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Primary keys in the order SQL sorts them: integers as numbers.
+fn key_order(a: &Value, b: &Value) -> std::cmp::Ordering {
+    match (a, b) {
+        (Value::Int(x), Value::Int(y)) => x.cmp(y),
+        (Value::Text(x), Value::Text(y)) => x.as_bytes().cmp(y.as_bytes()),
+        _ => a.to_json().to_string().cmp(&b.to_json().to_string()),
+    }
+}
