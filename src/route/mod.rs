@@ -39,6 +39,7 @@ use args::Args;
 type ScopeFn = Arc<dyn Fn(&Identity) -> Option<serde_json::Value> + Send + Sync>;
 type InitialFn = Arc<dyn Fn(&Identity) -> serde_json::Value + Send + Sync>;
 type ValidateFn<M> = Arc<dyn Fn(&Validation<'_, M>) -> Result<(), FieldErrors> + Send + Sync>;
+type OnCreateFn<M> = Arc<dyn Fn(&mut crate::store::WriteTx<'_>, &Identity, &M) -> Result<(), Error> + Send + Sync>;
 type PermissionFn = Arc<dyn Fn(&Identity, &str) -> Result<(), Error> + Send + Sync>;
 type VerbFn =
     Arc<dyn Fn(VerbContext, serde_json::Value) -> BoxFuture<'static, Result<serde_json::Value, Error>> + Send + Sync>;
@@ -135,6 +136,7 @@ pub struct Route<M: Model> {
     scope: Option<ScopeFn>,
     initial: Option<InitialFn>,
     validate: Option<ValidateFn<M>>,
+    on_create: Option<OnCreateFn<M>>,
     permission: Option<PermissionFn>,
     login_required: Vec<String>,
     verbs: HashMap<String, VerbFn>,
@@ -152,6 +154,7 @@ impl<M: Model> Default for Route<M> {
             scope: None,
             initial: None,
             validate: None,
+            on_create: None,
             permission: None,
             login_required: Vec::new(),
             verbs: HashMap::new(),
@@ -191,6 +194,19 @@ impl<M: Persist> Route<M> {
         f: impl Fn(&Validation<'_, M>) -> Result<(), FieldErrors> + Send + Sync + 'static,
     ) -> Self {
         self.validate = Some(Arc::new(f));
+        self
+    }
+
+    /// Runs after a client's `create` inserted its row, in the same
+    /// transaction and before the row is checked against the scope: the
+    /// place to write what makes the row the creator's (a list's first
+    /// membership, when the scope is `{"members__user_id": ..}`). An error
+    /// rolls the whole create back.
+    pub fn on_create(
+        mut self,
+        f: impl Fn(&mut crate::store::WriteTx<'_>, &Identity, &M) -> Result<(), Error> + Send + Sync + 'static,
+    ) -> Self {
+        self.on_create = Some(Arc::new(f));
         self
     }
 

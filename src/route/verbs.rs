@@ -73,9 +73,12 @@ impl<M: Persist> Route<M> {
         if let Some(initial) = self.initial_for(identity)? {
             patch.merge(initial);
         }
-        let (validate, identity) = (self.validate.clone(), identity.clone());
+        let (validate, identity, on_create) = (self.validate.clone(), identity.clone(), self.on_create.clone());
         keyed::write(db, key, move |tx| {
             let new: M = tx.insert_patch(&patch)?;
+            if let Some(on_create) = &on_create {
+                on_create(tx, &identity, &new)?;
+            }
             let row = new.to_row();
             if !tx.in_scope(&new, &scope)? {
                 return Err(Error::Forbidden("the new object would be outside your scope".into()));

@@ -421,12 +421,17 @@ impl Client {
     /// once the fan-out has settled, their events are in this connection's
     /// queue, and a ping row written after that arrives after them.
     pub async fn settle(&mut self, server: &TestServer) {
+        self.settle_with(&server.app, &server.db).await
+    }
+
+    /// [`Client::settle`] for any app with the `ping` route.
+    pub async fn settle_with(&mut self, app: &Wyrmhole, db: &Db) {
         if self.ping_sub.is_none() {
             let data = self.ok("ping", "subscribe", json!({})).await;
             self.ping_sub = Some(data["sub"].clone());
         }
-        server.app.settled().await;
-        let ping = server.db.write(|tx| tx.insert::<Ping>(&json!({"n": 0}))).await.unwrap();
+        app.settled().await;
+        let ping = db.write(|tx| tx.insert::<Ping>(&json!({"n": 0}))).await.unwrap();
         loop {
             let frame = self.read_one().await.expect("connection closed");
             if frame["type"] == "event" && Some(&frame["sub"]) == self.ping_sub.as_ref() {
@@ -441,7 +446,12 @@ impl Client {
 
     /// Asserts that no event is pending or on its way.
     pub async fn assert_no_event(&mut self, server: &TestServer) {
-        self.settle(server).await;
+        self.assert_no_event_with(&server.app, &server.db).await
+    }
+
+    /// [`Client::assert_no_event`] for any app with the `ping` route.
+    pub async fn assert_no_event_with(&mut self, app: &Wyrmhole, db: &Db) {
+        self.settle_with(app, db).await;
         assert!(self.events.is_empty(), "unexpected events: {:?}", self.events);
     }
 
