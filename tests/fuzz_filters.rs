@@ -59,6 +59,8 @@ fn fields() -> &'static [FieldDef] {
     &FIELDS
 }
 
+static MODEL: LazyLock<&'static wyrmhole::ModelInfo> = LazyLock::new(|| parity::model_of(fields()));
+
 /// Filters in the shapes the protocol documents, on this table: the seeds
 /// that mutation starts from.
 fn corpus() -> Vec<Json> {
@@ -148,7 +150,7 @@ fn examine(json: &Json, rows: &[Vec<Value>], dialect: Dialect) -> Result<Option<
     let fields = fields();
     let server = Filter::parse(fields, json, FieldAccess::All);
     let client = Filter::parse(fields, json, FieldAccess::Published);
-    let checked = sql::parse_filter(fields, json, FieldAccess::All, dialect);
+    let checked = sql::parse_filter(&MODEL, json, FieldAccess::All, dialect);
     // The database's other NUL rule must not panic either (on SQLite,
     // `checked` is what `parse` is).
     let other = Filter::parse_checked(fields, json, FieldAccess::All, !dialect.allows_nul());

@@ -44,10 +44,14 @@ const VERBS: &[&str] =
     &["get_single", "get_list", "create", "update", "delete", "subscribe", "resume", "unsubscribe", "clear_done"];
 
 fn fields_of(route: &str) -> &'static [FieldDef] {
+    model_of(route).fields
+}
+
+fn model_of(route: &str) -> &'static wyrmhole::ModelInfo {
     match route {
-        "todo-item" => TodoItem::FIELDS,
-        "todo-list" => TodoList::FIELDS,
-        _ => Ping::FIELDS,
+        "todo-item" => TodoItem::info(),
+        "todo-list" => TodoList::info(),
+        _ => Ping::info(),
     }
 }
 
@@ -123,7 +127,7 @@ impl Expected {
     fn select(&self, route: &str, user: Option<i64>, filter: &Json) -> Result<BTreeSet<i64>, String> {
         let filter = match filter {
             Json::Null => Filter::all(),
-            f => sql::parse_filter(fields_of(route), f, FieldAccess::Published, self.dialect)
+            f => sql::parse_filter(model_of(route), f, FieldAccess::Published, self.dialect)
                 .map_err(|e| format!("the server accepted a filter the evaluator refuses: {e:?}"))?,
         };
         Ok(self

@@ -25,6 +25,11 @@ pub const fn field(name: &'static str, column: &'static str, ty: FieldType, null
     FieldDef { name, column, ty, nullable, published: true, updatable: true, primary_key: false, relation: None }
 }
 
+/// A model of `fields` without relations, for the APIs that take one.
+pub fn model_of(fields: &'static [FieldDef]) -> &'static wyrmhole::ModelInfo {
+    Box::leak(Box::new(wyrmhole::ModelInfo { route: "t", table: "t", fields, primary_key: 0, relations: &[] }))
+}
+
 /// One field of every type, non-nullable and nullable. `u` lives in a column
 /// whose name needs quoting.
 pub static FIELDS: &[FieldDef] = &[
