@@ -237,30 +237,187 @@ pub(crate) fn explain_missing(root: &'static ModelInfo, segments: &[&str]) -> Op
     None
 }
 
-/// Compile-time check of `#[wyrm(belongs_to = Target)]` (called by the
-/// derive in a `const`): the key must be stored like the target's primary key.
+/// Why a declared relation cannot work, found at compile time. A `const fn`
+/// cannot allocate, so the message is written into a fixed buffer; the
+/// derive's `const` item panics with it, and the compiler reports that panic
+/// at the user's attribute (not in this file).
 #[doc(hidden)]
-pub const fn check_belongs_to(key: crate::FieldType, target: &[FieldDef], target_pk: usize) {
-    if key.storage() as u8 != target[target_pk].ty.storage() as u8 {
-        panic!("belongs_to: the foreign key's type differs from the target model's primary key type");
+pub struct Problem {
+    bytes: [u8; PROBLEM_LEN],
+    len: usize,
+}
+
+const PROBLEM_LEN: usize = 600;
+
+impl Problem {
+    const fn new() -> Problem {
+        Problem { bytes: [0; PROBLEM_LEN], len: 0 }
+    }
+
+    /// Appends whole pieces only (so the text stays UTF-8); a piece that no
+    /// longer fits ends the message with `...`.
+    const fn push(self, piece: &str) -> Problem {
+        const ELLIPSIS: &[u8] = b"...";
+        let piece = piece.as_bytes();
+        if self.len + piece.len() + ELLIPSIS.len() > PROBLEM_LEN {
+            return self.append(ELLIPSIS);
+        }
+        self.append(piece)
+    }
+
+    const fn append(mut self, piece: &[u8]) -> Problem {
+        let mut i = 0;
+        while i < piece.len() && self.len < PROBLEM_LEN {
+            self.bytes[self.len] = piece[i];
+            self.len += 1;
+            i += 1;
+        }
+        self
+    }
+
+    /// The message.
+    pub const fn as_str(&self) -> &str {
+        match std::str::from_utf8(self.bytes.split_at(self.len).0) {
+            Ok(text) => text,
+            Err(_) => "invalid relation",
+        }
     }
 }
 
-/// Compile-time check of `#[wyrm(has_many(name = Target, via = field))]`:
-/// `Target` has the field `via`, stored like this model's primary key.
+impl std::fmt::Debug for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a type is stored, as Rust spells the built-in type of that family
+/// (an application's own type is stored as one of them).
+const fn stored_as(ty: crate::FieldType) -> &'static str {
+    use crate::model::Storage;
+    match ty.storage() {
+        Storage::Bool => "bool",
+        Storage::I16 => "i16",
+        Storage::I32 => "i32",
+        Storage::I64 => "i64",
+        Storage::F32 => "f32",
+        Storage::F64 => "f64",
+        Storage::Text => "String",
+        Storage::Date => "chrono::NaiveDate",
+        Storage::DateTime => "chrono::NaiveDateTime",
+        Storage::DateTimeUtc => "chrono::DateTime<Utc>",
+        Storage::Uuid => "uuid::Uuid",
+        Storage::Json => "serde_json::Value",
+    }
+}
+
+const fn same_storage(a: crate::FieldType, b: crate::FieldType) -> bool {
+    a.storage() as u8 == b.storage() as u8
+}
+
+/// Compile-time check of `#[wyrm(belongs_to = Target)]` on `model`'s field
+/// `field` (called by the derive in a `const`): the key must be stored like
+/// the target's primary key, or no row could ever match.
 #[doc(hidden)]
-pub const fn check_has_many(target: &[FieldDef], via: &str, fields: &[FieldDef], pk: usize) {
+pub const fn check_belongs_to(
+    model: &str,
+    field: &str,
+    key: crate::FieldType,
+    target: &str,
+    target_fields: &[FieldDef],
+    target_pk: usize,
+) -> Option<Problem> {
+    let pk = &target_fields[target_pk];
+    if same_storage(key, pk.ty) {
+        return None;
+    }
+    Some(
+        Problem::new()
+            .push("`belongs_to = ")
+            .push(target)
+            .push("` on `")
+            .push(model)
+            .push("::")
+            .push(field)
+            .push("`: the foreign key is stored as ")
+            .push(stored_as(key))
+            .push(" but `")
+            .push(target)
+            .push("`'s primary key `")
+            .push(pk.name)
+            .push("` is stored as ")
+            .push(stored_as(pk.ty))
+            .push("; declare `")
+            .push(field)
+            .push("` with the type of the key it holds"),
+    )
+}
+
+/// Compile-time check of `#[wyrm(has_many(relation = Target, via = field))]`
+/// on `model`: `Target` has the field `via`, stored like `model`'s primary key.
+#[doc(hidden)]
+pub const fn check_has_many(
+    model: &str,
+    relation: &str,
+    target: &str,
+    target_fields: &[FieldDef],
+    via: &str,
+    fields: &[FieldDef],
+    pk: usize,
+) -> Option<Problem> {
+    let head = Problem::new()
+        .push("`has_many(")
+        .push(relation)
+        .push(" = ")
+        .push(target)
+        .push(", via = ")
+        .push(via)
+        .push(")` on `")
+        .push(model)
+        .push("`: ");
     let mut i = 0;
-    while i < target.len() {
-        if same_str(target[i].name, via) {
-            if target[i].ty.storage() as u8 != fields[pk].ty.storage() as u8 {
-                panic!("has_many: the `via` field's type differs from this model's primary key type");
+    while i < target_fields.len() {
+        let found = &target_fields[i];
+        if same_str(found.name, via) {
+            if same_storage(found.ty, fields[pk].ty) {
+                return None;
             }
-            return;
+            return Some(
+                head.push("`")
+                    .push(target)
+                    .push("::")
+                    .push(via)
+                    .push("` is stored as ")
+                    .push(stored_as(found.ty))
+                    .push(" but `")
+                    .push(model)
+                    .push("`'s primary key `")
+                    .push(fields[pk].name)
+                    .push("` is stored as ")
+                    .push(stored_as(fields[pk].ty))
+                    .push("; `via` must hold this model's primary key"),
+            );
         }
         i += 1;
     }
-    panic!("has_many: the related model has no field named by `via`");
+    let mut problem = head
+        .push("`")
+        .push(target)
+        .push("` has no field `")
+        .push(via)
+        .push("`; `via` names the field of `")
+        .push(target)
+        .push("` that holds `")
+        .push(model)
+        .push("`'s primary key (its fields: ");
+    let mut i = 0;
+    while i < target_fields.len() {
+        if i > 0 {
+            problem = problem.push(", ");
+        }
+        problem = problem.push(target_fields[i].name);
+        i += 1;
+    }
+    Some(problem.push(")"))
 }
 
 const fn same_str(a: &str, b: &str) -> bool {
