@@ -245,21 +245,27 @@ pub(crate) fn explain_missing(root: &'static ModelInfo, segments: &[&str]) -> Op
 pub struct Problem {
     bytes: [u8; PROBLEM_LEN],
     len: usize,
+    /// Whether a piece did not fit: the message ends there.
+    cut: bool,
 }
 
 const PROBLEM_LEN: usize = 600;
 
 impl Problem {
     const fn new() -> Problem {
-        Problem { bytes: [0; PROBLEM_LEN], len: 0 }
+        Problem { bytes: [0; PROBLEM_LEN], len: 0, cut: false }
     }
 
     /// Appends whole pieces only (so the text stays UTF-8); a piece that no
     /// longer fits ends the message with `...`.
-    const fn push(self, piece: &str) -> Problem {
+    const fn push(mut self, piece: &str) -> Problem {
         const ELLIPSIS: &[u8] = b"...";
         let piece = piece.as_bytes();
+        if self.cut {
+            return self;
+        }
         if self.len + piece.len() + ELLIPSIS.len() > PROBLEM_LEN {
+            self.cut = true;
             return self.append(ELLIPSIS);
         }
         self.append(piece)
@@ -438,4 +444,32 @@ const fn same_str(a: &str, b: &str) -> bool {
 /// The rows a path reaches from one row, as the context carries them.
 pub fn related(rows: Vec<Row>) -> Value {
     Value::Related(rows.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::tests::FIELDS as ITEMS;
+    use crate::FieldType;
+
+    #[test]
+    fn checks_pass_when_the_types_agree() {
+        // Items: `id` and `list_id`, both i32.
+        assert!(check_belongs_to("Item", "list_id", FieldType::I32, "Item", ITEMS, 0).is_none());
+        assert!(check_has_many("Item", "items", "Item", ITEMS, "list_id", ITEMS, 0).is_none());
+        assert!(check_belongs_to("Item", "list_id", FieldType::Text, "Item", ITEMS, 0).is_some());
+        assert!(check_has_many("Item", "items", "Item", ITEMS, "text", ITEMS, 0).is_some());
+    }
+
+    #[test]
+    fn a_long_message_is_cut_whole_and_marked() {
+        let many: Vec<FieldDef> = (0..100)
+            .map(|i| FieldDef { name: Box::leak(format!("field_number_{i}").into_boxed_str()), ..ITEMS[0] })
+            .collect();
+        let problem = check_has_many("List", "items", "Item", &many, "list_id", ITEMS, 0).expect("no `list_id`");
+        let text = problem.as_str();
+        assert!(text.starts_with("`has_many(items = Item, via = list_id)` on `List`: `Item` has no field `list_id`"));
+        assert!(text.ends_with(", ...") && !text.ends_with(", ..., ..."), "{text}");
+        assert!(text.len() <= PROBLEM_LEN);
+    }
 }

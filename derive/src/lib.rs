@@ -25,6 +25,27 @@ mod relation;
 /// `#[wyrm(primary_key)]` (default: the field named `id`) and
 /// `#[wyrm(relation = "list")]` (default: `list` for a field named
 /// `list_id`); the column comes from `#[diesel(column_name = ...)]`.
+///
+/// Relations, which filters and scopes may follow (`list__title`):
+///
+/// - `#[wyrm(belongs_to = TodoList)]` on a foreign key field: the field
+///   holds a `TodoList`'s primary key. The relation is named like the field's
+///   (`list` for `list_id`, or `relation = "..."`). `belongs_to = Self` is a
+///   self-relation (`parent_id`).
+/// - `#[wyrm(has_many(members = ListMember, via = list_id))]` on the struct,
+///   once per relation: `ListMember`'s field `list_id` holds this model's
+///   primary key (`via = "list_id"` is accepted too).
+///
+/// The derive refuses, at the offending token: a `belongs_to` on the primary
+/// key or on a field with no relation name; a target that is not a type
+/// path; a `has_many` without a name, a model or `via`, or with other keys;
+/// a relation name used twice (by fields' relations or `has_many`s), equal
+/// to a field's name, or containing `__`. What needs the related model is
+/// checked by the compiler through `const` items calling
+/// `wyrmhole::relation`'s checks: the target must be a `Model`, the foreign
+/// key stored like its primary key, and `via` a field of it stored like this
+/// model's primary key. Models may name each other in any order: a relation
+/// reaches its target through a function, so cycles need no care.
 #[proc_macro_derive(Model, attributes(wyrm))]
 pub fn derive_model(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as DeriveInput);
