@@ -36,6 +36,10 @@ mod relation;
 ///   once per relation: `ListMember`'s field `list_id` holds this model's
 ///   primary key (`via = "list_id"` is accepted too).
 ///
+/// `Model::info().relations` lists the `belongs_to`s in field order, then the
+/// `has_many`s in attribute order; the paths filters may follow are numbered
+/// in that order.
+///
 /// The derive refuses, at the offending token: a `belongs_to` on the primary
 /// key or on a field with no relation name; a target that is not a type
 /// path; a `has_many` without a name, a model or `via`, or with other keys;
