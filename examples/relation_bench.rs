@@ -96,8 +96,11 @@ fn parse(json: serde_json::Value) -> Filter {
 /// An item of `list` whose context says who the list's members are.
 fn item_change(list: i64, members: &[i64]) -> Change {
     let list_row: wyrmhole::Row = vec![Value::Int(list), Value::Text(format!("list {list}"))].into();
-    let member_rows: Vec<wyrmhole::Row> =
-        members.iter().enumerate().map(|(i, u)| vec![Value::Int(i as i64), Value::Int(list), Value::Int(*u)].into()).collect();
+    let member_rows: Vec<wyrmhole::Row> = members
+        .iter()
+        .enumerate()
+        .map(|(i, u)| vec![Value::Int(i as i64), Value::Int(list), Value::Int(*u)].into())
+        .collect();
     let row = |text: &str| -> wyrmhole::Row {
         vec![
             Value::Int(1),
@@ -130,7 +133,9 @@ fn matching() {
                 item_change(list, &members)
             })
             .collect();
-        for (name, matcher, per_change) in [("membership scope", &related, MEMBERS as usize), ("copied owner", &copied, 1)] {
+        for (name, matcher, per_change) in
+            [("membership scope", &related, MEMBERS as usize), ("copied owner", &copied, 1)]
+        {
             let mut rounds = Vec::new();
             for _ in 0..5 {
                 let started = Instant::now();

@@ -130,8 +130,8 @@ pub(super) fn publish(
     let mut reader = Reader { conn, graph, before: None, memo: HashMap::new() };
     let (old, new) = match graph.roots.get(model.table) {
         Some(all) => (
-            old.map(|r| reader.with_context(all, r)).transpose()?,
-            new.map(|r| reader.with_context(all, r)).transpose()?,
+            old.map(|r| reader.with_context(all, &r)).transpose()?,
+            new.map(|r| reader.with_context(all, &r)).transpose()?,
         ),
         None => (old, new),
     };
@@ -170,7 +170,7 @@ impl Reader<'_> {
     }
 
     /// `row` (own fields only) followed by the rows of each path.
-    fn with_context(&mut self, all: &'static Paths, row: Row) -> Result<Row, Error> {
+    fn with_context(&mut self, all: &'static Paths, row: &[Value]) -> Result<Row, Error> {
         let own = &row[..all.root.fields.len()];
         let mut out: Vec<Value> = own.to_vec();
         for path in &all.all {
@@ -289,14 +289,14 @@ impl Reader<'_> {
             rows.sort_by(|a, b| key_order(&a[root.primary_key], &b[root.primary_key]));
             let all = paths(root);
             for row in rows {
-                let after = self.with_context(all, row.clone())?;
+                let after = self.with_context(all, &row)?;
                 let before = Reader {
                     conn: &mut *self.conn,
                     graph: self.graph,
                     before: Some(Before { model, pk: &pk_value, row: old_row.as_ref() }),
                     memo: HashMap::new(),
                 }
-                .with_context(all, row)?;
+                .with_context(all, &row)?;
                 if before != after {
                     out.push((root, before, after));
                 }
@@ -320,7 +320,11 @@ impl Reader<'_> {
         let (column, ty, keys): (&str, _, Vec<Value>) = match (hop.key_field(), hop.via()) {
             (Some(key), _) => {
                 let pk = hop.to.primary_key;
-                (at.fields[key].column, at.fields[key].ty, [old, new].into_iter().flatten().map(|r| r[pk].clone()).collect())
+                (
+                    at.fields[key].column,
+                    at.fields[key].ty,
+                    [old, new].into_iter().flatten().map(|r| r[pk].clone()).collect(),
+                )
             }
             (None, Some(via)) => {
                 let pk = &at.fields[at.primary_key];
