@@ -92,7 +92,11 @@ impl Context {
             children.extend(node);
         }
         for (path, nodes) in related {
-            children.push(Node::Exists(Box::new(Exists::new(path, Node::and(nodes)))));
+            // No related row satisfies a condition that is false
+            // (`list__id__in: []`): then nor does the `Exists`, which SQL
+            // could not even render (`AND ()`).
+            let node = Node::and(nodes);
+            children.push(if node.is_false() { Node::FALSE } else { Node::Exists(Box::new(Exists::new(path, node))) });
         }
         Node::and(children)
     }
