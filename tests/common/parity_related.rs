@@ -4,7 +4,8 @@
 //! (both `parents`), a parent belongs to a `grand` (`grands`, nullable key),
 //! and an item has many `children` (`children.item_id`). Every table has
 //! the columns of `parity::FIELDS` first (a field of every type), then its
-//! foreign keys, so the filter generators work on any of them.
+//! foreign keys, so the filter generators work on any of them; `g` is
+//! unpublished in the related tables.
 //!
 //! The contexts `Filter::matches` reads are built here with plain loops
 //! over the generated rows, independently of the store's reads.
@@ -26,8 +27,11 @@ pub const OWNER_ID: usize = FIELDS.len() + 1;
 pub const GRAND_ID: usize = FIELDS.len();
 pub const ITEM_ID: usize = FIELDS.len();
 
+/// The parity fields then `extra`, with `g` unpublished: a client's
+/// filter may not read it through a relation either.
 fn with(extra: &[FieldDef]) -> Vec<FieldDef> {
-    FIELDS.iter().chain(extra).copied().collect()
+    let hide = |f: &FieldDef| FieldDef { published: f.name != "g", ..*f };
+    FIELDS.iter().map(hide).chain(extra.iter().copied()).collect()
 }
 
 pub static ITEM_FIELDS: LazyLock<Vec<FieldDef>> = LazyLock::new(|| {
@@ -39,6 +43,7 @@ pub static ITEM_FIELDS: LazyLock<Vec<FieldDef>> = LazyLock::new(|| {
 pub static PARENT_FIELDS: LazyLock<Vec<FieldDef>> = LazyLock::new(|| {
     with(&[FieldDef { relation: Some("grand"), ..field("grand_id", "grand_id", FieldType::I32, true) }])
 });
+pub static GRAND_FIELDS: LazyLock<Vec<FieldDef>> = LazyLock::new(|| with(&[]));
 pub static CHILD_FIELDS: LazyLock<Vec<FieldDef>> =
     LazyLock::new(|| with(&[field("item_id", "item_id", FieldType::I32, false)]));
 
@@ -62,7 +67,7 @@ fn info(table: &'static str, fields: &'static [FieldDef], relations: &'static [R
 
 static ITEMS: LazyLock<ModelInfo> = LazyLock::new(|| info("items", &ITEM_FIELDS, ITEM_RELATIONS));
 static PARENTS: LazyLock<ModelInfo> = LazyLock::new(|| info("parents", &PARENT_FIELDS, PARENT_RELATIONS));
-static GRANDS: LazyLock<ModelInfo> = LazyLock::new(|| info("grands", FIELDS, GRAND_RELATIONS));
+static GRANDS: LazyLock<ModelInfo> = LazyLock::new(|| info("grands", &GRAND_FIELDS, GRAND_RELATIONS));
 static CHILDREN: LazyLock<ModelInfo> = LazyLock::new(|| info("children", &CHILD_FIELDS, CHILD_RELATIONS));
 
 pub fn items() -> &'static ModelInfo {
@@ -193,7 +198,7 @@ pub fn setup(db: &mut Db, tables: &Tables) {
         create(base, "children", "item_id INTEGER NOT NULL REFERENCES items (id)"),
     ];
     db.batch(&schema.concat());
-    insert(db, "grands", FIELDS, &tables.grands);
+    insert(db, "grands", &GRAND_FIELDS, &tables.grands);
     insert(db, "parents", &PARENT_FIELDS, &tables.parents);
     insert(db, "items", &ITEM_FIELDS, &tables.items);
     insert(db, "children", &CHILD_FIELDS, &tables.children);
