@@ -304,3 +304,22 @@ async fn resume_replays_membership_changes_in_order() {
     assert!(view.rows.is_empty(), "{:?}", view.rows);
     assert_eq!(view.seq, 3, "created, updated, deleted");
 }
+
+/// Conditions on one related set in separate objects may hold in separate
+/// related rows (a list shared with both users): the subscription still
+/// hears of its rows. (Its index pins one condition's values: once the
+/// intersection of both, empty, so no change ever reached it.)
+#[tokio::test]
+async fn separate_conditions_on_one_related_set_still_deliver_events() {
+    let app = start().await;
+    let both = app.list("both", &[1, 2]).await;
+    let solo = app.list("solo", &[1]).await;
+    let mut me = app.client(1).await;
+    let filter = json!({"and": [{"list__members__user_id": 1}, {"list__members__user_id": 2}]});
+    let mut view = watch(&mut me, "rel-item", filter.clone()).await;
+    let a = app.item(both, "a", false).await;
+    app.item(solo, "b", false).await;
+    drain(&app, &mut me, &mut [&mut view]).await;
+    assert_eq!(view.rows.keys().copied().collect::<Vec<_>>(), vec![a as i64]);
+    assert_eq!(view.rows.keys().copied().collect::<Vec<_>>(), truth(&mut me, "rel-item", filter).await);
+}

@@ -129,3 +129,7 @@ pub(super) fn through(root: &'static ModelInfo, key: &str) -> Result<Option<Thro
     }
     Ok(Some(Through { path: path.clone(), rest }))
 }
+
+#[cfg(test)]
+#[path = "related_tests.rs"]
+mod tests;

@@ -21,6 +21,9 @@ pub fn corpus() -> Vec<Json> {
         json!({"parent__t": "a", "owner__b__gt": 0}),
         json!({"children__b__gt": 0, "children__t": "a"}),
         json!({"and": [{"children__t": "a"}, {"children__b": 1}]}),
+        // Separate conditions on one related field: pins must not intersect.
+        json!({"and": [{"children__b": 1}, {"children__b__in": [2, 1]}]}),
+        json!({"and": [{"children__b__in": [0, 1]}, {"children__b__in": [0, 2]}], "children__b__gte": 0}),
         json!({"not": {"children__t__in": ["a", "ß"]}}),
         json!({"not": {"parent__grand__isnull": true}}),
         json!({"owner__grand__doc__theme": "dark", "owner__grand__day__year__gte": 2000}),
