@@ -74,6 +74,14 @@ impl Context {
                 "or" | "and" => self.list(key, operand, &at, errors),
                 "not" => self.nested(operand, &at, errors).map(Node::not),
                 _ => match self.model.map(|m| related::through(m, key)).transpose() {
+                    // A client may not follow a relation whose key it may
+                    // not read: the key reads as a missing field, as the
+                    // key column's own spellings (`list`, `list__id`) do.
+                    Ok(Some(Some(through)))
+                        if self.access == FieldAccess::Published && through.crosses_hidden_key() =>
+                    {
+                        self.leaf(key, operand, &at, errors, None)
+                    }
                     Ok(Some(Some(through))) => {
                         let node = self.leaf(key, operand, &at, errors, Some(&through));
                         match related.iter_mut().find(|(p, _)| Arc::ptr_eq(p, &through.path)) {

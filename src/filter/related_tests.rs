@@ -238,3 +238,59 @@ fn refusals_name_the_relation_and_the_key() {
     let (_, message) = refused(member(), json!({"list__items__list__title": "x"}), FieldAccess::All);
     assert!(message.starts_with("relation path `list__items__list` cannot be followed"), "{message}");
 }
+
+/// Items whose list is unpublished, and lists whose members' `list_id` is.
+static HIDDEN_FIELDS: &[FieldDef] = &[
+    FieldDef { primary_key: true, ..field("id", FieldType::I32, true) },
+    FieldDef { relation: Some("list"), ..field("list_id", FieldType::I32, false) },
+];
+static SECRET_MEMBER_FIELDS: &[FieldDef] = &[
+    FieldDef { primary_key: true, ..field("id", FieldType::I32, true) },
+    FieldDef { relation: Some("list"), ..field("list_id", FieldType::I32, false) },
+    field("user_id", FieldType::I64, true),
+];
+static HIDDEN: ModelInfo = ModelInfo {
+    route: "hidden",
+    table: "hidden",
+    fields: HIDDEN_FIELDS,
+    primary_key: 0,
+    relations: &[Relation { name: "list", kind: RelationKind::BelongsTo { field: 1 }, target: list }],
+};
+static SECRET_LIST: ModelInfo = ModelInfo {
+    route: "secret-list",
+    table: "secret_lists",
+    fields: LIST_FIELDS,
+    primary_key: 0,
+    relations: &[Relation { name: "members", kind: RelationKind::HasMany { via: "list_id" }, target: secret_member }],
+};
+static SECRET_MEMBER: ModelInfo = ModelInfo {
+    route: "secret-member",
+    table: "secret_members",
+    fields: SECRET_MEMBER_FIELDS,
+    primary_key: 0,
+    relations: &[],
+};
+fn secret_member() -> &'static ModelInfo {
+    &SECRET_MEMBER
+}
+
+/// A relation keyed by an unpublished field is invisible to clients, as
+/// the key itself is: its related rows would tell the hidden key (whose
+/// list an item is, which lists a user is a member of). Scopes may.
+#[test]
+fn a_client_cannot_follow_a_relation_keyed_by_an_unpublished_field() {
+    let cases: [(&'static ModelInfo, serde_json::Value); 4] = [
+        (&HIDDEN, json!({"list__title": "x"})),
+        (&HIDDEN, json!({"list__members__user_id": 1})),
+        (&HIDDEN, json!({"list": 1})),
+        (&SECRET_LIST, json!({"members__user_id": 1})),
+    ];
+    for (model, json) in cases {
+        let key = json.as_object().unwrap().keys().next().unwrap().clone();
+        let (at, message) = refused(model, json.clone(), FieldAccess::Published);
+        assert_eq!(at, key);
+        assert!(message.starts_with("unknown field `"), "{json}: {message}");
+        assert!(!message.contains("list_id") && !message.contains("relation"), "{json}: {message}");
+        assert!(Filter::parse_model(model, &json, FieldAccess::All, true).is_ok(), "{json}");
+    }
+}
