@@ -10,7 +10,9 @@
 //! implementations: text that folds differently per character, LIKE
 //! metacharacters, empty strings, NULLs, numbers at the edges of their types,
 //! and `or`, `and` and `not` nested around them (where NULL under a `not`
-//! is the classic trap).
+//! is the classic trap). The same runs through relations (belongs_to with
+//! a nullable and a non-null key, two in a row, has_many), memory reading
+//! contexts built by plain loops (`tests/common/parity_related.rs`).
 
 #[path = "common/database.rs"]
 mod database;

@@ -17,6 +17,11 @@
 //!   on SQLite, or on PostgreSQL when `DATABASE_URL` names a server (many
 //!   filters per database round trip).
 //!
+//! A second target does all this through relations, on the related tables
+//! of `tests/common/parity_related.rs` (relation keys from
+//! `tests/common/fuzz_related.rs`), evaluating in memory over each item's
+//! context, and checks that pins through a relation hold in related rows.
+//!
 //! `WYRM_FUZZ_SECS` bounds the run (default 15 s), `WYRM_FUZZ_SEED` replays
 //! one; a finding is shrunk and printed with its seed, case and table. The
 //! longer run and its results are in docs/reliability.md ("Fuzzing").

@@ -49,7 +49,9 @@ pub fn corpus() -> Vec<Json> {
 
 /// Where generated keys go: a prefix, and the fields and rows of the table
 /// it reaches (invalid prefixes borrow some table's).
-fn targets(tables: &Tables) -> Vec<(&'static str, &'static [FieldDef], &[Vec<Value>])> {
+type Target<'a> = (&'static str, &'static [FieldDef], &'a [Vec<Value>]);
+
+fn targets(tables: &Tables) -> Vec<Target<'_>> {
     vec![
         ("parent__", &PARENT_FIELDS, &tables.parents),
         ("owner__", &PARENT_FIELDS, &tables.parents),
