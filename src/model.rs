@@ -8,7 +8,7 @@
 
 pub(crate) use crate::field::json_kind;
 pub use crate::field::{FieldType, FieldValue, Storage};
-pub use crate::value::{Value, ValueRef};
+pub use crate::value::{Row, Value, ValueRef};
 
 /// One field of a model, as the derive describes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,7 +141,7 @@ pub trait Model: Sized + Send + Sync + 'static {
 
     /// The model as relations see it: its fields and the relations it
     /// declares (`#[wyrm(belongs_to = ..)]`, `#[wyrm(has_many(..))]`).
-    fn info() -> &'static crate::relation::ModelInfo;
+    fn info() -> &'static ModelInfo;
 
     /// Finds a field by the name a filter uses: its own name, `pk` for the
     /// primary key, or `<relation>__id` / `<relation>` for a foreign key.
@@ -155,10 +155,6 @@ pub trait Model: Sized + Send + Sync + 'static {
     }
 }
 
-/// A row as owned values, in the order of its model's fields. Changes travel
-/// through the fan-out (and, later, between processes) in this form.
-pub type Row = Box<[Value]>;
-
 /// Looks a filter's field name up in a field table; see [`Model::field_index`].
 /// `pk` names the primary key, as in Django, unless a field is called `pk`.
 pub fn field_index(fields: &[FieldDef], name: &str) -> Option<usize> {
@@ -170,4 +166,60 @@ pub fn field_index(fields: &[FieldDef], name: &str) -> Option<usize> {
     }
     let relation = name.strip_suffix("__id").or_else(|| name.strip_suffix("__pk")).unwrap_or(name);
     fields.iter().position(|f| f.relation == Some(relation))
+}
+
+/// A model as relations see it: what [`crate::Model`] says of itself,
+/// reachable at run time from another model's [`Relation`].
+#[derive(Debug)]
+pub struct ModelInfo {
+    /// The route clients address.
+    pub route: &'static str,
+    /// The SQL table.
+    pub table: &'static str,
+    /// Every field, in declaration order.
+    pub fields: &'static [FieldDef],
+    /// The index of the primary key in `fields`.
+    pub primary_key: usize,
+    /// The relations it declares.
+    pub relations: &'static [Relation],
+}
+
+/// One declared relation.
+#[derive(Debug)]
+pub struct Relation {
+    /// The name filters use (`list` in `list__title`).
+    pub name: &'static str,
+    /// Which side holds the key.
+    pub kind: RelationKind,
+    /// The related model (a function, so that two models may name each other).
+    pub target: fn() -> &'static ModelInfo,
+}
+
+/// Which side of a relation holds the foreign key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelationKind {
+    /// This model's field (an index into its fields) holds the target's
+    /// primary key: one related row, or none when the key is NULL.
+    BelongsTo {
+        /// The foreign key field.
+        field: usize,
+    },
+    /// The target's field named `via` holds this model's primary key: any
+    /// number of related rows.
+    HasMany {
+        /// The target's foreign key field.
+        via: &'static str,
+    },
+}
+
+impl ModelInfo {
+    /// The relation called `name`.
+    pub fn relation(&self, name: &str) -> Option<&'static Relation> {
+        self.relations.iter().find(|r| r.name == name)
+    }
+
+    /// Whether two infos describe the same model (one table each).
+    pub fn same(&self, other: &ModelInfo) -> bool {
+        self.table == other.table
+    }
 }

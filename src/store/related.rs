@@ -129,10 +129,13 @@ pub(super) fn publish(
     }
     let mut reader = Reader { conn, graph, before: None, memo: HashMap::new() };
     let (old, new) = match graph.roots.get(model.table) {
-        Some(all) => (
-            old.map(|r| reader.with_context(all, &r)).transpose()?,
-            new.map(|r| reader.with_context(all, &r)).transpose()?,
-        ),
+        Some(all) => {
+            reader.lock_first_hops(all, [old.as_deref(), new.as_deref()])?;
+            (
+                old.map(|r| reader.with_context(all, &r)).transpose()?,
+                new.map(|r| reader.with_context(all, &r)).transpose()?,
+            )
+        }
         None => (old, new),
     };
     let derived = reader.derived(model, old.as_deref(), new.as_deref())?;
@@ -167,6 +170,40 @@ impl Reader<'_> {
             Dialect::Postgres => " FOR NO KEY UPDATE",
             Dialect::Sqlite => "",
         }
+    }
+
+    /// On PostgreSQL, locks the rows the old and new row point at, each
+    /// relation's in key order, before any context is read: two writers
+    /// moving items between two lists in opposite directions would
+    /// otherwise each hold one list and wait for the other.
+    fn lock_first_hops(&mut self, all: &'static Paths, rows: [Option<&[Value]>; 2]) -> Result<(), Error> {
+        if self.dialect() != Dialect::Postgres {
+            return Ok(());
+        }
+        let mut done: Vec<&str> = Vec::new();
+        for path in &all.all {
+            let hop = &path.hops[0];
+            let Some(key) = hop.key_field() else { continue };
+            if done.contains(&hop.relation.name) {
+                continue;
+            }
+            done.push(hop.relation.name);
+            let mut keys: Vec<&Value> =
+                rows.iter().flatten().map(|r| &r[key]).filter(|k| !matches!(k, Value::Null)).collect();
+            keys.sort_by(|a, b| key_order(a, b));
+            keys.dedup();
+            let pk = &hop.to.fields[hop.to.primary_key];
+            for key in keys {
+                let sql = format!(
+                    "SELECT {} FROM {} WHERE {} = ? FOR NO KEY UPDATE",
+                    columns(hop.to, ""),
+                    quote_ident(hop.to.table),
+                    quote_ident(pk.column)
+                );
+                self.load(hop.to, &sql, &[Bind { value: key.clone(), ty: pk.ty }])?;
+            }
+        }
+        Ok(())
     }
 
     /// `row` (own fields only) followed by the rows of each path.
