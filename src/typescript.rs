@@ -126,7 +126,7 @@ fn route_declarations(model: &'static crate::relation::ModelInfo) -> String {
             filter_keys(w, &alias, f.ty, f.nullable);
         }
     }
-    for path in &crate::relation::paths(model).all {
+    for path in crate::relation::paths(model).all.iter().filter(|p| !p.hidden_key()) {
         let target = path.target();
         for f in target.fields.iter().filter(|f| f.published) {
             filter_keys(w, &format!("{}__{}", path.name, f.name), f.ty, f.nullable);
@@ -291,6 +291,14 @@ mod tests {
         user_id: i64,
     }
 
+    #[allow(dead_code)]
+    #[derive(crate::Model)]
+    struct Secret {
+        id: i32,
+        #[wyrm(skip, belongs_to = List)]
+        list_id: i32,
+    }
+
     #[test]
     fn relation_keys_are_typed() {
         let ts = typescript::<Item>();
@@ -298,5 +306,7 @@ mod tests {
         assert!(ts.contains("  list__members__user_id__in?: readonly (number)[];"), "{ts}");
         assert!(!ts.contains("list__secret"), "unpublished fields of related models stay hidden");
         assert!(typescript::<List>().contains("  members__user_id?: number;"));
+        // A relation keyed by an unpublished field is not a client's to follow.
+        assert!(!typescript::<Secret>().contains("list__"), "{}", typescript::<Secret>());
     }
 }

@@ -77,9 +77,7 @@ impl Context {
                     // A client may not follow a relation whose key it may
                     // not read: the key reads as a missing field, as the
                     // key column's own spellings (`list`, `list__id`) do.
-                    Ok(Some(Some(through)))
-                        if self.access == FieldAccess::Published && through.crosses_hidden_key() =>
-                    {
+                    Ok(Some(Some(through))) if self.access == FieldAccess::Published && through.path.hidden_key() => {
                         self.leaf(key, operand, &at, errors, None)
                     }
                     Ok(Some(Some(through))) => {

@@ -78,18 +78,6 @@ pub(super) struct Through {
     pub(super) rest: String,
 }
 
-impl Through {
-    /// Whether a relation of the path is keyed by an unpublished field
-    /// (a `belongs_to`'s foreign key, a `has_many`'s `via` field).
-    pub(super) fn crosses_hidden_key(&self) -> bool {
-        self.path.hops.iter().any(|hop| match (hop.key_field(), hop.via()) {
-            (Some(key), _) => !hop.from.fields[key].published,
-            (None, Some(via)) => !hop.to.fields[via].published,
-            (None, None) => true,
-        })
-    }
-}
-
 /// Whether `key` starts with relations of `root` (and not with one of
 /// `root`'s own fields, or a foreign key's own spellings `list`,
 /// `list__id`, `list__pk`, `list__in`); `Err` says why a relation path is

@@ -94,6 +94,17 @@ impl Path {
     pub fn many(&self) -> bool {
         !self.hops.last().expect("a path has a hop").single()
     }
+
+    /// Whether a relation of the path is keyed by an unpublished field (a
+    /// `belongs_to`'s foreign key, a `has_many`'s `via` field): a client may
+    /// not follow it, since the rows it reaches would tell the hidden key.
+    pub fn hidden_key(&self) -> bool {
+        self.hops.iter().any(|hop| match (hop.key_field(), hop.via()) {
+            (Some(key), _) => !hop.from.fields[key].published,
+            (None, Some(via)) => !hop.to.fields[via].published,
+            (None, None) => true,
+        })
+    }
 }
 
 /// Every path of one model, in a fixed order.
