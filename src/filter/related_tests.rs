@@ -195,8 +195,9 @@ fn pins_of_separate_related_conditions_hold_in_every_matched_row() {
 fn a_false_condition_on_related_rows_is_false() {
     for json in [json!({"list__title__in": []}), json!({"list__members__user_id__in": [null]})] {
         let f = parse(item(), json.clone());
+        // SQL renders it `1 = 0` (`relation_cases_with_known_answers` in
+        // tests/filter_parity.rs), not an `EXISTS` with an empty condition.
         assert!(f.root.is_false(), "{json}: {:?}", f.root);
-        assert_eq!(crate::sql::render(&f, crate::sql::Dialect::Sqlite).sql, "1 = 0");
     }
     // Under a `not` it is true; beside a true one, only the true one is left.
     assert!(parse(item(), json!({"not": {"list__title__in": []}})).root.is_true());
