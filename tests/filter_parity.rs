@@ -137,7 +137,13 @@ fn relation_cases_with_known_answers() {
             row("", 0, &[Some(2), Some(2)]),
             row("", 0, &[None, Some(2)]),
         ]),
-        children: numbered(vec![row("a", 1, &[Some(1)]), row("b", 2, &[Some(1)]), row("a", 2, &[Some(3)])]),
+        // The fourth child is nobody's.
+        children: numbered(vec![
+            row("a", 1, &[Some(1)]),
+            row("b", 2, &[Some(1)]),
+            row("a", 2, &[Some(3)]),
+            row("a", 2, &[None]),
+        ]),
     };
     let mut db = Db::open();
     parity_related::setup(&mut db, &tables);
@@ -160,6 +166,7 @@ fn relation_cases_with_known_answers() {
         (json!({"owner__pk__gt": 1}), vec![1, 3, 4]),
         (json!({"children": 2}), vec![1]),
         (json!({"children__in": [3, 99]}), vec![3]),
+        (json!({"children__in": [4, 99]}), vec![]),
         (json!({"children__id__gte": 1}), vec![1, 3]),
         (json!({"or": [{"parent__b": 2}, {"children__b__gt": 1}]}), vec![1, 3]),
         (json!({"parent__b": 1, "owner__b": 2}), vec![1]),

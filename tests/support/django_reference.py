@@ -124,7 +124,7 @@ class Item(models.Model):
     class Meta: app_label = "wyrm_ref"
 class Child(models.Model):
     t = models.TextField(); b = models.IntegerField()
-    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="children")
+    item = models.ForeignKey(Item, null=True, on_delete=models.CASCADE, related_name="children")
     class Meta: app_label = "wyrm_ref"
 with connection.schema_editor() as e:
     for m in (Grand, Parent, Item, Child):
@@ -140,6 +140,7 @@ Item.objects.create(t="", b=0, parent=None, owner=p2)
 Child.objects.create(t="a", b=1, item=i1)
 Child.objects.create(t="b", b=2, item=i1)
 Child.objects.create(t="a", b=2, item=i3)
+Child.objects.create(t="a", b=2, item=None)
 
 def q(obj):
     plain = {k: v for k, v in obj.items() if k not in ("or", "and", "not")}
@@ -176,6 +177,7 @@ relation_cases = [
  ({"owner__pk__gt": 1}, [1, 3, 4]),
  ({"children": 2}, [1]),
  ({"children__in": [3, 99]}, [3]),
+ ({"children__in": [4, 99]}, []),
  ({"children__id__gte": 1}, [1, 3]),
  ({"or": [{"parent__b": 2}, {"children__b__gt": 1}]}, [1, 3]),
  ({"parent__b": 1, "owner__b": 2}, [1]),
