@@ -77,7 +77,7 @@ fn sql_and_memory_agree() {
 fn sql_and_memory_agree_through_relations() {
     let db = RefCell::new(Db::open());
     let config = ProptestConfig { cases: 128, source_file: Some(file!()), ..ProptestConfig::default() };
-    let filters = proptest::collection::vec(shape(3), 1..=16);
+    let filters = proptest::collection::vec(shape(2), 1..=16);
     let outcome = TestRunner::new(config).run(&(parity_related::tables(), filters), |(tables, filters)| {
         let db = &mut *db.borrow_mut();
         parity_related::setup(db, &tables);

@@ -123,7 +123,7 @@ pub fn tables() -> impl Strategy<Value = Tables> {
     (
         proptest::collection::vec(row(true), 0..4),
         proptest::collection::vec((row(true), some_key()), 1..5),
-        proptest::collection::vec((row(true), some_key(), any::<Index>()), 0..10),
+        proptest::collection::vec((row(true), some_key(), any::<Index>()), 1..10),
         proptest::collection::vec((row(true), proptest::option::weighted(0.9, any::<Index>())), 0..12),
     )
         .prop_map(|(grands, parents, items, children)| {
