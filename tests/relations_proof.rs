@@ -48,7 +48,7 @@ use oracle::{in_scope, History};
 
 const USERS: [i64; 3] = [1, 2, 3];
 /// Writes per writer; there are six writers (each user on each process).
-const STEPS: usize = 120;
+const STEPS: usize = 200;
 /// Generous bounds for a loaded machine: only a stuck run reaches them.
 const PATIENCE: Duration = Duration::from_secs(60);
 

@@ -112,11 +112,16 @@ impl History {
         self.entries.len() as u64
     }
 
+    /// The users among the members in `row`'s context.
+    fn members(&self, row: &Row) -> Vec<i64> {
+        let Some(row) = row else { return Vec::new() };
+        let members = row[self.members].as_array().expect("a row of this route carries its context");
+        members.iter().map(|m| m[self.user].as_i64().unwrap()).collect()
+    }
+
     /// Whether `user` is among the members in `row`'s context.
     fn sees(&self, row: &Row, user: i64) -> bool {
-        let Some(row) = row else { return false };
-        let members = row[self.members].as_array().expect("a row of this route carries its context");
-        members.iter().any(|m| m[self.user] == json!(user))
+        self.members(row).contains(&user)
     }
 
     /// The row as clients receive it: its published fields.
@@ -168,10 +173,10 @@ impl History {
             assert!(
                 entitled,
                 "{}: user {user} got `{action}` {data} at position {pos}, outside their scope there \
-                 (members before: {:?}, after: {:?})",
+                 (the list's members before: {:?}, after: {:?})",
                 self.route,
-                old.as_ref().map(|r| &r[self.members]),
-                new.as_ref().map(|r| &r[self.members]),
+                self.members(old),
+                self.members(new),
             );
         }
         assert_eq!(log, expected.as_slice(), "{}: user {user}'s events since {start} vs history", self.route);
