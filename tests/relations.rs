@@ -10,82 +10,12 @@ use common::*;
 use serde_json::{json, Value};
 use wyrmhole::{Db, Error, Identity, Route, Server, Wyrmhole};
 
-diesel::table! {
-    rel_lists (id) {
-        id -> Integer,
-        title -> Text,
-        owner_id -> BigInt,
-    }
-}
+#[path = "../examples/relations/models.rs"]
+mod models;
+use models::{Item, List, Member};
 
-diesel::table! {
-    rel_items (id) {
-        id -> Integer,
-        list_id -> Integer,
-        text -> Text,
-        done -> Bool,
-    }
-}
-
-diesel::table! {
-    rel_members (id) {
-        id -> Integer,
-        list_id -> Integer,
-        user_id -> BigInt,
-    }
-}
-
-#[derive(Debug, Clone, diesel::QueryableByName, wyrmhole::Model)]
-#[diesel(table_name = rel_lists)]
-#[wyrm(route = "rel-list", has_many(items = Item, via = list_id), has_many(members = Member, via = list_id))]
-pub struct List {
-    pub id: i32,
-    #[wyrm(update)]
-    pub title: String,
-    #[wyrm(skip)]
-    pub owner_id: i64,
-}
-
-#[derive(Debug, Clone, diesel::QueryableByName, wyrmhole::Model)]
-#[diesel(table_name = rel_items)]
-#[wyrm(route = "rel-item")]
-pub struct Item {
-    pub id: i32,
-    #[wyrm(update, belongs_to = List)]
-    pub list_id: i32,
-    #[wyrm(update)]
-    pub text: String,
-    #[wyrm(update)]
-    pub done: bool,
-}
-
-#[derive(Debug, Clone, diesel::QueryableByName, wyrmhole::Model)]
-#[diesel(table_name = rel_members)]
-#[wyrm(route = "rel-member")]
-pub struct Member {
-    pub id: i32,
-    #[wyrm(belongs_to = List)]
-    pub list_id: i32,
-    pub user_id: i64,
-}
-
-const SQLITE: &str = "
-    CREATE TABLE pings (id INTEGER PRIMARY KEY AUTOINCREMENT, n INTEGER NOT NULL);
-    CREATE TABLE rel_lists (id INTEGER PRIMARY KEY AUTOINCREMENT, title TEXT NOT NULL, owner_id BIGINT NOT NULL);
-    CREATE TABLE rel_items (id INTEGER PRIMARY KEY AUTOINCREMENT, list_id INTEGER NOT NULL REFERENCES rel_lists (id),
-        text TEXT NOT NULL, done BOOLEAN NOT NULL DEFAULT 0);
-    CREATE TABLE rel_members (id INTEGER PRIMARY KEY AUTOINCREMENT, list_id INTEGER NOT NULL REFERENCES rel_lists (id),
-        user_id BIGINT NOT NULL);
-";
-
-const POSTGRES: &str = "
-    CREATE TABLE pings (id SERIAL PRIMARY KEY, n INTEGER NOT NULL);
-    CREATE TABLE rel_lists (id SERIAL PRIMARY KEY, title TEXT NOT NULL, owner_id BIGINT NOT NULL);
-    CREATE TABLE rel_items (id SERIAL PRIMARY KEY, list_id INTEGER NOT NULL REFERENCES rel_lists (id),
-        text TEXT NOT NULL, done BOOLEAN NOT NULL DEFAULT false);
-    CREATE TABLE rel_members (id SERIAL PRIMARY KEY, list_id INTEGER NOT NULL REFERENCES rel_lists (id),
-        user_id BIGINT NOT NULL);
-";
+const PINGS_SQLITE: &str = "CREATE TABLE pings (id INTEGER PRIMARY KEY AUTOINCREMENT, n INTEGER NOT NULL);";
+const PINGS_POSTGRES: &str = "CREATE TABLE pings (id SERIAL PRIMARY KEY, n INTEGER NOT NULL);";
 
 struct App {
     server: Server,
@@ -101,10 +31,11 @@ fn user(id: &Identity) -> i64 {
 async fn start() -> App {
     let (url, dir) = database::fresh();
     let db = Db::open(&url).unwrap();
-    let schema = match db.dialect() {
-        wyrmhole::sql::Dialect::Sqlite => SQLITE,
-        wyrmhole::sql::Dialect::Postgres => POSTGRES,
+    let (pings, schema) = match db.dialect() {
+        wyrmhole::sql::Dialect::Sqlite => (PINGS_SQLITE, models::SQLITE),
+        wyrmhole::sql::Dialect::Postgres => (PINGS_POSTGRES, models::POSTGRES),
     };
+    db.execute_batch(pings).await.unwrap();
     db.execute_batch(schema).await.unwrap();
     let app = Wyrmhole::builder(db.clone())
         .route(Route::<Ping>::new())
