@@ -72,7 +72,10 @@ pub struct FieldDef {
 /// relation name as above; `belongs_to = Self` for a self-relation), and on
 /// the struct, once per relation,
 /// `#[wyrm(has_many(members = ListMember, via = list_id))]`: `ListMember`'s
-/// field `list_id` holds this model's primary key. Two models may name each
+/// field `list_id` holds this model's primary key; add `siblings`
+/// (`has_many(members = ListMember, via = list_id, siblings)`) to let a
+/// membership's filters reach the other memberships of its list
+/// (`list__members__user_id`). Two models may name each
 /// other. The compiler refuses a target that is not a `Model`, a foreign key
 /// whose type differs from the target's primary key, and a `via` field the
 /// target lacks or stores differently:
@@ -209,6 +212,12 @@ pub enum RelationKind {
     HasMany {
         /// The target's foreign key field.
         via: &'static str,
+        /// Whether a path from the target may come back through this
+        /// relation to the target's own model (`list__members` from a
+        /// membership: the other members of the same list). Declared with
+        /// `has_many(.., siblings)`, because every write of such a row
+        /// changes the context of each of its siblings.
+        siblings: bool,
     },
 }
 

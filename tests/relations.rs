@@ -132,6 +132,12 @@ async fn filters_through_a_foreign_key_follow_the_related_row() {
     assert_eq!(view.rows.keys().copied().collect::<Vec<_>>(), truth(&mut me, "rel-item", filter).await);
     assert_eq!(view.rows.len(), 2);
 
+    // Items do not see their siblings (the list's has_many(items) is not
+    // `siblings`); memberships do (has_many(members, .., siblings)).
+    use wyrmhole::Model;
+    assert!(wyrmhole::relation::paths(Item::info()).get("list__items").is_none());
+    assert!(wyrmhole::relation::paths(Member::info()).get("list__members").is_some());
+
     // Unknown related fields say which relation and which field.
     let error = me.err("rel-item", "get_list", json!({"filter": {"list__titel": "x"}})).await;
     let message = error["fields"]["list__titel"][0].as_str().unwrap();
@@ -183,6 +189,9 @@ async fn a_membership_scope_takes_effect_at_the_commit_that_changes_it() {
     let mut lists = watch(&mut bob, "rel-list", json!({})).await;
     let mut items = watch(&mut bob, "rel-item", json!({})).await;
     assert_eq!(items.rows.keys().copied().collect::<Vec<_>>(), vec![own as i64]);
+    // The members of bob's lists: a path back to the membership's own model.
+    let mut members = watch(&mut bob, "rel-member", json!({})).await;
+    assert_eq!(members.rows.len(), 1, "bob's own membership of his list");
     // Outside the scope: not found, not writable, not creatable.
     bob.err("rel-item", "get_single", json!({"id": i1})).await;
     let refused = bob.err("rel-item", "update", json!({"id": i1, "data": {"text": "x"}})).await;
@@ -192,12 +201,15 @@ async fn a_membership_scope_takes_effect_at_the_commit_that_changes_it() {
 
     // Alice shares the list with bob: the list and its items arrive as created.
     let member = app.db.write(move |tx| tx.insert::<Member>(&json!({"list_id": shared, "user_id": 2}))).await.unwrap();
-    drain(&app, &mut bob, &mut [&mut lists, &mut items]).await;
+    drain(&app, &mut bob, &mut [&mut lists, &mut items, &mut members]).await;
     assert_eq!(lists.rows.keys().copied().collect::<Vec<_>>(), vec![shared as i64, mine as i64]);
+    // Alice's membership and his own, each once (View refuses a second create).
+    assert_eq!(members.rows.len(), 3, "{:?}", members.rows);
+    assert_eq!(members.rows.keys().copied().collect::<Vec<_>>(), truth(&mut bob, "rel-member", json!({})).await);
     assert_eq!(items.rows.keys().copied().collect::<Vec<_>>(), vec![i1 as i64, i2 as i64, own as i64]);
     bob.ok("rel-item", "update", json!({"id": i1, "data": {"text": "edited by bob"}})).await;
     let made = bob.ok("rel-item", "create", json!({"data": {"list_id": shared, "text": "new", "done": false}})).await;
-    drain(&app, &mut bob, &mut [&mut lists, &mut items]).await;
+    drain(&app, &mut bob, &mut [&mut lists, &mut items, &mut members]).await;
     assert_eq!(items.rows[&(i1 as i64)]["text"], "edited by bob");
     assert!(items.rows.contains_key(&made["id"].as_i64().unwrap()));
 
@@ -205,8 +217,9 @@ async fn a_membership_scope_takes_effect_at_the_commit_that_changes_it() {
     app.db.write(move |tx| tx.delete::<Member>(member.id)).await.unwrap();
     app.db.write(move |tx| tx.update::<Item>(i2, &json!({"text": "after removal"}))).await.unwrap();
     app.item(shared, "also after", false).await;
-    drain(&app, &mut bob, &mut [&mut lists, &mut items]).await;
+    drain(&app, &mut bob, &mut [&mut lists, &mut items, &mut members]).await;
     assert_eq!(lists.rows.keys().copied().collect::<Vec<_>>(), vec![mine as i64]);
+    assert_eq!(members.rows.len(), 1, "only his own list's membership is left: {:?}", members.rows);
     assert_eq!(items.rows.keys().copied().collect::<Vec<_>>(), vec![own as i64]);
     assert_eq!(items.rows.keys().copied().collect::<Vec<_>>(), truth(&mut bob, "rel-item", json!({})).await);
     bob.err("rel-item", "get_single", json!({"id": i2})).await;

@@ -31,7 +31,7 @@ diesel::table! {
 
 #[derive(Debug, Clone, diesel::QueryableByName, wyrmhole::Model)]
 #[diesel(table_name = rel_lists)]
-#[wyrm(route = "rel-list", has_many(items = Item, via = list_id), has_many(members = Member, via = list_id))]
+#[wyrm(route = "rel-list", has_many(items = Item, via = list_id), has_many(members = Member, via = list_id, siblings))]
 pub struct List {
     pub id: i32,
     #[wyrm(update)]
