@@ -103,13 +103,13 @@ pub struct FieldDef {
 /// assert_eq!((list.name, list.kind), ("list", RelationKind::BelongsTo { field: 1 }));
 /// assert_eq!((list.target)().table, "todo_lists");
 /// let items = &TodoList::info().relations[0];
-/// assert_eq!((items.name, items.kind), ("items", RelationKind::HasMany { via: "list_id" }));
+/// assert_eq!((items.name, items.kind), ("items", RelationKind::HasMany { via: "list_id", siblings: false }));
 ///
-/// // The paths a filter on an item may follow: `list`, but neither
-/// // `list__items` nor `parent`, which would visit `TodoItem` again.
+/// // The paths a filter on an item may follow: `list` and its own `parent`,
+/// // not `list__items` (the list's `has_many` does not say `siblings`).
 /// let paths = wyrmhole::relation::paths(TodoItem::info());
 /// let names: Vec<&str> = paths.all.iter().map(|p| p.name.as_str()).collect();
-/// assert_eq!(names, ["list"]);
+/// assert_eq!(names, ["list", "parent"]);
 /// ```
 ///
 /// A mismatch fails the build at the attribute, naming both types:
