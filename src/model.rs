@@ -72,7 +72,10 @@ pub struct FieldDef {
 /// relation name as above; `belongs_to = Self` for a self-relation), and on
 /// the struct, once per relation,
 /// `#[wyrm(has_many(members = ListMember, via = list_id))]`: `ListMember`'s
-/// field `list_id` holds this model's primary key. Two models may name each
+/// field `list_id` holds this model's primary key; add `siblings`
+/// (`has_many(members = ListMember, via = list_id, siblings)`) to let a
+/// membership's filters reach the other memberships of its list
+/// (`list__members__user_id`). Two models may name each
 /// other. The compiler refuses a target that is not a `Model`, a foreign key
 /// whose type differs from the target's primary key, and a `via` field the
 /// target lacks or stores differently:
@@ -100,13 +103,13 @@ pub struct FieldDef {
 /// assert_eq!((list.name, list.kind), ("list", RelationKind::BelongsTo { field: 1 }));
 /// assert_eq!((list.target)().table, "todo_lists");
 /// let items = &TodoList::info().relations[0];
-/// assert_eq!((items.name, items.kind), ("items", RelationKind::HasMany { via: "list_id" }));
+/// assert_eq!((items.name, items.kind), ("items", RelationKind::HasMany { via: "list_id", siblings: false }));
 ///
-/// // The paths a filter on an item may follow: `list`, but neither
-/// // `list__items` nor `parent`, which would visit `TodoItem` again.
+/// // The paths a filter on an item may follow: `list` and its own `parent`,
+/// // not `list__items` (the list's `has_many` does not say `siblings`).
 /// let paths = wyrmhole::relation::paths(TodoItem::info());
 /// let names: Vec<&str> = paths.all.iter().map(|p| p.name.as_str()).collect();
-/// assert_eq!(names, ["list"]);
+/// assert_eq!(names, ["list", "parent"]);
 /// ```
 ///
 /// A mismatch fails the build at the attribute, naming both types:
@@ -209,6 +212,12 @@ pub enum RelationKind {
     HasMany {
         /// The target's foreign key field.
         via: &'static str,
+        /// Whether a path from the target may come back through this
+        /// relation to the target's own model (`list__members` from a
+        /// membership: the other members of the same list). Declared with
+        /// `has_many(.., siblings)`, because every write of such a row
+        /// changes the context of each of its siblings.
+        siblings: bool,
     },
 }
 

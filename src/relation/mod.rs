@@ -18,7 +18,10 @@
 //! of an app numbers them alike:
 //!
 //! - at most [`MAX_HOPS`] relations long;
-//! - never visiting a model twice (`list__items__...` from an item is refused);
+//! - never visiting a model twice, except that the last relation may lead
+//!   back to the model the path starts from: a card's `parent` or
+//!   `children`, and, through a `has_many(.., siblings)`, the rows of the
+//!   same parent (`list__members` from a membership);
 //! - a `has_many` only as the last relation: a path reaches one row through
 //!   `belongs_to`s, then possibly that row's related set, so a context stays
 //!   small whatever the data.
@@ -53,7 +56,7 @@ impl Hop {
     /// `Some(via field index in to)` for a `has_many`, `None` for a `belongs_to`.
     pub fn via(&self) -> Option<usize> {
         match self.relation.kind {
-            RelationKind::HasMany { via } => self.to.fields.iter().position(|f| f.name == via),
+            RelationKind::HasMany { via, .. } => self.to.fields.iter().position(|f| f.name == via),
             RelationKind::BelongsTo { .. } => None,
         }
     }
@@ -157,7 +160,15 @@ fn compute(root: &'static ModelInfo) -> Paths {
         }
         for relation in at.relations {
             let to = (relation.target)();
-            if visited.contains(&to.table) {
+            // Back to the model the path starts from, as its last step: a
+            // card's `parent` or `children`, and, where the has_many says
+            // `siblings`, the rows of the same parent (`list__members`).
+            let home = to.table == visited[0]
+                && match relation.kind {
+                    RelationKind::BelongsTo { .. } => true,
+                    RelationKind::HasMany { siblings, .. } => siblings || hops.is_empty(),
+                };
+            if visited.contains(&to.table) && !home {
                 continue;
             }
             let hop = Hop { from: at, to, relation };
@@ -165,7 +176,7 @@ fn compute(root: &'static ModelInfo) -> Paths {
             names.push(relation.name);
             visited.push(to.table);
             out.push(Arc::new(Path { name: names.join("__"), hops: hops.clone(), slot: out.len() }));
-            if hop.single() {
+            if hop.single() && !home {
                 walk(to, hops, visited, names, out);
             }
             hops.pop();

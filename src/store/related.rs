@@ -131,10 +131,22 @@ pub(super) fn publish(
     let (old, new) = match graph.roots.get(model.table) {
         Some(all) => {
             reader.lock_first_hops(all, [old.as_deref(), new.as_deref()])?;
-            (
-                old.map(|r| reader.with_context(all, &r)).transpose()?,
-                new.map(|r| reader.with_context(all, &r)).transpose()?,
-            )
+            let old = match old {
+                // A path may lead back to this model (the other members of a
+                // list): before the statement, the set held the old row.
+                Some(row) => {
+                    let pk = &row[model.primary_key];
+                    let mut before = Reader {
+                        conn: &mut *reader.conn,
+                        graph,
+                        before: Some(Before { model, pk, row: Some(&row) }),
+                        memo: HashMap::new(),
+                    };
+                    Some(before.with_context(all, &row)?)
+                }
+                None => None,
+            };
+            (old, new.map(|r| reader.with_context(all, &r)).transpose()?)
         }
         None => (old, new),
     };
@@ -326,6 +338,11 @@ impl Reader<'_> {
             rows.sort_by(|a, b| key_order(&a[root.primary_key], &b[root.primary_key]));
             let all = paths(root);
             for row in rows {
+                // The written row itself, reached by a path back to its own
+                // model: its own change already carries both contexts.
+                if root.same(model) && row[root.primary_key] == pk_value {
+                    continue;
+                }
                 let after = self.with_context(all, &row)?;
                 let before = Reader {
                     conn: &mut *self.conn,
