@@ -131,11 +131,12 @@ fn relation_cases_with_known_answers() {
         grands: numbered(vec![row("Ω", 1, &[])]),
         // The third parent is nobody's.
         parents: numbered(vec![row("éclair", 1, &[Some(1)]), row("ÉCLAIR", 2, &[None]), row("x", 3, &[Some(1)])]),
+        // Parent, owner, boss (the fourth is its own boss).
         items: numbered(vec![
-            row("", 0, &[Some(1), Some(2)]),
-            row("", 0, &[None, Some(1)]),
-            row("", 0, &[Some(2), Some(2)]),
-            row("", 0, &[None, Some(2)]),
+            row("", 10, &[Some(1), Some(2), None]),
+            row("", 20, &[None, Some(1), Some(1)]),
+            row("", 30, &[Some(2), Some(2), Some(1)]),
+            row("", 40, &[None, Some(2), Some(4)]),
         ]),
         // The fourth child is nobody's.
         children: numbered(vec![
@@ -170,6 +171,13 @@ fn relation_cases_with_known_answers() {
         (json!({"children__id__gte": 1}), vec![1, 3]),
         (json!({"or": [{"parent__b": 2}, {"children__b__gt": 1}]}), vec![1, 3]),
         (json!({"parent__b": 1, "owner__b": 2}), vec![1]),
+        (json!({"boss__b": 10}), vec![2, 3]),
+        (json!({"boss": 4}), vec![4]),
+        (json!({"reports__b__gte": 20}), vec![1, 4]),
+        (json!({"reports__isnull": false}), vec![1, 4]),
+        (json!({"not": {"reports__id__gt": 0}}), vec![2, 3]),
+        (json!({"boss__b": 40, "reports__b": 40}), vec![4]),
+        (json!({"or": [{"boss__isnull": true}, {"boss__b__gt": 20}]}), vec![1, 4]),
         (json!({"id__gt": 1, "children__t__in": ["a", "b"]}), vec![3]),
         (json!({"not": {"or": [{"parent__isnull": true}, {"children__b": 2}]}}), vec![]),
         // Django would also count a missing related row as NULL here

@@ -32,30 +32,36 @@ static MEMBER_FIELDS: &[FieldDef] = &[
     field("role", FieldType::Text, true),
 ];
 
-static ITEM: ModelInfo = ModelInfo {
-    route: "todo-item",
-    table: "todo_items",
-    fields: ITEM_FIELDS,
-    primary_key: 0,
-    relations: &[Relation { name: "list", kind: RelationKind::BelongsTo { field: 1 }, target: list }],
-};
-static LIST: ModelInfo = ModelInfo {
-    route: "todo-list",
-    table: "todo_lists",
-    fields: LIST_FIELDS,
-    primary_key: 0,
-    relations: &[
-        Relation { name: "members", kind: RelationKind::HasMany { via: "list_id" }, target: member },
-        Relation { name: "items", kind: RelationKind::HasMany { via: "list_id" }, target: item },
-    ],
-};
-static MEMBER: ModelInfo = ModelInfo {
-    route: "list-member",
-    table: "list_members",
-    fields: MEMBER_FIELDS,
-    primary_key: 0,
-    relations: &[Relation { name: "list", kind: RelationKind::BelongsTo { field: 1 }, target: list }],
-};
+static ITEM: ModelInfo = model("todo-item", "todo_items", ITEM_FIELDS, &[belongs_to("list", 1, list)]);
+static LIST: ModelInfo = model(
+    "todo-list",
+    "todo_lists",
+    LIST_FIELDS,
+    &[has_many("members", "list_id", false, member), has_many("items", "list_id", false, item)],
+);
+static MEMBER: ModelInfo = model("list-member", "list_members", MEMBER_FIELDS, &[belongs_to("list", 1, list)]);
+
+const fn belongs_to(name: &'static str, field: usize, target: fn() -> &'static ModelInfo) -> Relation {
+    Relation { name, kind: RelationKind::BelongsTo { field }, target }
+}
+
+const fn has_many(
+    name: &'static str,
+    via: &'static str,
+    siblings: bool,
+    target: fn() -> &'static ModelInfo,
+) -> Relation {
+    Relation { name, kind: RelationKind::HasMany { via, siblings }, target }
+}
+
+const fn model(
+    route: &'static str,
+    table: &'static str,
+    fields: &'static [FieldDef],
+    relations: &'static [Relation],
+) -> ModelInfo {
+    ModelInfo { route, table, fields, primary_key: 0, relations }
+}
 
 fn item() -> &'static ModelInfo {
     &ITEM
@@ -250,27 +256,10 @@ static SECRET_MEMBER_FIELDS: &[FieldDef] = &[
     FieldDef { relation: Some("list"), ..field("list_id", FieldType::I32, false) },
     field("user_id", FieldType::I64, true),
 ];
-static HIDDEN: ModelInfo = ModelInfo {
-    route: "hidden",
-    table: "hidden",
-    fields: HIDDEN_FIELDS,
-    primary_key: 0,
-    relations: &[Relation { name: "list", kind: RelationKind::BelongsTo { field: 1 }, target: list }],
-};
-static SECRET_LIST: ModelInfo = ModelInfo {
-    route: "secret-list",
-    table: "secret_lists",
-    fields: LIST_FIELDS,
-    primary_key: 0,
-    relations: &[Relation { name: "members", kind: RelationKind::HasMany { via: "list_id" }, target: secret_member }],
-};
-static SECRET_MEMBER: ModelInfo = ModelInfo {
-    route: "secret-member",
-    table: "secret_members",
-    fields: SECRET_MEMBER_FIELDS,
-    primary_key: 0,
-    relations: &[],
-};
+static HIDDEN: ModelInfo = model("hidden", "hidden", HIDDEN_FIELDS, &[belongs_to("list", 1, list)]);
+static SECRET_LIST: ModelInfo =
+    model("secret-list", "secret_lists", LIST_FIELDS, &[has_many("members", "list_id", false, secret_member)]);
+static SECRET_MEMBER: ModelInfo = model("secret-member", "secret_members", SECRET_MEMBER_FIELDS, &[]);
 fn secret_member() -> &'static ModelInfo {
     &SECRET_MEMBER
 }
@@ -294,4 +283,27 @@ fn a_client_cannot_follow_a_relation_keyed_by_an_unpublished_field() {
         assert!(!message.contains("list_id") && !message.contains("relation"), "{json}: {message}");
         assert!(Filter::parse_model(model, &json, FieldAccess::All, true).is_ok(), "{json}");
     }
+}
+
+/// Lists whose members see each other (`has_many(.., siblings)`), and a
+/// self-relation on a card.
+static SIBLING_LIST: ModelInfo =
+    model("sibling-list", "sibling_lists", LIST_FIELDS, &[has_many("members", "list_id", true, sibling_member)]);
+static SIBLING_MEMBER: ModelInfo =
+    model("sibling-member", "sibling_members", MEMBER_FIELDS, &[belongs_to("list", 1, sibling_list)]);
+fn sibling_list() -> &'static ModelInfo {
+    &SIBLING_LIST
+}
+fn sibling_member() -> &'static ModelInfo {
+    &SIBLING_MEMBER
+}
+
+#[test]
+fn siblings_are_a_path_only_where_the_has_many_says_so() {
+    let names = |m| paths(m).all.iter().map(|p| p.name.clone()).collect::<Vec<_>>();
+    assert_eq!(names(sibling_member()), ["list", "list__members"]);
+    let f = parse(sibling_member(), json!({"list__members__user_id": 3, "list__members__role": "owner"}));
+    assert_eq!(f.root.relations().count(), 1, "one related row for both keys");
+    let (_, message) = refused(member(), json!({"list__members__user_id": 3}), FieldAccess::All);
+    assert!(message.starts_with("relation path `list__members` cannot be followed"), "{message}");
 }

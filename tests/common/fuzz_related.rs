@@ -2,7 +2,7 @@
 //! tables of `parity_related`: filters of a related table's fields (made
 //! by `fuzz::filter`, so with unknown fields, bad lookups and operands)
 //! moved behind a relation prefix, valid (`parent__`, `owner__grand__`,
-//! `children__`) or not (a model twice, a has_many in the middle, four
+//! `children__`, the self-relation's `boss__` and `reports__`) or not (a model twice, a has_many in the middle, four
 //! relations, an unknown one), and put in the same object as other keys
 //! (one related row), in an `and` entry (another), or under a `not`.
 #![allow(dead_code)]
@@ -43,12 +43,19 @@ pub fn corpus() -> Vec<Json> {
         json!({"parent__grand__parents__grand__t": "x"}),
         json!({"parent__titel": 1}),
         json!({"children__nope__in": [1]}),
+        json!({"boss__boss__b": 1}),
+        json!({"reports__children__t": "a"}),
+        json!({"boss__b__gt": 0, "reports__t__icontains": "s", "not": {"reports__b": 1}}),
+        json!({"boss": 1, "boss__isnull": false, "reports__in": [1, 2]}),
         json!({"parent__g": 1}),
     ]
 }
 
 /// Where generated keys go: a prefix, and the fields and rows of the table
-/// it reaches (invalid prefixes borrow some table's).
+/// it reaches (invalid prefixes borrow some table's); the first [`VALID`]
+/// are paths.
+const VALID: usize = 8;
+
 type Target<'a> = (&'static str, &'static [FieldDef], &'a [Vec<Value>]);
 
 fn targets(tables: &Tables) -> Vec<Target<'_>> {
@@ -59,6 +66,13 @@ fn targets(tables: &Tables) -> Vec<Target<'_>> {
         ("owner__grand__", &GRAND_FIELDS, &tables.grands),
         ("children__", &CHILD_FIELDS, &tables.children),
         ("children__", &CHILD_FIELDS, &tables.children),
+        ("boss__", &ITEM_FIELDS, &tables.items),
+        ("reports__", &ITEM_FIELDS, &tables.items),
+        // Not paths: past a self-relation, a model twice, past a has_many,
+        // too long, unknown relations.
+        ("boss__boss__", &ITEM_FIELDS, &tables.items),
+        ("boss__parent__", &PARENT_FIELDS, &tables.parents),
+        ("reports__children__", &CHILD_FIELDS, &tables.children),
         ("parent__grand__parents__", &PARENT_FIELDS, &tables.parents),
         ("children__item__", &ITEM_FIELDS, &tables.items),
         ("children__item__parent__", &PARENT_FIELDS, &tables.parents),
@@ -125,7 +139,7 @@ pub fn generate(rng: &mut Rng, tables: &Tables, pool: &[Json]) -> Json {
             let targets = targets(tables);
             for _ in 0..1 + rng.below(3) {
                 // Mostly paths a filter may follow.
-                let choices = if rng.chance(80) { 6 } else { targets.len() };
+                let choices = if rng.chance(80) { VALID } else { targets.len() };
                 let (prefix, fields, rows) = *rng.pick(&targets[..choices]);
                 let sub = prefixed(fuzz::filter(rng, fields, &mut sample(rows)), prefix);
                 match &mut filter {
@@ -138,7 +152,7 @@ pub fn generate(rng: &mut Rng, tables: &Tables, pool: &[Json]) -> Json {
         _ => {
             let mut filter = rng.pick(pool).clone();
             mutate(rng, &mut filter, &mut |rng| {
-                let (_, fields, rows) = *rng.pick(&targets(tables)[..6]);
+                let (_, fields, rows) = *rng.pick(&targets(tables)[..VALID]);
                 let field = rng.below(fields.len());
                 fuzz::typed_operand(rng, fields, field, &mut sample(rows))
             });

@@ -24,6 +24,7 @@ use super::parity::{field, insert, row, Db, FIELDS, SCHEMA_POSTGRES, SCHEMA_SQLI
 /// Where the foreign keys sit in their tables' rows.
 pub const PARENT_ID: usize = FIELDS.len();
 pub const OWNER_ID: usize = FIELDS.len() + 1;
+pub const BOSS_ID: usize = FIELDS.len() + 2;
 pub const GRAND_ID: usize = FIELDS.len();
 pub const ITEM_ID: usize = FIELDS.len();
 
@@ -38,6 +39,7 @@ pub static ITEM_FIELDS: LazyLock<Vec<FieldDef>> = LazyLock::new(|| {
     with(&[
         FieldDef { relation: Some("parent"), ..field("parent_id", "parent_id", FieldType::I32, true) },
         FieldDef { relation: Some("owner"), ..field("owner_id", "owner_id", FieldType::I32, false) },
+        FieldDef { relation: Some("boss"), ..field("boss_id", "boss_id", FieldType::I32, true) },
     ])
 });
 pub static PARENT_FIELDS: LazyLock<Vec<FieldDef>> = LazyLock::new(|| {
@@ -50,14 +52,17 @@ pub static CHILD_FIELDS: LazyLock<Vec<FieldDef>> =
 static ITEM_RELATIONS: &[Relation] = &[
     Relation { name: "parent", kind: RelationKind::BelongsTo { field: PARENT_ID }, target: parents },
     Relation { name: "owner", kind: RelationKind::BelongsTo { field: OWNER_ID }, target: parents },
-    Relation { name: "children", kind: RelationKind::HasMany { via: "item_id" }, target: children },
+    Relation { name: "children", kind: RelationKind::HasMany { via: "item_id", siblings: false }, target: children },
+    // A self-relation: one hop back to `items` each way, never further.
+    Relation { name: "boss", kind: RelationKind::BelongsTo { field: BOSS_ID }, target: items },
+    Relation { name: "reports", kind: RelationKind::HasMany { via: "boss_id", siblings: false }, target: items },
 ];
 static PARENT_RELATIONS: &[Relation] =
     &[Relation { name: "grand", kind: RelationKind::BelongsTo { field: GRAND_ID }, target: grands }];
 // Relations the paths from `items` may not take: back to parents (a model
 // twice), and from a child (past a has_many).
 static GRAND_RELATIONS: &[Relation] =
-    &[Relation { name: "parents", kind: RelationKind::HasMany { via: "grand_id" }, target: parents }];
+    &[Relation { name: "parents", kind: RelationKind::HasMany { via: "grand_id", siblings: false }, target: parents }];
 static CHILD_RELATIONS: &[Relation] =
     &[Relation { name: "item", kind: RelationKind::BelongsTo { field: ITEM_ID }, target: items }];
 
@@ -85,7 +90,7 @@ pub fn children() -> &'static ModelInfo {
 
 /// The paths from `items`, in the order contexts hold them (checked
 /// against `wyrmhole::relation::paths` by `contexts`).
-pub const PATHS: &[&str] = &["parent", "parent__grand", "owner", "owner__grand", "children"];
+pub const PATHS: &[&str] = &["parent", "parent__grand", "owner", "owner__grand", "children", "boss", "reports"];
 
 /// Rows of the four tables, ids numbered from 1, keys pointing at rows
 /// that exist (or NULL where nullable).
@@ -116,14 +121,15 @@ fn key(key: Option<Index>, n: usize) -> Value {
 }
 
 /// Tables with parents no item references, items with a NULL parent,
-/// items with no, one or several children, and children of no item. At least one parent, since
-/// every item has an owner.
+/// items with no, one or several children, children of no item, and
+/// items whose boss is none, another item or themselves. At least one
+/// parent, since every item has an owner.
 pub fn tables() -> impl Strategy<Value = Tables> {
     let some_key = || proptest::option::weighted(0.75, any::<Index>());
     (
         proptest::collection::vec(row(true), 0..4),
         proptest::collection::vec((row(true), some_key()), 1..5),
-        proptest::collection::vec((row(true), some_key(), any::<Index>()), 1..10),
+        proptest::collection::vec((row(true), some_key(), any::<Index>(), some_key()), 1..10),
         proptest::collection::vec((row(true), proptest::option::weighted(0.9, any::<Index>())), 0..12),
     )
         .prop_map(|(grands, parents, items, children)| {
@@ -141,9 +147,10 @@ pub fn tables() -> impl Strategy<Value = Tables> {
             let items = numbered(
                 items
                     .into_iter()
-                    .map(|(mut r, p, o)| {
+                    .map(|(mut r, p, o, b)| {
                         r.push(key(p, n.1));
                         r.push(key(Some(o), n.1));
+                        r.push(key(b, n.2));
                         r
                     })
                     .collect(),
@@ -193,7 +200,9 @@ pub fn setup(db: &mut Db, tables: &Tables) {
         create(
             base,
             "items",
-            "parent_id INTEGER REFERENCES parents (id), owner_id INTEGER NOT NULL REFERENCES parents (id)",
+            // `boss_id` may name a later row: no constraint.
+            "parent_id INTEGER REFERENCES parents (id), owner_id INTEGER NOT NULL REFERENCES parents (id), \
+             boss_id INTEGER",
         ),
         create(base, "children", "item_id INTEGER REFERENCES items (id)"),
     ];
@@ -225,6 +234,8 @@ impl Tables {
                 let owner = by_id(&self.parents, &item[OWNER_ID]);
                 let grand = |p: Option<&Vec<Value>>| p.and_then(|p| by_id(&self.grands, &p[GRAND_ID]));
                 let children = self.children.iter().filter(|c| c[ITEM_ID] == item[0]);
+                let boss = by_id(&self.items, &item[BOSS_ID]);
+                let reports = self.items.iter().filter(|r| r[BOSS_ID] == item[0]);
                 let mut row = item.clone();
                 row.extend([
                     related(parent),
@@ -232,6 +243,8 @@ impl Tables {
                     related(owner),
                     related(grand(owner)),
                     related(children),
+                    related(boss),
+                    related(reports),
                 ]);
                 row
             })
@@ -254,6 +267,8 @@ impl Tables {
             t("children__", &self.children),
             t("children__", &self.children),
             t("children__", &self.children),
+            t("boss__", &self.items),
+            t("reports__", &self.items),
         ]
     }
 }

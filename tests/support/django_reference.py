@@ -121,6 +121,7 @@ class Item(models.Model):
     t = models.TextField(); b = models.IntegerField()
     parent = models.ForeignKey(Parent, null=True, on_delete=models.CASCADE, related_name="+")
     owner = models.ForeignKey(Parent, on_delete=models.CASCADE, related_name="+")
+    boss = models.ForeignKey("self", null=True, on_delete=models.CASCADE, related_name="reports")
     class Meta: app_label = "wyrm_ref"
 class Child(models.Model):
     t = models.TextField(); b = models.IntegerField()
@@ -133,10 +134,12 @@ g1 = Grand.objects.create(t="Ω", b=1)
 p1 = Parent.objects.create(t="éclair", b=1, grand=g1)
 p2 = Parent.objects.create(t="ÉCLAIR", b=2, grand=None)
 Parent.objects.create(t="x", b=3, grand=g1)
-i1 = Item.objects.create(t="", b=0, parent=p1, owner=p2)
-Item.objects.create(t="", b=0, parent=None, owner=p1)
-i3 = Item.objects.create(t="", b=0, parent=p2, owner=p2)
-Item.objects.create(t="", b=0, parent=None, owner=p2)
+i1 = Item.objects.create(t="", b=10, parent=p1, owner=p2)
+Item.objects.create(t="", b=20, parent=None, owner=p1, boss=i1)
+i3 = Item.objects.create(t="", b=30, parent=p2, owner=p2, boss=i1)
+i4 = Item.objects.create(t="", b=40, parent=None, owner=p2)
+i4.boss = i4
+i4.save()
 Child.objects.create(t="a", b=1, item=i1)
 Child.objects.create(t="b", b=2, item=i1)
 Child.objects.create(t="a", b=2, item=i3)
@@ -181,6 +184,13 @@ relation_cases = [
  ({"children__id__gte": 1}, [1, 3]),
  ({"or": [{"parent__b": 2}, {"children__b__gt": 1}]}, [1, 3]),
  ({"parent__b": 1, "owner__b": 2}, [1]),
+ ({"boss__b": 10}, [2, 3]),
+ ({"boss": 4}, [4]),
+ ({"reports__b__gte": 20}, [1, 4]),
+ ({"reports__isnull": False}, [1, 4]),
+ ({"not": {"reports__id__gt": 0}}, [2, 3]),
+ ({"boss__b": 40, "reports__b": 40}, [4]),
+ ({"or": [{"boss__isnull": True}, {"boss__b__gt": 20}]}, [1, 4]),
  ({"id__gt": 1, "children__t__in": ["a", "b"]}, [3]),
  ({"not": {"or": [{"parent__isnull": True}, {"children__b": 2}]}}, []),
  # Known differences: Django's LEFT OUTER JOIN counts a missing related row
