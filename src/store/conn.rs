@@ -189,11 +189,11 @@ pub(super) struct Manager {
 /// that committed less than [`Proven::FRESH`] ago is handed out without a
 /// ping: on PostgreSQL the ping is a round trip, about half of what a
 /// one-row write costs, paid on every write. A connection that has been
-/// idle, or whose last transaction failed, is pinged as before, so one that
-/// died while idle (a server restart) is replaced before a write uses it;
-/// one that dies between two busy writes fails that write (`unavailable` or
-/// `internal`, and its idempotency key makes a retry safe), and is pinged,
-/// found dead and replaced at the next.
+/// idle, or whose last transaction failed, is pinged as before. One that
+/// died since its last commit anyway (a server restart between two busy
+/// writes) fails at `BEGIN`, before anything ran: `Db::write` then takes
+/// the connection again, which pings it, finds it dead and replaces it,
+/// and the write goes ahead on the new one.
 #[derive(Debug, Default)]
 pub(super) struct Proven(parking_lot::Mutex<Option<std::time::Instant>>);
 

@@ -373,6 +373,18 @@ impl Inner {
         let started = std::time::Instant::now();
         let _queue = self.write_queue.lock();
         let mut conn = self.writer.get().map_err(no_connection)?;
+        if write::begin(&mut conn).is_err() {
+            // A connection handed out unpinged (see `conn::Proven`) that died
+            // since its last commit fails here, before anything ran: the
+            // next checkout pings it and replaces it. Once.
+            self.proven.failed();
+            drop(conn);
+            conn = self.writer.get().map_err(no_connection)?;
+            if let Err(e) = write::begin(&mut conn) {
+                self.writes.record(false, started.elapsed());
+                return Err(e.into());
+            }
+        }
         let graph = self.graph.read().clone();
         let result = write::transaction(&mut conn, &graph, f);
         match &result {

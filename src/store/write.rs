@@ -22,15 +22,8 @@ pub struct WriteTx<'a> {
     changes: Vec<Change>,
 }
 
-/// Runs `f` in a write transaction on `conn`; on success, numbers its
-/// changes, keeps them in the history and commits. Returns the value and
-/// the committed changes (for the caller to publish); on failure or panic,
-/// rolls back and returns the error.
-pub(super) fn transaction<T, E, F>(conn: &mut Conn, graph: &Graph, f: F) -> Result<(T, Vec<Change>), E>
-where
-    F: FnOnce(&mut WriteTx<'_>) -> Result<T, E>,
-    E: From<Error>,
-{
+/// Opens a write transaction on `conn`, for [`transaction`].
+pub(super) fn begin(conn: &mut Conn) -> Result<(), Error> {
     // SQLite: take the write lock now, not at the first write, so a reader's
     // snapshot cannot make this transaction fail with BUSY halfway.
     // PostgreSQL locks rows as it writes them.
@@ -38,7 +31,18 @@ where
         Dialect::Sqlite => "BEGIN IMMEDIATE",
         Dialect::Postgres => "BEGIN",
     };
-    conn.begin(begin).map_err(Error::from)?;
+    conn.begin(begin).map_err(Error::from)
+}
+
+/// Runs `f` in the write transaction [`begin`] opened on `conn`; on
+/// success, numbers its changes, keeps them in the history and commits.
+/// Returns the value and the committed changes (for the caller to
+/// publish); on failure or panic, rolls back and returns the error.
+pub(super) fn transaction<T, E, F>(conn: &mut Conn, graph: &Graph, f: F) -> Result<(T, Vec<Change>), E>
+where
+    F: FnOnce(&mut WriteTx<'_>) -> Result<T, E>,
+    E: From<Error>,
+{
     let mut tx = WriteTx { conn, graph, changes: Vec::new() };
     let outcome = catch_unwind(AssertUnwindSafe(|| f(&mut tx)));
     let WriteTx { conn, mut changes, .. } = tx;
