@@ -5,6 +5,7 @@ export {};
 export type TodoList = {
   id: number;
   name: string;
+  owner_id: number;
 };
 
 /** What `create` takes: every writable field; nullable ones may be left out. */
@@ -51,6 +52,42 @@ export type TodoListFilter = {
   name__iendswith?: string;
   name__range?: readonly [string, string];
   name__isnull?: boolean;
+  owner_id?: number;
+  owner_id__exact?: number;
+  owner_id__in?: readonly (number)[];
+  owner_id__gt?: number;
+  owner_id__gte?: number;
+  owner_id__lt?: number;
+  owner_id__lte?: number;
+  owner_id__range?: readonly [number, number];
+  owner_id__isnull?: boolean;
+  owner?: number;
+  owner__exact?: number;
+  owner__in?: readonly (number)[];
+  owner__gt?: number;
+  owner__gte?: number;
+  owner__lt?: number;
+  owner__lte?: number;
+  owner__range?: readonly [number, number];
+  owner__isnull?: boolean;
+  owner__id?: number;
+  owner__id__exact?: number;
+  owner__id__in?: readonly (number)[];
+  owner__id__gt?: number;
+  owner__id__gte?: number;
+  owner__id__lt?: number;
+  owner__id__lte?: number;
+  owner__id__range?: readonly [number, number];
+  owner__id__isnull?: boolean;
+  owner__pk?: number;
+  owner__pk__exact?: number;
+  owner__pk__in?: readonly (number)[];
+  owner__pk__gt?: number;
+  owner__pk__gte?: number;
+  owner__pk__lt?: number;
+  owner__pk__lte?: number;
+  owner__pk__range?: readonly [number, number];
+  owner__pk__isnull?: boolean;
 };
 
 declare module "wyrmhole-client" {
@@ -158,5 +195,136 @@ export type TodoItemFilter = {
 declare module "wyrmhole-client" {
   interface Routes {
     "todo-item": { row: TodoItem; create: TodoItemCreate; update: TodoItemUpdate; filter: TodoItemFilter };
+  }
+}
+
+/** A row of route "list-member" (table `list_members`). */
+export type ListMember = {
+  id: number;
+  list_id: number;
+  user_id: number;
+  name: string;
+};
+
+/** What `create` takes: every writable field; nullable ones may be left out. */
+export type ListMemberCreate = {
+};
+
+/** What `update` takes: any writable fields. */
+export type ListMemberUpdate = Partial<ListMemberCreate>;
+
+/** Every filter key of "list-member": `field__lookup` and `field__transform__lookup`. */
+export type ListMemberFilter = {
+  id?: number;
+  id__exact?: number;
+  id__in?: readonly (number)[];
+  id__gt?: number;
+  id__gte?: number;
+  id__lt?: number;
+  id__lte?: number;
+  id__range?: readonly [number, number];
+  id__isnull?: boolean;
+  pk?: number;
+  pk__exact?: number;
+  pk__in?: readonly (number)[];
+  pk__gt?: number;
+  pk__gte?: number;
+  pk__lt?: number;
+  pk__lte?: number;
+  pk__range?: readonly [number, number];
+  pk__isnull?: boolean;
+  list_id?: number;
+  list_id__exact?: number;
+  list_id__in?: readonly (number)[];
+  list_id__gt?: number;
+  list_id__gte?: number;
+  list_id__lt?: number;
+  list_id__lte?: number;
+  list_id__range?: readonly [number, number];
+  list_id__isnull?: boolean;
+  list?: number;
+  list__exact?: number;
+  list__in?: readonly (number)[];
+  list__gt?: number;
+  list__gte?: number;
+  list__lt?: number;
+  list__lte?: number;
+  list__range?: readonly [number, number];
+  list__isnull?: boolean;
+  list__id?: number;
+  list__id__exact?: number;
+  list__id__in?: readonly (number)[];
+  list__id__gt?: number;
+  list__id__gte?: number;
+  list__id__lt?: number;
+  list__id__lte?: number;
+  list__id__range?: readonly [number, number];
+  list__id__isnull?: boolean;
+  list__pk?: number;
+  list__pk__exact?: number;
+  list__pk__in?: readonly (number)[];
+  list__pk__gt?: number;
+  list__pk__gte?: number;
+  list__pk__lt?: number;
+  list__pk__lte?: number;
+  list__pk__range?: readonly [number, number];
+  list__pk__isnull?: boolean;
+  user_id?: number;
+  user_id__exact?: number;
+  user_id__in?: readonly (number)[];
+  user_id__gt?: number;
+  user_id__gte?: number;
+  user_id__lt?: number;
+  user_id__lte?: number;
+  user_id__range?: readonly [number, number];
+  user_id__isnull?: boolean;
+  user?: number;
+  user__exact?: number;
+  user__in?: readonly (number)[];
+  user__gt?: number;
+  user__gte?: number;
+  user__lt?: number;
+  user__lte?: number;
+  user__range?: readonly [number, number];
+  user__isnull?: boolean;
+  user__id?: number;
+  user__id__exact?: number;
+  user__id__in?: readonly (number)[];
+  user__id__gt?: number;
+  user__id__gte?: number;
+  user__id__lt?: number;
+  user__id__lte?: number;
+  user__id__range?: readonly [number, number];
+  user__id__isnull?: boolean;
+  user__pk?: number;
+  user__pk__exact?: number;
+  user__pk__in?: readonly (number)[];
+  user__pk__gt?: number;
+  user__pk__gte?: number;
+  user__pk__lt?: number;
+  user__pk__lte?: number;
+  user__pk__range?: readonly [number, number];
+  user__pk__isnull?: boolean;
+  name?: string;
+  name__exact?: string;
+  name__iexact?: string;
+  name__contains?: string;
+  name__icontains?: string;
+  name__in?: readonly (string)[];
+  name__gt?: string;
+  name__gte?: string;
+  name__lt?: string;
+  name__lte?: string;
+  name__startswith?: string;
+  name__istartswith?: string;
+  name__endswith?: string;
+  name__iendswith?: string;
+  name__range?: readonly [string, string];
+  name__isnull?: boolean;
+};
+
+declare module "wyrmhole-client" {
+  interface Routes {
+    "list-member": { row: ListMember; create: ListMemberCreate; update: ListMemberUpdate; filter: ListMemberFilter };
   }
 }
