@@ -79,11 +79,7 @@ impl Change {
     /// Roughly the memory its rows take: what a queue of changes is
     /// bounded by.
     pub fn approx_bytes(&self) -> usize {
-        let row = |row: &Option<Row>| {
-            row.as_deref().map_or(0, |values| {
-                values.iter().map(value_bytes).sum()
-            })
-        };
+        let row = |row: &Option<Row>| row.as_deref().map_or(0, |values| values.iter().map(value_bytes).sum());
         std::mem::size_of::<Change>() + row(&self.old) + row(&self.new)
     }
 

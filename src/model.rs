@@ -67,11 +67,65 @@ pub struct FieldDef {
 /// is not called `<relation>_id`.
 ///
 /// Relations that filters and scopes may follow (`list__title`,
-/// `list__members__user_id`; see [`crate::relation`]):
-/// `#[wyrm(belongs_to = TodoList)]` on a foreign key field (its relation
-/// name as above), and on the struct
+/// `list__members__user_id`; see [`crate::relation`] for the paths they
+/// make): `#[wyrm(belongs_to = TodoList)]` on a foreign key field (its
+/// relation name as above; `belongs_to = Self` for a self-relation), and on
+/// the struct, once per relation,
 /// `#[wyrm(has_many(members = ListMember, via = list_id))]`: `ListMember`'s
-/// field `list_id` holds this model's primary key.
+/// field `list_id` holds this model's primary key. Two models may name each
+/// other. The compiler refuses a target that is not a `Model`, a foreign key
+/// whose type differs from the target's primary key, and a `via` field the
+/// target lacks or stores differently:
+///
+/// ```
+/// use wyrmhole::{Model, RelationKind};
+///
+/// #[derive(wyrmhole::Model)]
+/// #[wyrm(has_many(items = TodoItem, via = list_id))]
+/// struct TodoList {
+///     id: i32,
+///     title: String,
+/// }
+///
+/// #[derive(wyrmhole::Model)]
+/// struct TodoItem {
+///     id: i32,
+///     #[wyrm(belongs_to = TodoList)]
+///     list_id: i32,
+///     #[wyrm(belongs_to = Self, relation = "parent")]
+///     parent_item: Option<i32>,
+/// }
+///
+/// let list = &TodoItem::info().relations[0];
+/// assert_eq!((list.name, list.kind), ("list", RelationKind::BelongsTo { field: 1 }));
+/// assert_eq!((list.target)().table, "todo_lists");
+/// let items = &TodoList::info().relations[0];
+/// assert_eq!((items.name, items.kind), ("items", RelationKind::HasMany { via: "list_id" }));
+///
+/// // The paths a filter on an item may follow: `list`, but neither
+/// // `list__items` nor `parent`, which would visit `TodoItem` again.
+/// let paths = wyrmhole::relation::paths(TodoItem::info());
+/// let names: Vec<&str> = paths.all.iter().map(|p| p.name.as_str()).collect();
+/// assert_eq!(names, ["list"]);
+/// ```
+///
+/// A mismatch fails the build at the attribute, naming both types:
+///
+/// ```compile_fail,E0080
+/// #[derive(wyrmhole::Model)]
+/// struct TodoList {
+///     id: i32,
+/// }
+///
+/// #[derive(wyrmhole::Model)]
+/// struct TodoItem {
+///     id: i32,
+///     // error[E0080]: `belongs_to = TodoList` on `TodoItem::list_id`: the foreign
+///     // key is stored as i64 but `TodoList`'s primary key `id` is stored as i32
+///     #[wyrm(belongs_to = TodoList)]
+///     list_id: i64,
+/// }
+/// ```
 pub trait Model: Sized + Send + Sync + 'static {
     /// The route name clients address (`#[wyrm(route = "...")]`, default: the table name).
     const ROUTE: &'static str;

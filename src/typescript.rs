@@ -35,7 +35,7 @@ use crate::model::{FieldDef, Model};
 /// assert!(ts.contains("  text__icontains?: string;"));
 /// ```
 pub fn typescript<M: Model>() -> String {
-    route_declarations(M::ROUTE, M::TABLE, M::FIELDS)
+    route_declarations(M::info())
 }
 
 /// Several routes' declarations as one `.d.ts` module, for an app to write
@@ -90,7 +90,8 @@ impl std::fmt::Display for TypeScript {
     }
 }
 
-fn route_declarations(route: &str, table: &str, fields: &'static [FieldDef]) -> String {
+fn route_declarations(model: &'static crate::relation::ModelInfo) -> String {
+    let (route, table, fields) = (model.route, model.table, model.fields);
     let name = type_name(route);
     let published: Vec<&FieldDef> = fields.iter().filter(|f| f.published).collect();
     let mut out = String::new();
@@ -112,7 +113,10 @@ fn route_declarations(route: &str, table: &str, fields: &'static [FieldDef]) -> 
     let _ = writeln!(w, "/** What `update` takes: any writable fields. */");
     let _ = writeln!(w, "export type {name}Update = Partial<{name}Create>;\n");
 
-    let _ = writeln!(w, "/** Every filter key of \"{route}\": `field__lookup` and `field__transform__lookup`. */");
+    let _ = writeln!(
+        w,
+        "/** Every filter key of \"{route}\": `field__lookup`, `field__transform__lookup`, and through relations. */"
+    );
     let _ = writeln!(w, "export type {name}Filter = {{");
     for (i, f) in fields.iter().enumerate() {
         if !f.published {
@@ -120,6 +124,12 @@ fn route_declarations(route: &str, table: &str, fields: &'static [FieldDef]) -> 
         }
         for alias in aliases(fields, i) {
             filter_keys(w, &alias, f.ty, f.nullable);
+        }
+    }
+    for path in &crate::relation::paths(model).all {
+        let target = path.target();
+        for f in target.fields.iter().filter(|f| f.published) {
+            filter_keys(w, &format!("{}__{}", path.name, f.name), f.ty, f.nullable);
         }
     }
     let _ = writeln!(w, "}};\n");
@@ -252,5 +262,41 @@ mod tests {
         assert_eq!(type_name("9lives"), "Route9lives");
         assert_eq!(key("todo-item"), "\"todo-item\"");
         assert_eq!(key("list__id"), "list__id");
+    }
+
+    #[allow(dead_code)]
+    #[derive(crate::Model)]
+    #[wyrm(has_many(members = Member, via = list_id))]
+    struct List {
+        id: i32,
+        title: String,
+        #[wyrm(skip)]
+        secret: String,
+    }
+
+    #[allow(dead_code)]
+    #[derive(crate::Model)]
+    struct Item {
+        id: i32,
+        #[wyrm(belongs_to = List)]
+        list_id: i32,
+    }
+
+    #[allow(dead_code)]
+    #[derive(crate::Model)]
+    struct Member {
+        id: i32,
+        #[wyrm(belongs_to = List)]
+        list_id: i32,
+        user_id: i64,
+    }
+
+    #[test]
+    fn relation_keys_are_typed() {
+        let ts = typescript::<Item>();
+        assert!(ts.contains("  list__title__icontains?: string;"), "{ts}");
+        assert!(ts.contains("  list__members__user_id__in?: readonly (number)[];"), "{ts}");
+        assert!(!ts.contains("list__secret"), "unpublished fields of related models stay hidden");
+        assert!(typescript::<List>().contains("  members__user_id?: number;"));
     }
 }

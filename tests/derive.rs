@@ -180,3 +180,172 @@ fn field_index_by_name_and_relation() {
     assert_eq!(TodoItem::field_index("nope"), None);
     assert_eq!(TodoList::field_index("parent__id"), Some(3));
 }
+
+/// Declared relations: models that name each other (`Board` has many
+/// `Card`s, each `Card` belongs to its `Board`), a chain longer than a path
+/// may be, a membership table and a self-relation. That they compile at all
+/// is half the test: the relations are resolved through functions, so no
+/// declaration order or cycle between models matters.
+mod relations {
+    use wyrmhole::relation::{paths, Path, MAX_HOPS};
+    use wyrmhole::{Model, ModelInfo, RelationKind};
+
+    #[derive(wyrmhole::Model)]
+    struct Country {
+        id: i32,
+    }
+
+    #[derive(wyrmhole::Model)]
+    struct Org {
+        id: i32,
+        #[wyrm(belongs_to = Country)]
+        country_id: i32,
+    }
+
+    #[derive(wyrmhole::Model)]
+    #[wyrm(has_many(boards = Board, via = team_id))]
+    struct Team {
+        id: i64,
+        #[wyrm(belongs_to = Org, relation = "org")]
+        organisation: i32,
+    }
+
+    #[derive(wyrmhole::Model)]
+    #[wyrm(has_many(cards = Card, via = board_id))]
+    #[wyrm(has_many(members = Membership, via = "board_id"))]
+    struct Board {
+        id: i32,
+        title: String,
+        #[wyrm(belongs_to = Team)]
+        team_id: i64,
+    }
+
+    #[derive(wyrmhole::Model)]
+    struct Membership {
+        id: i32,
+        #[wyrm(belongs_to = Board)]
+        board_id: i32,
+        #[wyrm(belongs_to = User)]
+        user_id: i64,
+    }
+
+    #[derive(wyrmhole::Model)]
+    struct User {
+        id: i64,
+    }
+
+    #[derive(wyrmhole::Model)]
+    #[wyrm(has_many(children = Self, via = parent_id))]
+    struct Card {
+        id: i32,
+        #[wyrm(belongs_to = Board)]
+        board_id: i32,
+        #[wyrm(belongs_to = Self)]
+        parent_id: Option<i32>,
+    }
+
+    /// A model's relations as (name, kind, target table).
+    fn relations(info: &ModelInfo) -> Vec<(&'static str, RelationKind, &'static str)> {
+        info.relations.iter().map(|r| (r.name, r.kind, (r.target)().table)).collect()
+    }
+
+    /// A path as its name and the tables it passes through.
+    fn described(path: &Path) -> (String, Vec<&'static str>) {
+        let mut tables = vec![path.hops[0].from.table];
+        tables.extend(path.hops.iter().map(|hop| hop.to.table));
+        (path.name.clone(), tables)
+    }
+
+    fn path_names(info: &'static ModelInfo) -> Vec<String> {
+        paths(info).all.iter().map(|p| p.name.clone()).collect()
+    }
+
+    #[test]
+    fn info_describes_the_model() {
+        let info = Board::info();
+        assert_eq!((info.route, info.table, info.primary_key), ("boards", "boards", 0));
+        assert_eq!(info.fields, Board::FIELDS);
+        assert!(std::ptr::eq(info, Board::info()), "one static description per model");
+        assert_eq!(relations(User::info()), []);
+    }
+
+    #[test]
+    fn belongs_to_first_then_has_many_in_declaration_order() {
+        use RelationKind::{BelongsTo, HasMany};
+        assert_eq!(
+            relations(Board::info()),
+            [
+                ("team", BelongsTo { field: 2 }, "teams"),
+                ("cards", HasMany { via: "board_id" }, "cards"),
+                ("members", HasMany { via: "board_id" }, "memberships"),
+            ]
+        );
+        assert_eq!(
+            relations(Membership::info()),
+            [("board", BelongsTo { field: 1 }, "boards"), ("user", BelongsTo { field: 2 }, "users")]
+        );
+        // `relation = "org"` names a key that is not called `org_id`.
+        assert_eq!(
+            relations(Team::info()),
+            [("org", BelongsTo { field: 1 }, "orgs"), ("boards", HasMany { via: "team_id" }, "boards")]
+        );
+        assert_eq!(Team::FIELDS[1].relation, Some("org"));
+        assert_eq!(Team::field_index("org__id"), Some(1));
+    }
+
+    #[test]
+    fn self_relations_point_at_the_model_itself() {
+        use RelationKind::{BelongsTo, HasMany};
+        assert_eq!(
+            relations(Card::info()),
+            [
+                ("board", BelongsTo { field: 1 }, "boards"),
+                ("parent", BelongsTo { field: 2 }, "cards"),
+                ("children", HasMany { via: "parent_id" }, "cards"),
+            ]
+        );
+        assert!(std::ptr::eq((Card::info().relations[1].target)(), Card::info()));
+    }
+
+    #[test]
+    fn paths_follow_the_rules() {
+        // Depth first in declaration order; at most MAX_HOPS relations; a
+        // has_many only last (`board__members` stops there); no model twice
+        // (`board__cards` from a card, and the card's self-relations, are
+        // refused: a path never comes back to a model it left).
+        assert_eq!(MAX_HOPS, 3);
+        let card = paths(Card::info());
+        assert!(std::ptr::eq(card.root, Card::info()));
+        let all: Vec<_> = card.all.iter().map(|p| described(p)).collect();
+        assert_eq!(
+            all,
+            [
+                ("board".to_owned(), vec!["cards", "boards"]),
+                ("board__team".to_owned(), vec!["cards", "boards", "teams"]),
+                ("board__team__org".to_owned(), vec!["cards", "boards", "teams", "orgs"]),
+                ("board__members".to_owned(), vec!["cards", "boards", "memberships"]),
+            ]
+        );
+        for (slot, path) in card.all.iter().enumerate() {
+            assert_eq!(path.slot, slot, "{}", path.name);
+            assert_eq!(path.many(), path.name == "board__members", "{}", path.name);
+        }
+        let members = card.get("board__members").expect("a path to the board's members");
+        assert_eq!(members.target().table, "memberships");
+        assert_eq!(members.hops[0].key_field(), Some(1), "card.board_id");
+        assert_eq!(members.hops[1].via(), Some(1), "membership.board_id");
+        assert!(card.get("board__team__org__country").is_none(), "longer than MAX_HOPS");
+        assert!(card.get("parent").is_none());
+
+        // From the other end of the same relations.
+        assert_eq!(path_names(Board::info()), ["team", "team__org", "team__org__country", "cards", "members"]);
+        assert_eq!(
+            path_names(Membership::info()),
+            ["board", "board__team", "board__team__org", "board__cards", "user"]
+        );
+        assert_eq!(path_names(Team::info()), ["org", "org__country", "boards"]);
+        assert!(paths(User::info()).all.is_empty());
+        // Computed once per model.
+        assert!(std::ptr::eq(paths(Card::info()), card));
+    }
+}

@@ -417,7 +417,8 @@ fn known_hard_cases() {
     for json in filters {
         let filter = Filter::parse(FIELDS, &json, FieldAccess::All).unwrap();
         if !db.dialect().allows_nul() && json.to_string().contains("\\u0000") {
-            let refused = wyrmhole::sql::parse_filter(parity::model_of(FIELDS), &json, FieldAccess::All, db.dialect()).unwrap_err();
+            let refused = wyrmhole::sql::parse_filter(parity::model_of(FIELDS), &json, FieldAccess::All, db.dialect())
+                .unwrap_err();
             assert!(refused.summary().contains("NUL character"), "{json}: {refused:?}");
             continue;
         }

@@ -13,6 +13,8 @@ use syn::meta::ParseNestedMeta;
 use syn::spanned::Spanned;
 use syn::{Attribute, Data, DeriveInput, Fields, Ident, LitStr, Path, Token, Type};
 
+mod relation;
+
 /// Derives `wyrmhole::Model`.
 ///
 /// Struct attributes: `#[wyrm(route = "todo-item")]` (default: the table
@@ -23,6 +25,31 @@ use syn::{Attribute, Data, DeriveInput, Fields, Ident, LitStr, Path, Token, Type
 /// `#[wyrm(primary_key)]` (default: the field named `id`) and
 /// `#[wyrm(relation = "list")]` (default: `list` for a field named
 /// `list_id`); the column comes from `#[diesel(column_name = ...)]`.
+///
+/// Relations, which filters and scopes may follow (`list__title`):
+///
+/// - `#[wyrm(belongs_to = TodoList)]` on a foreign key field: the field
+///   holds a `TodoList`'s primary key. The relation is named like the field's
+///   (`list` for `list_id`, or `relation = "..."`). `belongs_to = Self` is a
+///   self-relation (`parent_id`).
+/// - `#[wyrm(has_many(members = ListMember, via = list_id))]` on the struct,
+///   once per relation: `ListMember`'s field `list_id` holds this model's
+///   primary key (`via = "list_id"` is accepted too).
+///
+/// `Model::info().relations` lists the `belongs_to`s in field order, then the
+/// `has_many`s in attribute order; the paths filters may follow are numbered
+/// in that order.
+///
+/// The derive refuses, at the offending token: a `belongs_to` on the primary
+/// key or on a field with no relation name; a target that is not a type
+/// path; a `has_many` without a name, a model or `via`, or with other keys;
+/// a relation name used twice (by fields' relations or `has_many`s), equal
+/// to a field's name, or containing `__`. What needs the related model is
+/// checked by the compiler through `const` items calling
+/// `wyrmhole::relation`'s checks: the target must be a `Model`, the foreign
+/// key stored like its primary key, and `via` a field of it stored like this
+/// model's primary key. Models may name each other in any order: a relation
+/// reaches its target through a function, so cycles need no care.
 #[proc_macro_derive(Model, attributes(wyrm))]
 pub fn derive_model(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as DeriveInput);
@@ -67,14 +94,7 @@ struct FieldAttrs {
     primary_key: Option<Path>,
     relation: Option<LitStr>,
     /// `belongs_to = TodoList`: the model the key points at.
-    belongs_to: Option<Path>,
-}
-
-/// `has_many(members = ListMember, via = list_id)` on the struct.
-struct HasMany {
-    name: Ident,
-    target: Path,
-    via: Ident,
+    belongs_to: Option<relation::BelongsTo>,
 }
 
 fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
@@ -129,7 +149,7 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
         errors.push(syn::Error::new_spanned(where_clause, "`#[derive(Model)]` does not support where clauses"));
     }
 
-    let (route, has_many) = parse_struct_attrs(&input.attrs, &mut errors);
+    let (route, has_many) = parse_struct_attrs(ident, &input.attrs, &mut errors);
     let table = match diesel_values(&input.attrs, "table_name").as_slice() {
         [] => infer_table_name(&ident.unraw().to_string()),
         [(_, value), rest @ ..] => {
@@ -179,7 +199,7 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 }
             },
         };
-        let attrs = parse_field_attrs(&field.attrs, &mut errors);
+        let attrs = parse_field_attrs(ident, &field.attrs, &mut errors);
         fields.push(FieldInfo { ident: field_ident, ty: &field.ty, name, column, attrs });
     }
 
@@ -215,23 +235,7 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
             None => field.name.strip_suffix("_id").filter(|prefix| !prefix.is_empty()).map(str::to_owned),
         })
         .collect();
-    // `Model::field_index` resolves `<relation>__id` to the first match, so a
-    // repeated relation would silently hide the second field.
-    for (index, relation) in relations.iter().enumerate() {
-        let Some(relation) = relation else { continue };
-        if let Some(first) = relations[..index].iter().position(|r| r.as_deref() == Some(relation)) {
-            let field = &fields[index];
-            let message = format!(
-                "relation `{relation}` is already used by field `{}`; give `{}` a distinct \
-                 `#[wyrm(relation = \"...\")]`",
-                fields[first].name, field.name
-            );
-            errors.push(match &field.attrs.relation {
-                Some(lit) => syn::Error::new_spanned(lit, message),
-                None => syn::Error::new_spanned(field.ident, message),
-            });
-        }
-    }
+    let declared = relation::declared(&fields, &relations, primary_key, &has_many, &mut errors);
 
     errors.finish()?;
     let Some(primary_key) = primary_key else {
@@ -276,67 +280,9 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
         );
         quote!(#index => #value,)
     });
-    let pk_index = primary_key;
     let primary_key = Literal::usize_unsuffixed(primary_key);
     let struct_name = ident.unraw().to_string();
-    let mut relation_defs = Vec::new();
-    let mut checks = Vec::new();
-    for (index, (field, relation)) in fields.iter().zip(&relations).enumerate() {
-        let Some(target) = &field.attrs.belongs_to else { continue };
-        let Some(name) = relation else {
-            return Err(syn::Error::new_spanned(
-                target,
-                format!(
-                    "`belongs_to` needs a relation name: call the field `<relation>_id` or add \
-                     `#[wyrm(relation = \"...\")]` to `{}`",
-                    field.name
-                ),
-            ));
-        };
-        if index == pk_index {
-            return Err(syn::Error::new_spanned(target, "the primary key cannot be a `belongs_to` foreign key"));
-        }
-        let ty = field.ty;
-        let index = Literal::usize_unsuffixed(index);
-        relation_defs.push(quote_spanned! {target.span()=>
-            ::wyrmhole::Relation {
-                name: #name,
-                kind: ::wyrmhole::RelationKind::BelongsTo { field: #index },
-                target: <#target as ::wyrmhole::Model>::info,
-            }
-        });
-        checks.push(quote_spanned! {target.span()=>
-            const _: () = ::wyrmhole::relation::check_belongs_to(
-                <#ty as ::wyrmhole::FieldValue>::TYPE,
-                <#target as ::wyrmhole::Model>::FIELDS,
-                <#target as ::wyrmhole::Model>::PRIMARY_KEY,
-            );
-        });
-    }
-    for many in &has_many {
-        let name = many.name.unraw().to_string();
-        if relation_defs.len() + checks.len() > 0 && relations.iter().flatten().any(|r| *r == name) {
-            return Err(syn::Error::new_spanned(&many.name, format!("relation `{name}` is declared twice")));
-        }
-        let target = &many.target;
-        let via = many.via.unraw().to_string();
-        relation_defs.push(quote_spanned! {target.span()=>
-            ::wyrmhole::Relation {
-                name: #name,
-                kind: ::wyrmhole::RelationKind::HasMany { via: #via },
-                target: <#target as ::wyrmhole::Model>::info,
-            }
-        });
-        let via_span = many.via.span();
-        checks.push(quote_spanned! {via_span=>
-            const _: () = ::wyrmhole::relation::check_has_many(
-                <#target as ::wyrmhole::Model>::FIELDS,
-                #via,
-                <#ident as ::wyrmhole::Model>::FIELDS,
-                <#ident as ::wyrmhole::Model>::PRIMARY_KEY,
-            );
-        });
-    }
+    let (relation_defs, checks) = relation::expand(ident, &declared);
     let field_count = fields.len();
 
     Ok(quote! {
@@ -375,7 +321,11 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
 }
 
 /// Reads the struct-level `#[wyrm(...)]` keys; returns the route if given.
-fn parse_struct_attrs(attrs: &[Attribute], errors: &mut Errors) -> (Option<String>, Vec<HasMany>) {
+fn parse_struct_attrs(
+    ident: &Ident,
+    attrs: &[Attribute],
+    errors: &mut Errors,
+) -> (Option<String>, Vec<relation::HasMany>) {
     let mut route: Option<LitStr> = None;
     let mut has_many = Vec::new();
     for attr in attrs.iter().filter(|a| a.path().is_ident("wyrm")) {
@@ -390,7 +340,7 @@ fn parse_struct_attrs(attrs: &[Attribute], errors: &mut Errors) -> (Option<Strin
                     route = Some(lit);
                 }
             } else if meta.path.is_ident("has_many") {
-                has_many.push(parse_has_many(&meta)?);
+                has_many.extend(relation::parse_has_many(&meta, ident, errors)?);
             } else {
                 errors.push(unknown_key(&meta.path, STRUCT_KEYS, FIELD_KEYS));
                 skip_value(&meta)?;
@@ -404,43 +354,8 @@ fn parse_struct_attrs(attrs: &[Attribute], errors: &mut Errors) -> (Option<Strin
     (route.map(|lit| lit.value()), has_many)
 }
 
-/// `has_many(members = ListMember, via = list_id)`.
-fn parse_has_many(meta: &ParseNestedMeta) -> syn::Result<HasMany> {
-    let mut relation: Option<(Ident, Path)> = None;
-    let mut via: Option<Ident> = None;
-    meta.parse_nested_meta(|inner| {
-        if inner.path.is_ident("via") {
-            let value = inner.value()?;
-            via = Some(if value.peek(LitStr) {
-                let lit: LitStr = value.parse()?;
-                Ident::new(&lit.value(), lit.span())
-            } else {
-                value.call(Ident::parse_any)?
-            });
-        } else {
-            let Some(name) = inner.path.get_ident() else {
-                return Err(inner.error("expected `name = Model`, like `has_many(members = ListMember, via = list_id)`"));
-            };
-            if relation.is_some() {
-                return Err(inner.error("`has_many` declares one relation; write one `has_many(..)` per relation"));
-            }
-            relation = Some((name.clone(), inner.value()?.parse()?));
-        }
-        Ok(())
-    })?;
-    let Some((name, target)) = relation else {
-        return Err(meta.error("`has_many` needs `name = Model`, like `has_many(members = ListMember, via = list_id)`"));
-    };
-    let Some(via) = via else {
-        return Err(meta.error(
-            "`has_many` needs `via`: the related model's field that holds this model's key, like `via = list_id`",
-        ));
-    };
-    Ok(HasMany { name, target, via })
-}
-
 /// Reads a field's `#[wyrm(...)]` keys.
-fn parse_field_attrs(attrs: &[Attribute], errors: &mut Errors) -> FieldAttrs {
+fn parse_field_attrs(ident: &Ident, attrs: &[Attribute], errors: &mut Errors) -> FieldAttrs {
     let mut out = FieldAttrs::default();
     for attr in attrs.iter().filter(|a| a.path().is_ident("wyrm")) {
         let result = attr.parse_nested_meta(|meta| {
@@ -467,12 +382,11 @@ fn parse_field_attrs(attrs: &[Attribute], errors: &mut Errors) -> FieldAttrs {
                     *slot = Some(meta.path.clone());
                 }
             } else if meta.path.is_ident("belongs_to") {
-                let target: Path = meta.value()?.parse()?;
                 if out.belongs_to.is_some() {
                     errors.push(duplicate(&meta.path));
-                } else {
-                    out.belongs_to = Some(target);
+                    return skip_value(&meta);
                 }
+                out.belongs_to = relation::parse_belongs_to(&meta, ident, errors)?;
             } else if meta.path.is_ident("relation") {
                 let Some(lit) = string_value(&meta, "relation", "list", errors)? else {
                     return Ok(());

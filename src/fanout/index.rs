@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 
 use crate::change::Change;
-use crate::filter::Filter;
+use crate::filter::{split_pin, Filter};
 use crate::model::Value;
 
 /// Where a group is filed: `(field index, value hashes)`, or unindexed.
@@ -94,6 +94,10 @@ impl Index {
     /// unindexed.
     pub(crate) fn candidates(&self, change: &Change, mut visit: impl FnMut(u64)) {
         for &(field, _) in &self.fields {
+            if let Some((at, inner)) = split_pin(field) {
+                self.related_candidates(change, field, at, inner, &mut visit);
+                continue;
+            }
             let old = change.old.as_deref().and_then(|row| self.hash(&row[field]));
             let new = change.new.as_deref().and_then(|row| self.hash(&row[field]));
             if let Some(old) = old {
@@ -111,6 +115,27 @@ impl Index {
             }
         }
         self.unindexed.iter().for_each(|id| visit(*id));
+    }
+
+    /// The groups pinned through a relation to a value some row of the
+    /// change's context holds, before or after, each once.
+    fn related_candidates(&self, change: &Change, pin: usize, at: usize, inner: usize, visit: &mut impl FnMut(u64)) {
+        let rows = |row: &Option<crate::model::Row>| match row.as_deref().and_then(|r| r.get(at)) {
+            Some(Value::Related(rows)) => rows.clone(),
+            _ => Default::default(),
+        };
+        let (old, new) = (rows(&change.old), rows(&change.new));
+        let mut hashes: Vec<u64> = old.iter().chain(new.iter()).filter_map(|r| self.hash(&r[inner])).collect();
+        hashes.sort_unstable();
+        hashes.dedup();
+        let mut seen = std::collections::HashSet::new();
+        for hash in hashes {
+            for id in self.keyed.get(&(pin, hash)).into_iter().flatten() {
+                if seen.insert(*id) {
+                    visit(*id);
+                }
+            }
+        }
     }
 
     pub(crate) fn is_empty(&self) -> bool {

@@ -30,7 +30,7 @@ mod transform;
 mod tree;
 
 pub use lookup::Lookup;
-pub(crate) use related::Exists;
+pub(crate) use related::{split_pin, Exists};
 pub(crate) use transform::{Part, Transform};
 pub(crate) use tree::Node;
 use tree::Step;
@@ -218,12 +218,14 @@ impl Filter {
     /// branch. Its cost then grows with the row, not with the filter, which
     /// is why the fan-out evaluates such filters off its main thread.
     pub fn scans(&self) -> bool {
-        // Related rows are many, or a text of another row's.
-        self.has_relations() || self.root.leaves().any(|p| match &p.op {
-            Op::IExact(_) => true,
-            Op::Text { kind, fold, .. } => *fold || *kind == TextKind::Contains,
-            _ => false,
-        })
+        fn scanning(node: &Node) -> bool {
+            node.leaves().any(|p| match &p.op {
+                Op::IExact(_) => true,
+                Op::Text { kind, fold, .. } => *fold || *kind == TextKind::Contains,
+                _ => false,
+            }) || node.relations().any(|e| scanning(&e.node))
+        }
+        scanning(&self.root)
     }
 
     /// A text that is the same for filters with the same predicates, in

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use super::operand::{describe, parse_operand, Answer};
 use super::related::{self, Exists};
 use super::{FieldAccess, Filter, Lookup, Node, Predicate, Transform};
-use crate::relation::ModelInfo;
 use crate::error::FieldErrors;
 use crate::model::{field_index, json_kind, FieldDef, Storage};
+use crate::relation::ModelInfo;
 
 /// What one key contributes.
 enum Term {
@@ -162,7 +162,8 @@ impl Context {
             Err(messages) => {
                 for m in messages {
                     match through {
-                        Some(t) => errors.add(at, format!("through relation `{}` ({}): {m}", t.path.name, t.path.target().route)),
+                        Some(t) => errors
+                            .add(at, format!("through relation `{}` ({}): {m}", t.path.name, t.path.target().route)),
                         None => errors.add(at, m),
                     }
                 }

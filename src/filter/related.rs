@@ -58,6 +58,19 @@ impl Exists {
     }
 }
 
+/// The index of a pin through a relation ("some row at `at` holds one of
+/// these values in `field`"), packed into the pin's field index (own
+/// fields are far below 2^16), so the subscription index files relation
+/// pins like any other.
+pub(crate) fn related_pin(at: usize, field: usize) -> usize {
+    ((at + 1) << 16) | field
+}
+
+/// `(at, field)` of a pin made by [`related_pin`]; `None` for an own field.
+pub(crate) fn split_pin(pin: usize) -> Option<(usize, usize)> {
+    (pin >= 1 << 16).then(|| ((pin >> 16) - 1, pin & 0xffff))
+}
+
 /// How a key goes through relations: the path and what is left of the key
 /// for the path's target (`title__icontains`).
 pub(super) struct Through {

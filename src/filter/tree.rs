@@ -147,7 +147,15 @@ impl Node {
                 super::Op::In(values) => vec![(p.field, values.iter().collect())],
                 _ => Vec::new(),
             },
-            Node::Leaf(_) | Node::Not(_) | Node::Exists(_) => Vec::new(),
+            // Some related row holds one of the values: the change's
+            // context rows are looked up by them (`crate::fanout::index`).
+            Node::Exists(e) => e
+                .node
+                .pins(e.path.target().fields, indexable)
+                .into_iter()
+                .map(|(field, values)| (super::related::related_pin(e.at, field), values))
+                .collect(),
+            Node::Leaf(_) | Node::Not(_) => Vec::new(),
             Node::And(children) => {
                 let mut pins: Pins<'a> = Vec::new();
                 for (field, values) in children.iter().flat_map(|c| c.pins(fields, indexable)) {

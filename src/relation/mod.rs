@@ -30,6 +30,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::model::{FieldDef, Row, Value};
 
+mod check;
+#[doc(hidden)]
+pub use check::{check_belongs_to, check_has_many, Problem};
+
 /// The longest path a filter may follow, in relations.
 pub const MAX_HOPS: usize = 3;
 
@@ -202,47 +206,6 @@ fn compute(root: &'static ModelInfo) -> Paths {
     let mut all = Vec::new();
     walk(root, &mut Vec::new(), &mut vec![root.table], &mut Vec::new(), &mut all);
     Paths { root, all }
-}
-
-/// Compile-time check of `#[wyrm(belongs_to = Target)]` (called by the
-/// derive in a `const`): the key must be stored like the target's primary key.
-#[doc(hidden)]
-pub const fn check_belongs_to(key: crate::FieldType, target: &[FieldDef], target_pk: usize) {
-    if key.storage() as u8 != target[target_pk].ty.storage() as u8 {
-        panic!("belongs_to: the foreign key's type differs from the target model's primary key type");
-    }
-}
-
-/// Compile-time check of `#[wyrm(has_many(name = Target, via = field))]`:
-/// `Target` has the field `via`, stored like this model's primary key.
-#[doc(hidden)]
-pub const fn check_has_many(target: &[FieldDef], via: &str, fields: &[FieldDef], pk: usize) {
-    let mut i = 0;
-    while i < target.len() {
-        if same_str(target[i].name, via) {
-            if target[i].ty.storage() as u8 != fields[pk].ty.storage() as u8 {
-                panic!("has_many: the `via` field's type differs from this model's primary key type");
-            }
-            return;
-        }
-        i += 1;
-    }
-    panic!("has_many: the related model has no field named by `via`");
-}
-
-const fn same_str(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut i = 0;
-    while i < a.len() {
-        if a[i] != b[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
 }
 
 /// The rows a path reaches from one row, as the context carries them.
