@@ -390,8 +390,21 @@ function renderItems() {
   if (!current) return;
   const ul = $("items");
   const existing = new Map([...ul.children].map((li) => [li.dataset.id, li]));
+  // A create the server confirmed keeps its element (focus, animation, a
+  // reference held meanwhile): the row shown under its temporary id
+  // becomes the server's row of the same text.
+  const unconfirmed = [...existing.keys()].filter((id) => id.startsWith("pending:") && !current.get(id));
+  const adopt = (item) => {
+    const i = unconfirmed.findIndex((id) => existing.get(id).querySelector(".text")?.textContent === item.text);
+    if (i < 0) return null;
+    const [id] = unconfirmed.splice(i, 1);
+    const li = existing.get(id);
+    existing.delete(id);
+    li.dataset.id = item.id;
+    return li;
+  };
   const rows = current.items.map((item) => {
-    const li = existing.get(String(item.id)) ?? itemElement(item);
+    const li = existing.get(String(item.id)) ?? adopt(item) ?? itemElement(item);
     fillItem(li, item);
     existing.delete(String(item.id));
     return li;
@@ -407,6 +420,12 @@ function renderItems() {
   $("clear-done").disabled = left === current.size;
 }
 
+/** The id of the row `li` shows now (a confirmed create's changes from its temporary one). */
+function rowId(li) {
+  const id = li.dataset.id;
+  return id.startsWith("pending:") ? id : Number(id);
+}
+
 function itemElement(item) {
   const li = document.createElement("li");
   li.className = "item";
@@ -416,15 +435,15 @@ function itemElement(item) {
     <span class="editor"></span>
     <button class="delete" title="Delete">×</button>`;
   li.querySelector(".toggle").addEventListener("change", (e) => {
-    report(items.update(item.id, { done: e.target.checked }));
+    report(items.update(rowId(li), { done: e.target.checked }));
   });
-  li.querySelector(".delete").addEventListener("click", () => report(items.delete(item.id)));
+  li.querySelector(".delete").addEventListener("click", () => report(items.delete(rowId(li))));
   const text = li.querySelector(".text");
-  text.addEventListener("click", () => startEditing(li, item.id));
+  text.addEventListener("click", () => startEditing(li, rowId(li)));
   text.addEventListener("keydown", (e) => {
     if (e.key === "Enter" || e.key === "F2") {
       e.preventDefault();
-      startEditing(li, item.id);
+      startEditing(li, rowId(li));
     }
   });
   return li;

@@ -51,8 +51,8 @@ pub(crate) fn owner_only(list: &TodoList, who: &Identity, what: &str) -> Result<
     }
 }
 
-/// The caller's list `id` (one they are a member of), locked by the write's
-/// transaction on PostgreSQL through the relation, or `not_found`.
+/// The caller's list `id` (one they are a member of), or `not_found`: a
+/// list outside the caller's lists is not theirs to know about.
 fn member_list(tx: &mut wyrmhole::WriteTx<'_>, id: i64, who: &Identity) -> Result<TodoList, Error> {
     let found = tx.select::<TodoList>(&json!({ "id": id, "members__user_id": uid(who) }))?;
     found.into_iter().next().ok_or_else(|| Error::NotFound { route: TodoList::ROUTE.into(), id: id.to_string() })

@@ -130,6 +130,42 @@ test("a list shared by name appears in the other user's open page with its items
       (e) => e.code,
     ), trip);
   assert.equal(refused, "validation_failed", "a member may not rename the list");
+  // The server refuses what the page does not offer, each with its code.
+  const outcome = (page, id, calls) =>
+    page.evaluate(
+      async ({ id, calls }) => {
+        const code = (p) => p.then(() => "ok", (e) => e.code);
+        const out = {};
+        for (const [name, route, verb, args] of calls) {
+          out[name] = await code(window.todo.client.route(route).call(verb, JSON.parse(args.replace("ID", id))));
+        }
+        return out;
+      },
+      { id, calls },
+    );
+  assert.deepEqual(
+    await outcome(bob, trip, [
+      ["share", "todo-list", "share", '{"list_id": ID, "user": "carol"}'],
+      ["unshare", "todo-list", "unshare", '{"list_id": ID, "user": "alice"}'],
+      ["delete", "todo-list", "delete", '{"id": ID}'],
+      ["deleteWithItems", "todo-list", "delete_with_items", '{"id": ID}'],
+      ["member", "list-member", "delete", '{"id": 1}'],
+    ]),
+    { share: "forbidden", unshare: "forbidden", delete: "forbidden", deleteWithItems: "forbidden", member: "forbidden" },
+  );
+  assert.deepEqual(
+    await outcome(alice, trip, [
+      ["self", "todo-list", "unshare", '{"list_id": ID, "user": "alice"}'],
+      ["badName", "todo-list", "share", '{"list_id": ID, "user": "not a name!"}'],
+      ["nobody", "todo-list", "unshare", '{"list_id": ID, "user": "zed"}'],
+      ["elsewhere", "todo-list", "share", '{"list_id": 987654, "user": "bob"}'],
+    ]),
+    { self: "bad_args", badName: "bad_args", nobody: "not_found", elsewhere: "not_found" },
+  );
+  assert.deepEqual(
+    await outcome(guest, trip, [["share", "todo-list", "share", '{"list_id": ID, "user": "bob"}']]),
+    { share: "login_required" },
+  );
 
   await addItem(bob, "sunscreen");
   await alice.waitForSelector('#items .item .text:text-is("sunscreen")', WAIT);
