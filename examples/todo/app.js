@@ -390,10 +390,20 @@ function renderItems() {
   if (!current) return;
   const ul = $("items");
   const existing = new Map([...ul.children].map((li) => [li.dataset.id, li]));
+  const isTemp = (id) => String(id).startsWith("pending:");
+  // A create's own event may arrive before its reply: its stand-in (under
+  // a temporary id) steps aside for a new server row of the same text, so
+  // the item never shows twice.
+  const shadowed = new Set();
+  for (const item of current.items) {
+    if (isTemp(item.id) || existing.has(String(item.id))) continue;
+    const twin = current.items.find((t) => isTemp(t.id) && !shadowed.has(t.id) && t.text === item.text);
+    if (twin) shadowed.add(twin.id);
+  }
   // A create the server confirmed keeps its element (focus, animation, a
   // reference held meanwhile): the row shown under its temporary id
   // becomes the server's row of the same text.
-  const unconfirmed = [...existing.keys()].filter((id) => id.startsWith("pending:") && !current.get(id));
+  const unconfirmed = [...existing.keys()].filter((id) => isTemp(id) && (!current.get(id) || shadowed.has(id)));
   const adopt = (item) => {
     const i = unconfirmed.findIndex((id) => existing.get(id).querySelector(".text")?.textContent === item.text);
     if (i < 0) return null;
@@ -403,7 +413,7 @@ function renderItems() {
     li.dataset.id = item.id;
     return li;
   };
-  const rows = current.items.map((item) => {
+  const rows = current.items.filter((item) => !shadowed.has(item.id)).map((item) => {
     const li = existing.get(String(item.id)) ?? adopt(item) ?? itemElement(item);
     fillItem(li, item);
     existing.delete(String(item.id));
