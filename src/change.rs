@@ -135,11 +135,14 @@ impl Change {
     }
 
     /// Decodes a change of `model`, with the rows of its context after its
-    /// fields when it has relation paths ([`crate::relation`]).
-    pub fn from_wire_of(wire: &serde_json::Value, model: &'static ModelInfo) -> Result<Change, String> {
-        let paths = &crate::relation::paths(model).all;
-        let related: Vec<&'static [FieldDef]> = paths.iter().map(|p| p.target().fields).collect();
-        Self::decode(wire, model.route, model.fields, model.primary_key, &related)
+    /// fields when it has relation paths ([`crate::relation`]): `related`
+    /// holds each path's target fields, in path order.
+    pub fn from_wire_of(
+        wire: &serde_json::Value,
+        model: &'static ModelInfo,
+        related: &[&'static [FieldDef]],
+    ) -> Result<Change, String> {
+        Self::decode(wire, model.route, model.fields, model.primary_key, related)
     }
 
     fn decode(

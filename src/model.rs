@@ -8,7 +8,7 @@
 
 pub(crate) use crate::field::json_kind;
 pub use crate::field::{FieldType, FieldValue, Storage};
-pub use crate::value::{Value, ValueRef};
+pub use crate::value::{Row, Value, ValueRef};
 
 /// One field of a model, as the derive describes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +72,10 @@ pub struct FieldDef {
 /// relation name as above; `belongs_to = Self` for a self-relation), and on
 /// the struct, once per relation,
 /// `#[wyrm(has_many(members = ListMember, via = list_id))]`: `ListMember`'s
-/// field `list_id` holds this model's primary key. Two models may name each
+/// field `list_id` holds this model's primary key; add `siblings`
+/// (`has_many(members = ListMember, via = list_id, siblings)`) to let a
+/// membership's filters reach the other memberships of its list
+/// (`list__members__user_id`). Two models may name each
 /// other. The compiler refuses a target that is not a `Model`, a foreign key
 /// whose type differs from the target's primary key, and a `via` field the
 /// target lacks or stores differently:
@@ -100,13 +103,13 @@ pub struct FieldDef {
 /// assert_eq!((list.name, list.kind), ("list", RelationKind::BelongsTo { field: 1 }));
 /// assert_eq!((list.target)().table, "todo_lists");
 /// let items = &TodoList::info().relations[0];
-/// assert_eq!((items.name, items.kind), ("items", RelationKind::HasMany { via: "list_id" }));
+/// assert_eq!((items.name, items.kind), ("items", RelationKind::HasMany { via: "list_id", siblings: false }));
 ///
-/// // The paths a filter on an item may follow: `list`, but neither
-/// // `list__items` nor `parent`, which would visit `TodoItem` again.
+/// // The paths a filter on an item may follow: `list` and its own `parent`,
+/// // not `list__items` (the list's `has_many` does not say `siblings`).
 /// let paths = wyrmhole::relation::paths(TodoItem::info());
 /// let names: Vec<&str> = paths.all.iter().map(|p| p.name.as_str()).collect();
-/// assert_eq!(names, ["list"]);
+/// assert_eq!(names, ["list", "parent"]);
 /// ```
 ///
 /// A mismatch fails the build at the attribute, naming both types:
@@ -141,7 +144,7 @@ pub trait Model: Sized + Send + Sync + 'static {
 
     /// The model as relations see it: its fields and the relations it
     /// declares (`#[wyrm(belongs_to = ..)]`, `#[wyrm(has_many(..))]`).
-    fn info() -> &'static crate::relation::ModelInfo;
+    fn info() -> &'static ModelInfo;
 
     /// Finds a field by the name a filter uses: its own name, `pk` for the
     /// primary key, or `<relation>__id` / `<relation>` for a foreign key.
@@ -155,10 +158,6 @@ pub trait Model: Sized + Send + Sync + 'static {
     }
 }
 
-/// A row as owned values, in the order of its model's fields. Changes travel
-/// through the fan-out (and, later, between processes) in this form.
-pub type Row = Box<[Value]>;
-
 /// Looks a filter's field name up in a field table; see [`Model::field_index`].
 /// `pk` names the primary key, as in Django, unless a field is called `pk`.
 pub fn field_index(fields: &[FieldDef], name: &str) -> Option<usize> {
@@ -170,4 +169,66 @@ pub fn field_index(fields: &[FieldDef], name: &str) -> Option<usize> {
     }
     let relation = name.strip_suffix("__id").or_else(|| name.strip_suffix("__pk")).unwrap_or(name);
     fields.iter().position(|f| f.relation == Some(relation))
+}
+
+/// A model as relations see it: what [`crate::Model`] says of itself,
+/// reachable at run time from another model's [`Relation`].
+#[derive(Debug)]
+pub struct ModelInfo {
+    /// The route clients address.
+    pub route: &'static str,
+    /// The SQL table.
+    pub table: &'static str,
+    /// Every field, in declaration order.
+    pub fields: &'static [FieldDef],
+    /// The index of the primary key in `fields`.
+    pub primary_key: usize,
+    /// The relations it declares.
+    pub relations: &'static [Relation],
+}
+
+/// One declared relation.
+#[derive(Debug)]
+pub struct Relation {
+    /// The name filters use (`list` in `list__title`).
+    pub name: &'static str,
+    /// Which side holds the key.
+    pub kind: RelationKind,
+    /// The related model (a function, so that two models may name each other).
+    pub target: fn() -> &'static ModelInfo,
+}
+
+/// Which side of a relation holds the foreign key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelationKind {
+    /// This model's field (an index into its fields) holds the target's
+    /// primary key: one related row, or none when the key is NULL.
+    BelongsTo {
+        /// The foreign key field.
+        field: usize,
+    },
+    /// The target's field named `via` holds this model's primary key: any
+    /// number of related rows.
+    HasMany {
+        /// The target's foreign key field.
+        via: &'static str,
+        /// Whether a path from the target may come back through this
+        /// relation to the target's own model (`list__members` from a
+        /// membership: the other members of the same list). Declared with
+        /// `has_many(.., siblings)`, because every write of such a row
+        /// changes the context of each of its siblings.
+        siblings: bool,
+    },
+}
+
+impl ModelInfo {
+    /// The relation called `name`.
+    pub fn relation(&self, name: &str) -> Option<&'static Relation> {
+        self.relations.iter().find(|r| r.name == name)
+    }
+
+    /// Whether two infos describe the same model (one table each).
+    pub fn same(&self, other: &ModelInfo) -> bool {
+        self.table == other.table
+    }
 }

@@ -128,7 +128,7 @@ fn route_declarations(model: &'static crate::relation::ModelInfo) -> String {
             named.insert(alias);
         }
     }
-    for path in &crate::relation::paths(model).all {
+    for path in crate::relation::paths(model).all.iter().filter(|p| !p.hidden_key()) {
         let target = path.target();
         for f in target.fields.iter().filter(|f| f.published) {
             // `list__id` is already the foreign key's own alias (same
@@ -298,6 +298,14 @@ mod tests {
         user_id: i64,
     }
 
+    #[allow(dead_code)]
+    #[derive(crate::Model)]
+    struct Secret {
+        id: i32,
+        #[wyrm(skip, belongs_to = List)]
+        list_id: i32,
+    }
+
     #[test]
     fn relation_keys_are_typed() {
         let ts = typescript::<Item>();
@@ -306,5 +314,7 @@ mod tests {
         assert!(!ts.contains("list__secret"), "unpublished fields of related models stay hidden");
         assert!(typescript::<List>().contains("  members__user_id?: number;"));
         assert_eq!(ts.matches("  list__id?: number;").count(), 1, "the foreign key's alias, once: {ts}");
+        // A relation keyed by an unpublished field is not a client's to follow.
+        assert!(!typescript::<Secret>().contains("list__"), "{}", typescript::<Secret>());
     }
 }

@@ -15,6 +15,11 @@ use std::fmt;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Timelike, Utc};
 use uuid::Uuid;
 
+/// A row as owned values, in the order of its model's fields (then, in a
+/// change, its context: see [`Value::Related`]). Changes travel through the
+/// fan-out and between processes in this form.
+pub type Row = Box<[Value]>;
+
 /// A field value owned by a row or a filter.
 ///
 /// Integers of every width are held as `i64`, and `f32` as the `f64` it
@@ -44,7 +49,7 @@ pub enum Value {
     /// The rows a relation path reaches from a row: carried after a
     /// change's own fields, one per path of its model
     /// ([`crate::relation`]), never a field's value.
-    Related(std::sync::Arc<[crate::model::Row]>),
+    Related(std::sync::Arc<[Row]>),
 }
 
 impl Value {
@@ -110,7 +115,7 @@ pub enum ValueRef<'a> {
     /// A JSON document.
     Json(&'a serde_json::Value),
     /// See [`Value::Related`].
-    Related(&'a [crate::model::Row]),
+    Related(&'a [Row]),
 }
 
 impl ValueRef<'_> {

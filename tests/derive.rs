@@ -276,8 +276,8 @@ mod relations {
             relations(Board::info()),
             [
                 ("team", BelongsTo { field: 2 }, "teams"),
-                ("cards", HasMany { via: "board_id" }, "cards"),
-                ("members", HasMany { via: "board_id" }, "memberships"),
+                ("cards", HasMany { via: "board_id", siblings: false }, "cards"),
+                ("members", HasMany { via: "board_id", siblings: false }, "memberships"),
             ]
         );
         assert_eq!(
@@ -287,7 +287,10 @@ mod relations {
         // `relation = "org"` names a key that is not called `org_id`.
         assert_eq!(
             relations(Team::info()),
-            [("org", BelongsTo { field: 1 }, "orgs"), ("boards", HasMany { via: "team_id" }, "boards")]
+            [
+                ("org", BelongsTo { field: 1 }, "orgs"),
+                ("boards", HasMany { via: "team_id", siblings: false }, "boards")
+            ]
         );
         assert_eq!(Team::FIELDS[1].relation, Some("org"));
         assert_eq!(Team::field_index("org__id"), Some(1));
@@ -301,7 +304,7 @@ mod relations {
             [
                 ("board", BelongsTo { field: 1 }, "boards"),
                 ("parent", BelongsTo { field: 2 }, "cards"),
-                ("children", HasMany { via: "parent_id" }, "cards"),
+                ("children", HasMany { via: "parent_id", siblings: false }, "cards"),
             ]
         );
         assert!(std::ptr::eq((Card::info().relations[1].target)(), Card::info()));
@@ -310,9 +313,10 @@ mod relations {
     #[test]
     fn paths_follow_the_rules() {
         // Depth first in declaration order; at most MAX_HOPS relations; a
-        // has_many only last (`board__members` stops there); no model twice
-        // (`board__cards` from a card, and the card's self-relations, are
-        // refused: a path never comes back to a model it left).
+        // has_many only last (`board__members` stops there); no model twice,
+        // except back to the card itself as the last relation: its own
+        // `parent` and `children`, but not `board__cards` (the board's
+        // has_many is not declared `siblings`).
         assert_eq!(MAX_HOPS, 3);
         let card = paths(Card::info());
         assert!(std::ptr::eq(card.root, Card::info()));
@@ -324,18 +328,21 @@ mod relations {
                 ("board__team".to_owned(), vec!["cards", "boards", "teams"]),
                 ("board__team__org".to_owned(), vec!["cards", "boards", "teams", "orgs"]),
                 ("board__members".to_owned(), vec!["cards", "boards", "memberships"]),
+                ("parent".to_owned(), vec!["cards", "cards"]),
+                ("children".to_owned(), vec!["cards", "cards"]),
             ]
         );
         for (slot, path) in card.all.iter().enumerate() {
             assert_eq!(path.slot, slot, "{}", path.name);
-            assert_eq!(path.many(), path.name == "board__members", "{}", path.name);
+            assert_eq!(path.many(), ["board__members", "children"].contains(&path.name.as_str()), "{}", path.name);
         }
         let members = card.get("board__members").expect("a path to the board's members");
         assert_eq!(members.target().table, "memberships");
         assert_eq!(members.hops[0].key_field(), Some(1), "card.board_id");
         assert_eq!(members.hops[1].via(), Some(1), "membership.board_id");
         assert!(card.get("board__team__org__country").is_none(), "longer than MAX_HOPS");
-        assert!(card.get("parent").is_none());
+        assert!(card.get("board__cards").is_none(), "siblings only where declared");
+        assert!(card.get("parent__board").is_none(), "nothing after coming back");
 
         // From the other end of the same relations.
         assert_eq!(path_names(Board::info()), ["team", "team__org", "team__org__country", "cards", "members"]);

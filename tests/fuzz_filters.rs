@@ -17,16 +17,27 @@
 //!   on SQLite, or on PostgreSQL when `DATABASE_URL` names a server (many
 //!   filters per database round trip).
 //!
+//! A second target does all this through relations, on the related tables
+//! of `tests/common/parity_related.rs` (relation keys from
+//! `tests/common/fuzz_related.rs`), evaluating in memory over each item's
+//! context, and checks that pins through a relation hold in related rows.
+//!
 //! `WYRM_FUZZ_SECS` bounds the run (default 15 s), `WYRM_FUZZ_SEED` replays
 //! one; a finding is shrunk and printed with its seed, case and table. The
 //! longer run and its results are in docs/reliability.md ("Fuzzing").
 
 #[path = "common/database.rs"]
 mod database;
+#[path = "common/filter_gen.rs"]
+mod filter_gen;
 #[path = "common/fuzz.rs"]
 mod fuzz;
+#[path = "common/fuzz_related.rs"]
+mod fuzz_related;
 #[path = "common/parity.rs"]
 mod parity;
+#[path = "common/parity_related.rs"]
+mod parity_related;
 
 use std::panic::AssertUnwindSafe;
 use std::sync::LazyLock;
@@ -39,7 +50,7 @@ use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use serde_json::{json, Value as Json};
 use wyrmhole::filter::FieldAccess;
 use wyrmhole::sql::{self, Dialect};
-use wyrmhole::{Error, FieldDef, Filter, Storage, Value};
+use wyrmhole::{Error, FieldDef, FieldErrors, Filter, ModelInfo, Storage, Value};
 
 /// The parity table's fields, with `n` a foreign key (so `rel`, `rel__id`
 /// and `rel__pk` name it) and `g` unpublished (so client and server parse
@@ -144,16 +155,31 @@ fn generate(rng: &mut Rng, rows: &[Vec<Value>], pool: &[Json]) -> Json {
     }
 }
 
+/// A filter of `model`: through its relations if it has any, else as
+/// `Filter::parse` does.
+fn parse(model: &'static ModelInfo, json: &Json, access: FieldAccess, nul: bool) -> Result<Filter, FieldErrors> {
+    if model.relations.is_empty() {
+        Filter::parse_checked(model.fields, json, access, nul)
+    } else {
+        Filter::parse_model(model, json, access, nul)
+    }
+}
+
 /// Checks one filter everywhere but the database. `Ok(Some(..))`: accepted
-/// for `dialect`, with the ids it selects in memory.
-fn examine(json: &Json, rows: &[Vec<Value>], dialect: Dialect) -> Result<Option<(Filter, Vec<i64>)>, String> {
-    let fields = fields();
-    let server = Filter::parse(fields, json, FieldAccess::All);
-    let client = Filter::parse(fields, json, FieldAccess::Published);
-    let checked = sql::parse_filter(&MODEL, json, FieldAccess::All, dialect);
+/// for `dialect`, with the ids it selects in memory (`rows` hold their
+/// contexts when `model` has relations).
+fn examine(
+    json: &Json,
+    rows: &[Vec<Value>],
+    dialect: Dialect,
+    model: &'static ModelInfo,
+) -> Result<Option<(Filter, Vec<i64>)>, String> {
+    let server = parse(model, json, FieldAccess::All, true);
+    let client = parse(model, json, FieldAccess::Published, true);
+    let checked = sql::parse_filter(model, json, FieldAccess::All, dialect);
     // The database's other NUL rule must not panic either (on SQLite,
     // `checked` is what `parse` is).
-    let other = Filter::parse_checked(fields, json, FieldAccess::All, !dialect.allows_nul());
+    let other = parse(model, json, FieldAccess::All, !dialect.allows_nul());
     if other.is_ok() && server.is_err() {
         return Err("accepted with NUL refused, but refused with NUL allowed".into());
     }
@@ -226,19 +252,33 @@ fn examine(json: &Json, rows: &[Vec<Value>], dialect: Dialect) -> Result<Option<
     }
     for (field, value) in filter.equalities() {
         for row in rows.iter().filter(|row| filter.matches(row)) {
-            if row[field] != *value {
-                return Err(format!("a matched row has {:?} where the equality says {value:?}", row[field]));
+            if !pinned(row, field).any(|v| v == value) {
+                return Err(format!("a matched row has no {value:?} where the equality {field:#x} says so"));
             }
         }
     }
     for (field, values) in filter.pins() {
         for row in rows.iter().filter(|row| filter.matches(row)) {
-            if !values.contains(&&row[field]) {
-                return Err(format!("a matched row has {:?} where the pin says {values:?}", row[field]));
+            if !pinned(row, field).any(|v| values.contains(&v)) {
+                return Err(format!("a matched row has none of {values:?} where the pin {field:#x} says so"));
             }
         }
     }
     Ok(Some((filter, ids)))
+}
+
+/// The values a pin reads in a row: its own field's, or, for a pin
+/// through a relation (`(at + 1) << 16 | field`, see
+/// `filter::related::related_pin`), that field's in each related row the
+/// context holds at `at`.
+fn pinned(row: &[Value], pin: usize) -> Box<dyn Iterator<Item = &Value> + '_> {
+    if pin < 1 << 16 {
+        return Box::new(std::iter::once(&row[pin]));
+    }
+    match &row[(pin >> 16) - 1] {
+        Value::Related(rows) => Box::new(rows.iter().map(move |r| &r[pin & 0xffff])),
+        other => panic!("a pin through a relation reads {other:?}"),
+    }
 }
 
 /// Whether an error key names a place in the filter: one of its keys, or
@@ -298,9 +338,9 @@ fn sql_ids_batch(db: &mut parity::Db, filters: &[&Filter]) -> Result<Vec<Vec<i64
 }
 
 /// Whether one filter fails any check on this table, and why.
-fn failure(db: &mut parity::Db, json: &Json, rows: &[Vec<Value>]) -> Option<String> {
-    let dialect = db.dialect();
-    let examined = std::panic::catch_unwind(AssertUnwindSafe(|| examine(json, rows, dialect)));
+fn failure(db: &mut parity::Db, json: &Json, data: &Data) -> Option<String> {
+    let (rows, dialect) = (&data.rows, db.dialect());
+    let examined = std::panic::catch_unwind(AssertUnwindSafe(|| examine(json, rows, dialect, data.model)));
     match examined {
         Err(panic) => Some(format!("panicked: {}", fuzz::panic_message(&*panic))),
         Ok(Err(why)) => Some(why),
@@ -321,32 +361,49 @@ fn failure(db: &mut parity::Db, json: &Json, rows: &[Vec<Value>]) -> Option<Stri
 
 /// Shrinks a failing filter and fails the test with everything needed to
 /// reproduce it.
-fn report(db: &mut parity::Db, budget: &Budget, case: u64, json: &Json, rows: &[Vec<Value>], why: &str) -> ! {
+fn report(db: &mut parity::Db, budget: &Budget, case: u64, json: &Json, data: &Data, why: &str) -> ! {
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
-    let minimal = fuzz::shrink(json.clone(), |candidate| failure(db, candidate, rows).is_some(), 5000);
+    let minimal = fuzz::shrink(json.clone(), |candidate| failure(db, candidate, data).is_some(), 5000);
     std::panic::set_hook(hook);
-    let minimal_why = failure(db, &minimal, rows).unwrap_or_else(|| why.to_owned());
+    let minimal_why = failure(db, &minimal, data).unwrap_or_else(|| why.to_owned());
+    let rows = data.related.as_ref().map_or_else(|| format!("{:?}", data.rows), |tables| format!("{tables:?}"));
     panic!(
         "filter fuzzer finding at case {case} (replay: WYRM_FUZZ_SEED={} WYRM_FUZZ_CASES={})\n\
-         why: {why}\nfilter: {json}\nminimal filter: {minimal}\nminimal why: {minimal_why}\ntable rows: {rows:?}",
+         why: {why}\nfilter: {json}\nminimal filter: {minimal}\nminimal why: {minimal_why}\ntables: {rows}",
         budget.seed,
         case + 1
     )
 }
 
+/// The rows of one fuzzing round, as memory sees them, and the tables
+/// behind them when the model has relations.
+struct Data {
+    model: &'static ModelInfo,
+    rows: Vec<Vec<Value>>,
+    related: Option<parity_related::Tables>,
+}
+
 /// A new random table of 0 to 15 rows (with infinities, NULLs, nasty text).
-fn new_table(runner: &mut TestRunner, db: &mut parity::Db) -> Vec<Vec<Value>> {
+fn new_table(runner: &mut TestRunner, db: &mut parity::Db) -> Data {
     let strategy = proptest::collection::vec(parity::row(true), 0..16);
     let mut rows = strategy.new_tree(runner).expect("rows").current();
     parity::setup(db, &mut rows);
-    rows
+    Data { model: &MODEL, rows, related: None }
+}
+
+/// New random tables of items and the rows they relate to.
+fn new_related_tables(runner: &mut TestRunner, db: &mut parity::Db) -> Data {
+    let tables = parity_related::tables().new_tree(runner).expect("tables").current();
+    parity_related::setup(db, &tables);
+    Data { model: parity_related::items(), rows: tables.contexts(), related: Some(tables) }
 }
 
 #[derive(Default, Debug)]
 struct Counts {
     cases: u64,
     accepted: u64,
+    through_relations: u64,
     refused_for_database: u64,
     compared_in_sql: u64,
     round_trips: u64,
@@ -364,16 +421,38 @@ struct Pending {
 
 #[test]
 fn filters_never_panic_and_agree_with_sql() {
-    let budget = Budget::from_env("fuzz_filters", 15.0);
+    run("fuzz_filters", 15.0, corpus(), new_table, &|rng, data, pool| generate(rng, &data.rows, pool));
+}
+
+/// The same through relations: keys through belongs_to and has_many paths
+/// (and paths a filter may not follow), against items with contexts.
+#[test]
+fn relation_filters_never_panic_and_agree_with_sql() {
+    let mut corpus = corpus();
+    corpus.extend(fuzz_related::corpus());
+    run("fuzz_filters (relations)", 10.0, corpus, new_related_tables, &|rng, data, pool| {
+        fuzz_related::generate(rng, data.related.as_ref().expect("related tables"), pool)
+    });
+}
+
+/// Fuzzes filters on the tables `new_data` makes, generated by `generate`
+/// from the data and a pool of filters (seeded with `corpus`).
+fn run(
+    target: &str,
+    secs: f64,
+    mut pool: Vec<Json>,
+    new_data: fn(&mut TestRunner, &mut parity::Db) -> Data,
+    generate: &dyn Fn(&mut Rng, &Data, &[Json]) -> Json,
+) {
+    let budget = Budget::from_env(target, secs);
     let mut seed = [0u8; 16];
     seed[..8].copy_from_slice(&budget.seed.to_le_bytes());
     let mut runner = TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::XorShift, &seed));
     // The corpus, then filters accepted lately in place of its tail.
-    let mut pool = corpus();
     let corpus_len = pool.len();
     pool.resize(corpus_len + 256, json!({}));
     let mut db = parity::Db::open();
-    let mut rows = new_table(&mut runner, &mut db);
+    let mut data = new_data(&mut runner, &mut db);
     let mut counts = Counts { tables: 1, ..Counts::default() };
     let mut pending: Vec<Pending> = Vec::new();
     let mut binds_pending = 0;
@@ -385,20 +464,22 @@ fn filters_never_panic_and_agree_with_sql() {
         // A generator of its own per case, so a case does not depend on
         // how much randomness the ones before it drew.
         let mut rng = Rng::new(budget.seed ^ case.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let json = generate(&mut rng, &rows, &pool);
-        let examined = std::panic::catch_unwind(AssertUnwindSafe(|| examine(&json, &rows, db.dialect())));
+        let json = generate(&mut rng, &data, &pool);
+        let examined =
+            std::panic::catch_unwind(AssertUnwindSafe(|| examine(&json, &data.rows, db.dialect(), data.model)));
         let (filter, memory) = match examined {
             Err(panic) => {
-                report(&mut db, &budget, case, &json, &rows, &format!("panicked: {}", fuzz::panic_message(&*panic)))
+                report(&mut db, &budget, case, &json, &data, &format!("panicked: {}", fuzz::panic_message(&*panic)))
             }
-            Ok(Err(why)) => report(&mut db, &budget, case, &json, &rows, &why),
+            Ok(Err(why)) => report(&mut db, &budget, case, &json, &data, &why),
             Ok(Ok(None)) => {
-                counts.refused_for_database += u64::from(Filter::parse(fields(), &json, FieldAccess::All).is_ok());
+                counts.refused_for_database += u64::from(parse(data.model, &json, FieldAccess::All, true).is_ok());
                 continue;
             }
             Ok(Ok(Some(found))) => found,
         };
         counts.accepted += 1;
+        counts.through_relations += u64::from(filter.has_relations());
         pool[corpus_len + rng.below(256)] = json.clone();
         // SQL takes at most half the time (every case when replaying), so
         // the cheap checks still run millions of cases.
@@ -417,8 +498,8 @@ fn filters_never_panic_and_agree_with_sql() {
             if !matches!(&outcome, Ok(Ok(ids)) if agree(ids)) {
                 // Find the filter that fails on its own.
                 for p in &pending {
-                    if let Some(why) = failure(&mut db, &p.json, &rows) {
-                        report(&mut db, &budget, p.case, &p.json, &rows, &why);
+                    if let Some(why) = failure(&mut db, &p.json, &data) {
+                        report(&mut db, &budget, p.case, &p.json, &data, &why);
                     }
                 }
                 panic!("a batch of {} filters failed, but none alone: {outcome:?}", pending.len());
@@ -426,20 +507,23 @@ fn filters_never_panic_and_agree_with_sql() {
             pending.clear();
             binds_pending = 0;
             counts.sql_time += sql_started.elapsed();
-            if counts.round_trips % 64 == 0 {
-                rows = new_table(&mut runner, &mut db);
+            // Related tables are smaller and shape more of the outcome: new ones more often.
+            if counts.round_trips % if data.related.is_some() { 8 } else { 64 } == 0 {
+                data = new_data(&mut runner, &mut db);
                 counts.tables += 1;
             }
         }
     }
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
-        "fuzz_filters ({:?}): {} cases in {secs:.1} s ({:.0}/s), {} accepted, {} refused for the database only, \
+        "{target} ({:?}): {} cases in {secs:.1} s ({:.0}/s), {} accepted ({} through relations), {} refused for the database \
+         only, \
          {} compared with SQL in {} round trips on {} tables; 0 panics, 0 disagreements",
         db.dialect(),
         counts.cases,
         counts.cases as f64 / secs,
         counts.accepted,
+        counts.through_relations,
         counts.refused_for_database,
         counts.compared_in_sql,
         counts.round_trips,

@@ -41,8 +41,8 @@ pg_install
 step "cargo clippy --all-targets --features postgres -- -D warnings"
 cargo clippy --all-targets --features postgres -- -D warnings
 
-step "cargo build --features postgres --example todo (for tests/multiprocess.rs)"
-cargo build --features postgres --example todo
+step "cargo build --features postgres --example todo --example relations_server (for the multi-process tests)"
+cargo build --features postgres --example todo --example relations_server
 
 step "PostgreSQL: start a throwaway server"
 pg_start

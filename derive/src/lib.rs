@@ -34,7 +34,9 @@ mod relation;
 ///   self-relation (`parent_id`).
 /// - `#[wyrm(has_many(members = ListMember, via = list_id))]` on the struct,
 ///   once per relation: `ListMember`'s field `list_id` holds this model's
-///   primary key (`via = "list_id"` is accepted too).
+///   primary key (`via = "list_id"` is accepted too). A trailing `siblings`
+///   (`has_many(members = ListMember, via = list_id, siblings)`) lets paths
+///   from `ListMember` come back through it (`list__members__user_id`).
 ///
 /// `Model::info().relations` lists the `belongs_to`s in field order, then the
 /// `has_many`s in attribute order; the paths filters may follow are numbered

@@ -18,6 +18,7 @@ use syn::{Expr, Ident, LitStr, Path};
 use crate::{duplicate, path_name, skip_value, Errors, FieldInfo};
 
 const HAS_MANY_EXAMPLE: &str = "has_many(members = ListMember, via = list_id)";
+// `siblings` may follow `via`: `has_many(members = ListMember, via = list_id, siblings)`.
 
 /// `belongs_to = TodoList` on a field.
 pub(crate) struct BelongsTo {
@@ -32,6 +33,8 @@ pub(crate) struct HasMany {
     target: Path,
     /// The target's field holding this model's key, and where it was written.
     via: (String, Span),
+    /// `siblings`: the target's rows may reach each other through it.
+    siblings: bool,
 }
 
 /// A relation that passed the checks the derive can make.
@@ -43,7 +46,7 @@ pub(crate) struct Declared<'a> {
 
 enum Kind<'a> {
     BelongsTo { index: usize, field: &'a FieldInfo<'a> },
-    HasMany { via: &'a (String, Span) },
+    HasMany { via: &'a (String, Span), siblings: bool },
 }
 
 /// Parses a relation's target: the related model's type, as a path.
@@ -97,7 +100,13 @@ pub(crate) fn parse_has_many(meta: &ParseNestedMeta, own: &Ident, errors: &mut E
     }
     let mut relation: Option<(Ident, Option<Path>)> = None;
     let mut via: Option<(String, Span)> = None;
+    let mut siblings = false;
     meta.parse_nested_meta(|inner| {
+        // `siblings`: paths from the target may come back through this relation.
+        if inner.path.is_ident("siblings") && (inner.input.is_empty() || inner.input.peek(syn::Token![,])) {
+            siblings = true;
+            return Ok(());
+        }
         if inner.path.is_ident("via") {
             let value = inner.value()?;
             let (name, span) = if value.peek(LitStr) {
@@ -146,7 +155,7 @@ pub(crate) fn parse_has_many(meta: &ParseNestedMeta, own: &Ident, errors: &mut E
         )));
         return Ok(None);
     };
-    Ok(target.map(|target| HasMany { name, target, via }))
+    Ok(target.map(|target| HasMany { name, target, via, siblings }))
 }
 
 /// Checks the relations' names and keys and lists them, belongs_to first.
@@ -228,7 +237,11 @@ pub(crate) fn declared<'a>(
         } else if has_many[..i].iter().any(|other| other.name.unraw() == name) {
             errors.push(syn::Error::new(at(), format!("relation `{name}` is declared by two `has_many`")));
         } else if check_name(&name, fields, None, at, errors) {
-            out.push(Declared { name, target: many.target.clone(), kind: Kind::HasMany { via: &many.via } });
+            out.push(Declared {
+                name,
+                target: many.target.clone(),
+                kind: Kind::HasMany { via: &many.via, siblings: many.siblings },
+            });
         }
     }
     out
@@ -293,7 +306,7 @@ pub(crate) fn expand(own: &Ident, declared: &[Declared]) -> (Vec<TokenStream2>, 
                 let index = Literal::usize_unsuffixed(*index);
                 (quote!(BelongsTo { field: #index }), (span, check))
             }
-            Kind::HasMany { via: (via, via_span) } => {
+            Kind::HasMany { via: (via, via_span), siblings } => {
                 let check = quote_spanned! {span=>
                     ::wyrmhole::relation::check_has_many(
                         #model,
@@ -305,7 +318,7 @@ pub(crate) fn expand(own: &Ident, declared: &[Declared]) -> (Vec<TokenStream2>, 
                         <#own as ::wyrmhole::Model>::PRIMARY_KEY,
                     )
                 };
-                (quote!(HasMany { via: #via }), (*via_span, check))
+                (quote!(HasMany { via: #via, siblings: #siblings }), (*via_span, check))
             }
         };
         defs.push(quote_spanned! {span=>

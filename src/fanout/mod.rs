@@ -154,11 +154,14 @@ impl History for Db {
 pub(crate) struct RouteInfo {
     pub(crate) route: &'static str,
     pub(crate) model: &'static crate::relation::ModelInfo,
+    /// The fields of each relation path's target, in path order: how the
+    /// rows of a change's context are decoded.
+    pub(crate) related: &'static [&'static [crate::model::FieldDef]],
 }
 
 impl RouteInfo {
     pub(crate) fn of<M: Model>() -> Self {
-        RouteInfo { route: M::ROUTE, model: M::info() }
+        RouteInfo { route: M::ROUTE, model: M::info(), related: &crate::relation::paths(M::info()).targets }
     }
 }
 
@@ -181,14 +184,14 @@ impl Catalog {
     /// route not served here.
     pub(crate) fn decode(&self, wire: &serde_json::Value) -> Option<Result<Change, String>> {
         let info = wire["route"].as_str().and_then(|r| self.0.get(r))?;
-        Some(Change::from_wire_of(wire, info.model))
+        Some(Change::from_wire_of(wire, info.model, info.related))
     }
 
     /// Decodes a history entry of `route`.
     pub(crate) fn decode_body(&self, route: &str, body: &str) -> Result<Change, String> {
         let info = self.0.get(route).ok_or_else(|| format!("route {route} is not served here"))?;
         let wire: serde_json::Value = serde_json::from_str(body).map_err(|e| e.to_string())?;
-        Change::from_wire_of(&wire, info.model)
+        Change::from_wire_of(&wire, info.model, info.related)
     }
 }
 

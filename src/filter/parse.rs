@@ -74,6 +74,12 @@ impl Context {
                 "or" | "and" => self.list(key, operand, &at, errors),
                 "not" => self.nested(operand, &at, errors).map(Node::not),
                 _ => match self.model.map(|m| related::through(m, key)).transpose() {
+                    // A client may not follow a relation whose key it may
+                    // not read: the key reads as a missing field, as the
+                    // key column's own spellings (`list`, `list__id`) do.
+                    Ok(Some(Some(through))) if self.access == FieldAccess::Published && through.path.hidden_key() => {
+                        self.leaf(key, operand, &at, errors, None)
+                    }
                     Ok(Some(Some(through))) => {
                         let node = self.leaf(key, operand, &at, errors, Some(&through));
                         match related.iter_mut().find(|(p, _)| Arc::ptr_eq(p, &through.path)) {
@@ -92,7 +98,11 @@ impl Context {
             children.extend(node);
         }
         for (path, nodes) in related {
-            children.push(Node::Exists(Box::new(Exists::new(path, Node::and(nodes)))));
+            // No related row satisfies a condition that is false
+            // (`list__id__in: []`): then nor does the `Exists`, which SQL
+            // could not even render (`AND ()`).
+            let node = Node::and(nodes);
+            children.push(if node.is_false() { Node::FALSE } else { Node::Exists(Box::new(Exists::new(path, node))) });
         }
         Node::and(children)
     }

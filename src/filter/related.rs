@@ -116,7 +116,8 @@ pub(super) fn through(root: &'static ModelInfo, key: &str) -> Result<Option<Thro
     let Some(path) = paths(root).get(&name) else {
         return Err(format!(
             "relation path `{name}` cannot be followed: a filter follows at most {} relations, never reaches \
-             a model twice, and crosses a has_many relation only as its last step",
+             a model twice (except back to its own model, as its last step), and crosses a has_many \
+             relation only as its last step",
             crate::relation::MAX_HOPS
         ));
     };
@@ -129,3 +130,7 @@ pub(super) fn through(root: &'static ModelInfo, key: &str) -> Result<Option<Thro
     }
     Ok(Some(Through { path: path.clone(), rest }))
 }
+
+#[cfg(test)]
+#[path = "related_tests.rs"]
+mod tests;

@@ -160,6 +160,14 @@ impl Node {
                 let mut pins: Pins<'a> = Vec::new();
                 for (field, values) in children.iter().flat_map(|c| c.pins(fields, indexable)) {
                     match pins.iter_mut().find(|(f, _)| *f == field) {
+                        // Two conditions on related rows may hold in two
+                        // different rows (members 3 and 4 of one list):
+                        // either's values pin, not their intersection.
+                        Some((_, known)) if super::related::split_pin(field).is_some() => {
+                            if values.len() < known.len() {
+                                *known = values;
+                            }
+                        }
                         Some((_, known)) => known.retain(|v| values.contains(v)),
                         None => pins.push((field, values)),
                     }

@@ -212,8 +212,23 @@ const fn same_str(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::filter::tests::FIELDS as ITEMS;
     use crate::FieldType;
+
+    const fn field(name: &'static str, ty: FieldType) -> FieldDef {
+        FieldDef {
+            name,
+            column: name,
+            ty,
+            nullable: false,
+            published: true,
+            updatable: false,
+            primary_key: false,
+            relation: None,
+        }
+    }
+
+    static ITEMS: &[FieldDef] =
+        &[field("id", FieldType::I32), field("list_id", FieldType::I32), field("text", FieldType::Text)];
 
     #[test]
     fn checks_pass_when_the_types_agree() {

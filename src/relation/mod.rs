@@ -18,7 +18,10 @@
 //! of an app numbers them alike:
 //!
 //! - at most [`MAX_HOPS`] relations long;
-//! - never visiting a model twice (`list__items__...` from an item is refused);
+//! - never visiting a model twice, except that the last relation may lead
+//!   back to the model the path starts from: a card's `parent` or
+//!   `children`, and, through a `has_many(.., siblings)`, the rows of the
+//!   same parent (`list__members` from a membership);
 //! - a `has_many` only as the last relation: a path reaches one row through
 //!   `belongs_to`s, then possibly that row's related set, so a context stays
 //!   small whatever the data.
@@ -29,6 +32,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::model::{FieldDef, Row, Value};
+pub use crate::model::{ModelInfo, Relation, RelationKind};
 
 mod check;
 #[doc(hidden)]
@@ -36,62 +40,6 @@ pub use check::{check_belongs_to, check_has_many, Problem};
 
 /// The longest path a filter may follow, in relations.
 pub const MAX_HOPS: usize = 3;
-
-/// A model as relations see it: what [`crate::Model`] says of itself,
-/// reachable at run time from another model's [`Relation`].
-#[derive(Debug)]
-pub struct ModelInfo {
-    /// The route clients address.
-    pub route: &'static str,
-    /// The SQL table.
-    pub table: &'static str,
-    /// Every field, in declaration order.
-    pub fields: &'static [FieldDef],
-    /// The index of the primary key in `fields`.
-    pub primary_key: usize,
-    /// The relations it declares.
-    pub relations: &'static [Relation],
-}
-
-/// One declared relation.
-#[derive(Debug)]
-pub struct Relation {
-    /// The name filters use (`list` in `list__title`).
-    pub name: &'static str,
-    /// Which side holds the key.
-    pub kind: RelationKind,
-    /// The related model (a function, so that two models may name each other).
-    pub target: fn() -> &'static ModelInfo,
-}
-
-/// Which side of a relation holds the foreign key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RelationKind {
-    /// This model's field (an index into its fields) holds the target's
-    /// primary key: one related row, or none when the key is NULL.
-    BelongsTo {
-        /// The foreign key field.
-        field: usize,
-    },
-    /// The target's field named `via` holds this model's primary key: any
-    /// number of related rows.
-    HasMany {
-        /// The target's foreign key field.
-        via: &'static str,
-    },
-}
-
-impl ModelInfo {
-    /// The relation called `name`.
-    pub fn relation(&self, name: &str) -> Option<&'static Relation> {
-        self.relations.iter().find(|r| r.name == name)
-    }
-
-    /// Whether two infos describe the same model (one table each).
-    pub fn same(&self, other: &ModelInfo) -> bool {
-        self.table == other.table
-    }
-}
 
 /// One step of a [`Path`].
 #[derive(Debug, Clone, Copy)]
@@ -108,7 +56,7 @@ impl Hop {
     /// `Some(via field index in to)` for a `has_many`, `None` for a `belongs_to`.
     pub fn via(&self) -> Option<usize> {
         match self.relation.kind {
-            RelationKind::HasMany { via } => self.to.fields.iter().position(|f| f.name == via),
+            RelationKind::HasMany { via, .. } => self.to.fields.iter().position(|f| f.name == via),
             RelationKind::BelongsTo { .. } => None,
         }
     }
@@ -149,6 +97,17 @@ impl Path {
     pub fn many(&self) -> bool {
         !self.hops.last().expect("a path has a hop").single()
     }
+
+    /// Whether a relation of the path is keyed by an unpublished field (a
+    /// `belongs_to`'s foreign key, a `has_many`'s `via` field): a client may
+    /// not follow it, since the rows it reaches would tell the hidden key.
+    pub fn hidden_key(&self) -> bool {
+        self.hops.iter().any(|hop| match (hop.key_field(), hop.via()) {
+            (Some(key), _) => !hop.from.fields[key].published,
+            (None, Some(via)) => !hop.to.fields[via].published,
+            (None, None) => true,
+        })
+    }
 }
 
 /// Every path of one model, in a fixed order.
@@ -158,6 +117,8 @@ pub struct Paths {
     pub root: &'static ModelInfo,
     /// Depth first, in declaration order.
     pub all: Vec<Arc<Path>>,
+    /// The fields of each path's target, in the same order.
+    pub targets: Vec<&'static [FieldDef]>,
 }
 
 impl Paths {
@@ -168,10 +129,22 @@ impl Paths {
 }
 
 /// The paths of a model, computed once per model and kept for the process.
+/// Models are told apart by route, table, fields and relations (two
+/// structs may read one table).
 pub fn paths(root: &'static ModelInfo) -> &'static Paths {
-    static ALL: OnceLock<Mutex<HashMap<&'static str, &'static Paths>>> = OnceLock::new();
+    static ALL: OnceLock<Mutex<HashMap<String, &'static Paths>>> = OnceLock::new();
+    let mut key = format!("{}\0{}", root.route, root.table);
+    for f in root.fields {
+        key.push('\0');
+        key.push_str(f.name);
+    }
+    for r in root.relations {
+        key.push_str("\0@");
+        key.push_str(r.name);
+        key.push_str((r.target)().table);
+    }
     let mut known = ALL.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
-    known.entry(root.table).or_insert_with(|| Box::leak(Box::new(compute(root))))
+    known.entry(key).or_insert_with(|| Box::leak(Box::new(compute(root))))
 }
 
 fn compute(root: &'static ModelInfo) -> Paths {
@@ -187,7 +160,15 @@ fn compute(root: &'static ModelInfo) -> Paths {
         }
         for relation in at.relations {
             let to = (relation.target)();
-            if visited.contains(&to.table) {
+            // Back to the model the path starts from, as its last step: a
+            // card's `parent` or `children`, and, where the has_many says
+            // `siblings`, the rows of the same parent (`list__members`).
+            let home = to.table == visited[0]
+                && match relation.kind {
+                    RelationKind::BelongsTo { .. } => true,
+                    RelationKind::HasMany { siblings, .. } => siblings || hops.is_empty(),
+                };
+            if visited.contains(&to.table) && !home {
                 continue;
             }
             let hop = Hop { from: at, to, relation };
@@ -195,7 +176,7 @@ fn compute(root: &'static ModelInfo) -> Paths {
             names.push(relation.name);
             visited.push(to.table);
             out.push(Arc::new(Path { name: names.join("__"), hops: hops.clone(), slot: out.len() }));
-            if hop.single() {
+            if hop.single() && !home {
                 walk(to, hops, visited, names, out);
             }
             hops.pop();
@@ -205,7 +186,8 @@ fn compute(root: &'static ModelInfo) -> Paths {
     }
     let mut all = Vec::new();
     walk(root, &mut Vec::new(), &mut vec![root.table], &mut Vec::new(), &mut all);
-    Paths { root, all }
+    let targets = all.iter().map(|p| p.target().fields).collect();
+    Paths { root, all, targets }
 }
 
 /// The rows a path reaches from one row, as the context carries them.

@@ -2,6 +2,8 @@
 //! path, the pool manager that sets each connection up, and which database a
 //! URL names.
 
+use std::sync::Arc;
+
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::r2d2::{ManageConnection, R2D2Connection};
 use diesel::sqlite::{Sqlite, SqliteConnection};
@@ -179,6 +181,36 @@ pub(super) fn setup_sqlite(conn: &mut SqliteConnection) -> QueryResult<()> {
 pub(super) struct Manager {
     pub(super) url: String,
     pub(super) dialect: Dialect,
+    /// The writer's: when its connection last proved itself.
+    pub(super) proven: Option<Arc<Proven>>,
+}
+
+/// When the writer's connection last committed a transaction. A connection
+/// that committed less than [`Proven::FRESH`] ago is handed out without a
+/// ping: on PostgreSQL the ping is a round trip, about half of what a
+/// one-row write costs, paid on every write. A connection that has been
+/// idle, or whose last transaction failed, is pinged as before, so one that
+/// died while idle (a server restart) is replaced before a write uses it;
+/// one that dies between two busy writes fails that write (`unavailable` or
+/// `internal`, and its idempotency key makes a retry safe), and is pinged,
+/// found dead and replaced at the next.
+#[derive(Debug, Default)]
+pub(super) struct Proven(parking_lot::Mutex<Option<std::time::Instant>>);
+
+impl Proven {
+    const FRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
+    pub(super) fn committed(&self) {
+        *self.0.lock() = Some(std::time::Instant::now());
+    }
+
+    pub(super) fn failed(&self) {
+        *self.0.lock() = None;
+    }
+
+    fn fresh(&self) -> bool {
+        self.0.lock().is_some_and(|at| at.elapsed() < Self::FRESH)
+    }
 }
 
 impl ManageConnection for Manager {
@@ -201,6 +233,9 @@ impl ManageConnection for Manager {
     }
 
     fn is_valid(&self, conn: &mut Conn) -> Result<(), Self::Error> {
+        if self.proven.as_ref().is_some_and(|p| p.fresh()) {
+            return Ok(());
+        }
         match conn {
             Conn::Sqlite(c) => c.ping(),
             #[cfg(feature = "postgres")]

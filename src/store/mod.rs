@@ -107,6 +107,8 @@ struct Inner {
     /// Queues writers for `writer` without the pool's checkout timeout.
     write_queue: Mutex<()>,
     sink: OnceLock<Arc<dyn CommitSink>>,
+    /// When the writer's connection last committed (see [`conn::Proven`]).
+    proven: Arc<conn::Proven>,
     /// The models relations reach (see [`related`]).
     graph: parking_lot::RwLock<Arc<related::Graph>>,
     dialect: Dialect,
@@ -180,7 +182,8 @@ impl Db {
     }
 
     fn with_pools(url: &str, dialect: Dialect) -> Result<Db, OpenError> {
-        let manager = || Manager { url: url.to_owned(), dialect };
+        let manager = || Manager { url: url.to_owned(), dialect, proven: None };
+        let proven = Arc::new(conn::Proven::default());
         let readers = Pool::builder()
             .max_size(8)
             .min_idle(Some(1))
@@ -192,7 +195,7 @@ impl Db {
             .max_size(1)
             .test_on_check_out(dialect == Dialect::Postgres)
             .connection_timeout(Duration::from_secs(10))
-            .build(manager())?;
+            .build(Manager { proven: Some(proven.clone()), ..manager() })?;
         let epoch = positions::setup(&mut *writer.get()?)?;
         let inner = Inner {
             readers,
@@ -203,6 +206,7 @@ impl Db {
             epoch,
             writes: Default::default(),
             graph: Default::default(),
+            proven,
         };
         Ok(Db { inner: Arc::new(inner) })
     }
@@ -371,6 +375,10 @@ impl Inner {
         let mut conn = self.writer.get().map_err(no_connection)?;
         let graph = self.graph.read().clone();
         let result = write::transaction(&mut conn, &graph, f);
+        match &result {
+            Ok(_) => self.proven.committed(),
+            Err(_) => self.proven.failed(),
+        }
         self.writes.record(result.is_ok(), started.elapsed());
         let (value, changes) = result?;
         // Still in the write queue: this process hands changes on in commit order.

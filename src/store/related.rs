@@ -129,10 +129,25 @@ pub(super) fn publish(
     }
     let mut reader = Reader { conn, graph, before: None, memo: HashMap::new() };
     let (old, new) = match graph.roots.get(model.table) {
-        Some(all) => (
-            old.map(|r| reader.with_context(all, &r)).transpose()?,
-            new.map(|r| reader.with_context(all, &r)).transpose()?,
-        ),
+        Some(all) => {
+            reader.lock_first_hops(all, [old.as_deref(), new.as_deref()])?;
+            let old = match old {
+                // A path may lead back to this model (the other members of a
+                // list): before the statement, the set held the old row.
+                Some(row) => {
+                    let pk = &row[model.primary_key];
+                    let mut before = Reader {
+                        conn: &mut *reader.conn,
+                        graph,
+                        before: Some(Before { model, pk, row: Some(&row) }),
+                        memo: HashMap::new(),
+                    };
+                    Some(before.with_context(all, &row)?)
+                }
+                None => None,
+            };
+            (old, new.map(|r| reader.with_context(all, &r)).transpose()?)
+        }
         None => (old, new),
     };
     let derived = reader.derived(model, old.as_deref(), new.as_deref())?;
@@ -167,6 +182,40 @@ impl Reader<'_> {
             Dialect::Postgres => " FOR NO KEY UPDATE",
             Dialect::Sqlite => "",
         }
+    }
+
+    /// On PostgreSQL, locks the rows the old and new row point at, each
+    /// relation's in key order, before any context is read: two writers
+    /// moving items between two lists in opposite directions would
+    /// otherwise each hold one list and wait for the other.
+    fn lock_first_hops(&mut self, all: &'static Paths, rows: [Option<&[Value]>; 2]) -> Result<(), Error> {
+        if self.dialect() != Dialect::Postgres {
+            return Ok(());
+        }
+        let mut done: Vec<&str> = Vec::new();
+        for path in &all.all {
+            let hop = &path.hops[0];
+            let Some(key) = hop.key_field() else { continue };
+            if done.contains(&hop.relation.name) {
+                continue;
+            }
+            done.push(hop.relation.name);
+            let mut keys: Vec<&Value> =
+                rows.iter().flatten().map(|r| &r[key]).filter(|k| !matches!(k, Value::Null)).collect();
+            keys.sort_by(|a, b| key_order(a, b));
+            keys.dedup();
+            let pk = &hop.to.fields[hop.to.primary_key];
+            for key in keys {
+                let sql = format!(
+                    "SELECT {} FROM {} WHERE {} = ? FOR NO KEY UPDATE",
+                    columns(hop.to, ""),
+                    quote_ident(hop.to.table),
+                    quote_ident(pk.column)
+                );
+                self.load(hop.to, &sql, &[Bind { value: key.clone(), ty: pk.ty }])?;
+            }
+        }
+        Ok(())
     }
 
     /// `row` (own fields only) followed by the rows of each path.
@@ -289,6 +338,11 @@ impl Reader<'_> {
             rows.sort_by(|a, b| key_order(&a[root.primary_key], &b[root.primary_key]));
             let all = paths(root);
             for row in rows {
+                // The written row itself, reached by a path back to its own
+                // model: its own change already carries both contexts.
+                if root.same(model) && row[root.primary_key] == pk_value {
+                    continue;
+                }
                 let after = self.with_context(all, &row)?;
                 let before = Reader {
                     conn: &mut *self.conn,

@@ -1,5 +1,6 @@
-//! Real processes for the multi-process tests: redis-server and the todo
-//! example, each on a free port, killed (SIGKILL) when dropped.
+//! Real processes for the multi-process tests: redis-server and the
+//! examples (the todo app, the relations server), each on a free port,
+//! killed (SIGKILL) when dropped.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
@@ -39,21 +40,29 @@ pub fn redis_server(port: u16, dir: &Path) -> Proc {
     Proc(child)
 }
 
-/// The todo example, built by `cargo test` next to the test's binary (with
-/// the same features), or `cargo build --example todo`.
-pub fn example_binary() -> PathBuf {
+/// An example binary (`todo`, `relations_server`), built by `cargo test`
+/// next to the test's binary (with the same features), or `cargo build
+/// --example NAME`.
+pub fn example_path(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap();
-    let bin = dir.join("examples").join("todo");
-    assert!(bin.exists(), "{} is missing: run `cargo build --example todo`", bin.display());
+    let bin = dir.join("examples").join(name);
+    assert!(bin.exists(), "{} is missing: run `cargo build --example {name}`", bin.display());
     bin
 }
 
-/// Starts one todo process on `db`, sharing commits through `redis`;
-/// returns it and its WebSocket URL.
-pub fn todo_server(db: &str, redis: &str) -> (Proc, String) {
-    let mut child = Command::new(example_binary())
-        .env("WYRM_PORT", "0")
+/// The todo example (see [`example_path`]).
+pub fn example_binary() -> PathBuf {
+    example_path("todo")
+}
+
+/// Starts one process of the example `name` on `db`, sharing commits
+/// through `redis`, and waits for the line where it says its address
+/// (`wyrmhole ... at http://ADDR/`); returns it and its WebSocket URL.
+/// `port` 0 lets it pick one.
+pub fn example_server(name: &str, db: &str, redis: &str, port: u16) -> (Proc, String) {
+    let mut child = Command::new(example_path(name))
+        .env("WYRM_PORT", port.to_string())
         .env("WYRM_DB", db)
         .env("REDIS_URL", redis)
         .env("WYRM_METRICS", "1")
@@ -63,12 +72,18 @@ pub fn todo_server(db: &str, redis: &str) -> (Proc, String) {
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let url = loop {
-        let line = lines.next().expect("the example exited").unwrap();
-        if let Some(rest) = line.strip_prefix("wyrmhole todo example at http://") {
+        let line = lines.next().unwrap_or_else(|| panic!("the example {name} exited")).unwrap();
+        if let Some((_, rest)) = line.split_once(" at http://").filter(|_| line.starts_with("wyrmhole ")) {
             break format!("ws://{rest}ws");
         }
     };
     // Keep draining stdout so the child never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
     (Proc(child), url)
+}
+
+/// Starts one todo process on `db`, sharing commits through `redis`;
+/// returns it and its WebSocket URL.
+pub fn todo_server(db: &str, redis: &str) -> (Proc, String) {
+    example_server("todo", db, redis, 0)
 }

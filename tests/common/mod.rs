@@ -309,15 +309,21 @@ pub const WAIT: Duration = Duration::from_secs(10);
 
 impl Client {
     pub async fn connect(url: &str) -> Client {
-        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
-        Client {
+        Self::try_connect(url).await.expect("connect")
+    }
+
+    /// [`Client::connect`], or why it failed (a server process may be
+    /// restarting).
+    pub async fn try_connect(url: &str) -> Result<Client, tokio_tungstenite::tungstenite::Error> {
+        let (ws, _) = tokio_tungstenite::connect_async(url).await?;
+        Ok(Client {
             ws,
             next_id: 0,
             events: VecDeque::new(),
             replies: VecDeque::new(),
             pushes: VecDeque::new(),
             ping_sub: None,
-        }
+        })
     }
 
     pub async fn send_text(&mut self, text: String) {
@@ -361,22 +367,29 @@ impl Client {
     /// server asks for, as the JS client does (tests of the rate limit
     /// pipeline their requests and read the replies themselves).
     pub async fn call(&mut self, route: &str, verb: &str, args: Value) -> Value {
+        self.try_call(route, verb, args).await.expect("connection closed")
+    }
+
+    /// [`Client::call`], or `None` when the connection is gone before the
+    /// reply (a test that kills server processes reconnects then).
+    pub async fn try_call(&mut self, route: &str, verb: &str, args: Value) -> Option<Value> {
         loop {
             self.next_id += 1;
             let id = self.next_id;
-            self.send_text(json!({"id": id, "route": route, "verb": verb, "args": args}).to_string()).await;
+            let text = json!({"id": id, "route": route, "verb": verb, "args": args}).to_string();
+            self.ws.send(Message::text(text)).await.ok()?;
             let reply = loop {
                 if let Some(at) = self.replies.iter().position(|r| r["id"] == id) {
                     break self.replies.remove(at).unwrap();
                 }
-                let frame = self.read_one().await.expect("connection closed");
+                let frame = self.read_one().await?;
                 self.file(frame);
             };
             match reply["error"]["retry_after_ms"].as_u64() {
                 Some(ms) if reply["error"]["code"] == "rate_limited" => {
                     tokio::time::sleep(Duration::from_millis(ms)).await;
                 }
-                _ => return reply,
+                _ => return Some(reply),
             }
         }
     }

@@ -474,20 +474,32 @@ pub fn setup(db: &mut Db, rows: &mut [Vec<Value>]) {
         }
         Dialect::Postgres => db.batch(SCHEMA_POSTGRES),
     }
-    let columns: Vec<String> = FIELDS.iter().map(|f| quote_ident(f.column)).collect();
-    let insert = format!("INSERT INTO items ({}) VALUES ({})", columns.join(", "), vec!["?"; FIELDS.len()].join(", "));
     for (i, row) in rows.iter_mut().enumerate() {
         row[0] = Value::Int(i as i64 + 1);
-        let binds: Vec<Bind> = row.iter().zip(FIELDS).map(|(v, f)| bind(v, f)).collect();
+    }
+    insert(db, "items", FIELDS, rows);
+}
+
+/// Inserts `rows` (ids included) into `table`, whose columns are `fields`,
+/// and checks that the columns of [`FIELDS`] (the first ones) read back as
+/// generated.
+pub fn insert(db: &mut Db, table: &str, fields: &[FieldDef], rows: &[Vec<Value>]) {
+    let columns: Vec<String> = fields.iter().map(|f| quote_ident(f.column)).collect();
+    let insert =
+        format!("INSERT INTO {table} ({}) VALUES ({})", columns.join(", "), vec!["?"; fields.len()].join(", "));
+    for row in rows {
+        let binds: Vec<Bind> = row.iter().zip(fields).map(|(v, f)| bind(v, f)).collect();
         db.execute(&insert, &binds).unwrap();
     }
-    let select =
-        format!("SELECT {} FROM items ORDER BY id", columns[1..].join(", ").replace("\"u\"\"q\"", "\"u\"\"q\" AS u"));
+    let select = format!(
+        "SELECT {} FROM {table} ORDER BY id",
+        columns[1..FIELDS.len()].join(", ").replace("\"u\"\"q\"", "\"u\"\"q\" AS u")
+    );
     let stored: Vec<Stored> = db.load(&select, &[]).unwrap();
     assert_eq!(stored.len(), rows.len());
     for (stored, row) in stored.into_iter().zip(rows.iter()) {
         // `==` on Value compares floats numerically: SQLite keeps 0.0 for -0.0.
-        assert_eq!(stored.values(), row[1..], "row did not round-trip");
+        assert_eq!(stored.values(), row[1..FIELDS.len()], "row of {table} did not round-trip");
     }
 }
 
