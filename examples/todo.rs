@@ -78,14 +78,6 @@ diesel::table! {
     }
 }
 
-diesel::table! {
-    list_access (id) {
-        id -> Integer,
-        list_id -> Integer,
-        user_id -> BigInt,
-    }
-}
-
 /// A list, seen by its members (see [`ListMember`]): the scope follows
 /// `members`, so sharing or unsharing it moves it (and its items) into or
 /// out of the other user's subscriptions live.
@@ -93,9 +85,10 @@ diesel::table! {
 #[diesel(table_name = todo_lists)]
 #[wyrm(
     route = "todo-list",
-    has_many(members = ListMember, via = list_id),
-    has_many(items = TodoItem, via = list_id),
-    has_many(access = ListAccess, via = list_id)
+    // `siblings`: a membership reaches the other members of its list
+    // (list-member's scope, `list__members__user_id`).
+    has_many(members = ListMember, via = list_id, siblings),
+    has_many(items = TodoItem, via = list_id)
 )]
 struct TodoList {
     id: i32,
@@ -135,20 +128,6 @@ struct ListMember {
     name: String,
 }
 
-/// A copy of `list_members`' (list, user) pairs, written with it, that
-/// only `list-member`'s scope reads: the members of a list see each
-/// other's memberships (`list__access__user_id`). The scope cannot go
-/// through `list__members` itself, since a relation path never comes back
-/// to the table it starts from. No route: clients never see these rows.
-#[derive(Debug, diesel::QueryableByName, wyrmhole::Model)]
-#[diesel(table_name = list_access)]
-struct ListAccess {
-    id: i32,
-    #[wyrm(belongs_to = TodoList)]
-    list_id: i32,
-    user_id: i64,
-}
-
 /// No `ON DELETE CASCADE`: rows deleted by the database behind wyrmhole's back
 /// would never be published. Deleting a list that still has items is a
 /// `conflict`; its memberships go with it (`Route::on_delete`).
@@ -176,13 +155,6 @@ const SCHEMA_SQLITE: &str = "
         UNIQUE (list_id, user_id)
     );
     CREATE INDEX IF NOT EXISTS list_members_user ON list_members (user_id);
-    CREATE TABLE IF NOT EXISTS list_access (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        list_id INTEGER NOT NULL REFERENCES todo_lists (id),
-        user_id BIGINT NOT NULL,
-        UNIQUE (list_id, user_id)
-    );
-    CREATE INDEX IF NOT EXISTS list_access_user ON list_access (user_id);
 ";
 
 /// The same tables in PostgreSQL's SQL.
@@ -208,26 +180,16 @@ const SCHEMA_POSTGRES: &str = "
         UNIQUE (list_id, user_id)
     );
     CREATE INDEX IF NOT EXISTS list_members_user ON list_members (user_id);
-    CREATE TABLE IF NOT EXISTS list_access (
-        id SERIAL PRIMARY KEY,
-        list_id INTEGER NOT NULL REFERENCES todo_lists (id),
-        user_id BIGINT NOT NULL,
-        UNIQUE (list_id, user_id)
-    );
-    CREATE INDEX IF NOT EXISTS list_access_user ON list_access (user_id);
 ";
 
 /// Lists of databases made before memberships existed get their owner as
 /// their member (the guests, for the lists of the oldest ones), so that
-/// nobody loses a list, and `list_access` its copy. Idempotent, so it runs
-/// at every start; `ON CONFLICT` (both databases) lets processes starting
-/// together race (SQLite wants a `WHERE` before it in an `INSERT ... SELECT`).
+/// nobody loses a list. Idempotent, so it runs at every start; `ON
+/// CONFLICT` (both databases) lets processes starting together race.
 const MEMBERS_OF_OLD_LISTS: &str = "
     INSERT INTO list_members (list_id, user_id, name)
     SELECT id, owner_id, CASE WHEN owner_id = 0 THEN 'guest' ELSE 'owner' END FROM todo_lists l
     WHERE NOT EXISTS (SELECT 1 FROM list_members m WHERE m.list_id = l.id AND m.user_id = l.owner_id)
-    ON CONFLICT DO NOTHING;
-    INSERT INTO list_access (list_id, user_id) SELECT list_id, user_id FROM list_members WHERE true
     ON CONFLICT DO NOTHING;
 ";
 
@@ -342,8 +304,8 @@ fn app(db: Db) -> Builder {
         )
         .route(
             Route::<ListMember>::new()
-                // The members of the caller's lists (see ListAccess).
-                .scope(|who| Some(json!({ "list__access__user_id": uid(who) })))
+                // The members of the caller's lists.
+                .scope(|who| Some(json!({ "list__members__user_id": uid(who) })))
                 .permission(|_who, verb| match verb {
                     "create" | "update" | "delete" => {
                         Err(Error::Forbidden("members change through todo-list's share and unshare".into()))
@@ -351,7 +313,6 @@ fn app(db: Db) -> Builder {
                     _ => Ok(()),
                 }),
         )
-        .model::<ListAccess>()
         // Anyone viewing a list may say so (and what they are editing)...
         .presence("todo-list:*", |_identity, _topic| true)
         // ... listen on its channel, and, signed in, talk on it.

@@ -5,10 +5,9 @@
 use serde_json::json;
 use wyrmhole::{Error, Identity, Model};
 
-use super::{uid, user_id, valid_name, ListAccess, ListMember, TodoItem, TodoList};
+use super::{uid, user_id, valid_name, ListMember, TodoItem, TodoList};
 
-/// Makes `user_id` a member of list `list_id` (if not already), with its
-/// [`ListAccess`] copy; returns the membership.
+/// Makes `user_id` a member of list `list_id` (if not already); returns the membership.
 pub(crate) fn add_member(
     tx: &mut wyrmhole::WriteTx<'_>,
     list_id: i32,
@@ -19,24 +18,14 @@ pub(crate) fn add_member(
     if let Some(member) = existing.into_iter().next() {
         return Ok(member);
     }
-    tx.insert::<ListAccess>(&json!({ "list_id": list_id, "user_id": user_id }))?;
     tx.insert::<ListMember>(&json!({ "list_id": list_id, "user_id": user_id, "name": name }))
-}
-
-/// Ends one membership and its [`ListAccess`] copy.
-fn remove_member(tx: &mut wyrmhole::WriteTx<'_>, member: &ListMember) -> Result<(), Error> {
-    tx.delete::<ListMember>(member.id)?;
-    for access in tx.select::<ListAccess>(&json!({ "list_id": member.list_id, "user_id": member.user_id }))? {
-        tx.delete::<ListAccess>(access.id)?;
-    }
-    Ok(())
 }
 
 /// Deletes every membership of a list (each delete published: the list
 /// and its items leave those members' pages), before the list goes.
 pub(crate) fn remove_members(tx: &mut wyrmhole::WriteTx<'_>, list_id: i32) -> Result<(), Error> {
     for member in tx.select::<ListMember>(&json!({ "list_id": list_id }))? {
-        remove_member(tx, &member)?;
+        tx.delete::<ListMember>(member.id)?;
     }
     Ok(())
 }
@@ -106,7 +95,7 @@ pub(crate) async fn unshare(cx: wyrmhole::VerbContext, args: serde_json::Value) 
             .into_iter()
             .next()
             .ok_or_else(|| Error::NotFound { route: ListMember::ROUTE.into(), id: user.clone() })?;
-        remove_member(tx, &member)?;
+        tx.delete::<ListMember>(member.id)?;
         Ok(json!({ "id": member.id }))
     })
     .await
