@@ -180,10 +180,9 @@ fn relation_cases_with_known_answers() {
         (json!({"or": [{"boss__isnull": true}, {"boss__b__gt": 20}]}), vec![1, 4]),
         (json!({"id__gt": 1, "children__t__in": ["a", "b"]}), vec![3]),
         (json!({"not": {"or": [{"parent__isnull": true}, {"children__b": 2}]}}), vec![]),
-        // Django would also count a missing related row as NULL here
-        // (a LEFT JOIN); wyrmhole's EXISTS needs a related row.
-        (json!({"children__isnull": true}), vec![]),
-        (json!({"parent__grand__b__isnull": true}), vec![]),
+        // A missing related row counts as NULLs, as Django's LEFT JOIN does.
+        (json!({"children__isnull": true}), vec![2, 4]),
+        (json!({"parent__grand__b__isnull": true}), vec![2, 3, 4]),
         (json!({"not": {"children__isnull": false}}), vec![2, 4]),
         // A false condition on related rows: no row (SQL once rendered `AND ()`).
         (json!({"parent__a__in": [null]}), vec![]),

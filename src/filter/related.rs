@@ -26,6 +26,9 @@ pub(crate) struct Exists {
     pub(crate) at: usize,
     pub(crate) node: Node,
     steps: Box<[Step]>,
+    /// Whether the condition holds of a row of NULLs: what it says of a
+    /// row that reaches no related row (see [`Exists::matches`]).
+    pub(crate) null_matches: bool,
 }
 
 impl PartialEq for Exists {
@@ -38,13 +41,20 @@ impl Exists {
     pub(crate) fn new(path: Arc<Path>, node: Node) -> Exists {
         let at = path.hops[0].from.fields.len() + path.slot;
         let steps = tree::flatten(&node);
-        Exists { path, at, node, steps }
+        let nulls = vec![Value::Null; path.target().fields.len()];
+        let null_matches = tree::evaluate(&steps, &nulls);
+        Exists { path, at, node, steps, null_matches }
     }
 
-    /// Whether one of the rows the path reaches from `row` passes. A row
-    /// without its context (not from a change) reaches none.
+    /// Whether one of the rows the path reaches from `row` passes; when it
+    /// reaches none, whether a row of NULLs would: Django's outer join
+    /// counts a missing related row as NULLs, so `{"children__isnull":
+    /// true}` is "no children" and `{"parent__name__isnull": true}` holds
+    /// where there is no parent. A row without its context (not from a
+    /// change) is not judged here: it never matches.
     pub(crate) fn matches(&self, row: &[Value]) -> bool {
         match row.get(self.at) {
+            Some(Value::Related(rows)) if rows.is_empty() => self.null_matches,
             Some(Value::Related(rows)) => rows.iter().any(|r| tree::evaluate(&self.steps, r)),
             _ => false,
         }

@@ -124,7 +124,12 @@ impl Writer {
             joins.push(join);
             previous = here;
         }
-        self.push(&format!("EXISTS (SELECT 1 FROM {} WHERE {}", from.join(", "), joins.join(" AND ")));
+        let reached = format!("SELECT 1 FROM {} WHERE {}", from.join(", "), joins.join(" AND "));
+        if e.null_matches {
+            // No related row counts as a row of NULLs (`Exists::matches`).
+            self.push(&format!("(NOT EXISTS ({reached}) OR "));
+        }
+        self.push(&format!("EXISTS ({reached}"));
         if !e.node.is_true() {
             let saved = std::mem::replace(&mut self.qualifier, previous);
             self.push(" AND (");
@@ -133,6 +138,9 @@ impl Writer {
             self.qualifier = saved;
         }
         self.push(")");
+        if e.null_matches {
+            self.push(")");
+        }
     }
 
     /// Children joined by `AND` or `OR`, each in parentheses. Normalized
