@@ -19,9 +19,12 @@
 //!
 //! Sign-in is a demo: `/?token=alice` signs in as alice (a token is a name
 //! of letters, digits, `_`, `-` or `.`, at most 32); any other token is
-//! refused (HTTP 401), and no token is the shared guest board. Each user has
-//! their own lists; guests share theirs. (Lists shared between members wait
-//! for relations.) A real app checks a session in `sign_in`.
+//! refused (HTTP 401), and no token is the shared guest board. A list is
+//! seen by its members: its creator, and whoever the creator shares it with
+//! by name (`share {"list_id": 1, "user": "bob"}` on `todo-list`, undone by
+//! `unshare`); every guest is one user (0), so guests share the lists guests
+//! create. Sharing shows the list and its items in the other user's page at
+//! once, unsharing takes them away. A real app checks a session in `sign_in`.
 //!
 //! It serves the page (`examples/todo/`), the JS client (served by wyrmhole at
 //! `/wyrmhole.js` and `/wyrmhole/*.js`), the WebSocket at `/ws`, and a tiny "admin" HTTP API that
@@ -29,6 +32,7 @@
 //! every browser, the way a Django-admin save does in SwampDragon:
 //!
 //! ```text
+//! curl -X POST localhost:8000/admin/lists    -d '{"name": "Shopping"}'   # a guests' list
 //! curl -X POST localhost:8000/admin/items    -d '{"list_id": 1, "text": "milk", "done": false}'
 //! curl -X POST localhost:8000/admin/items/3  -d '{"done": true}'
 //! ```
@@ -46,7 +50,7 @@ use std::io::Write;
 
 use serde_json::json;
 use warp::Filter;
-use wyrmhole::{Builder, ChannelAccess, Db, Error, FieldErrors, Identity, Model, Route, Wyrmhole};
+use wyrmhole::{Builder, ChannelAccess, Db, Error, FieldErrors, Identity, Route, Wyrmhole};
 
 diesel::table! {
     todo_lists (id) {
@@ -62,43 +66,74 @@ diesel::table! {
         list_id -> Integer,
         text -> Text,
         done -> Bool,
-        owner_id -> BigInt,
     }
 }
 
+diesel::table! {
+    list_members (id) {
+        id -> Integer,
+        list_id -> Integer,
+        user_id -> BigInt,
+        name -> Text,
+    }
+}
+
+/// A list, seen by its members (see [`ListMember`]): the scope follows
+/// `members`, so sharing or unsharing it moves it (and its items) into or
+/// out of the other user's subscriptions live.
 #[derive(Debug, diesel::QueryableByName, wyrmhole::Model)]
 #[diesel(table_name = todo_lists)]
-#[wyrm(route = "todo-list")]
+#[wyrm(
+    route = "todo-list",
+    // `siblings`: a membership reaches the other members of its list
+    // (list-member's scope, `list__members__user_id`).
+    has_many(members = ListMember, via = list_id, siblings),
+    has_many(items = TodoItem, via = list_id)
+)]
 struct TodoList {
     id: i32,
     #[wyrm(update)]
     name: String,
-    /// The user whose list it is (0: the guests' shared board). Set by the
-    /// server on create, never sent: each user's scope.
-    #[wyrm(skip)]
+    /// The user who created the list (0: the guests' shared board), set by
+    /// the server on create. Published: the page offers sharing, renaming
+    /// and deleting to the owner only, and the server checks the same.
     owner_id: i64,
 }
 
+/// An item of a list; visible to the list's members (through `list`).
 #[derive(Debug, diesel::QueryableByName, wyrmhole::Model)]
 #[diesel(table_name = todo_items)]
 #[wyrm(route = "todo-item")]
 struct TodoItem {
     id: i32,
-    #[wyrm(update)]
+    #[wyrm(update, belongs_to = TodoList)]
     list_id: i32,
     #[wyrm(update)]
     text: String,
     #[wyrm(update)]
     done: bool,
-    /// The list's owner, copied onto its items so that they can be scoped
-    /// to it without a join (relations are not built yet).
-    #[wyrm(skip)]
-    owner_id: i64,
+}
+
+/// Who may see a list: one row per member, the owner's included. Written
+/// only by the server (on create, `share`, `unshare`); the page shows them.
+#[derive(Debug, diesel::QueryableByName, wyrmhole::Model)]
+#[diesel(table_name = list_members)]
+#[wyrm(route = "list-member")]
+struct ListMember {
+    id: i32,
+    #[wyrm(belongs_to = TodoList)]
+    list_id: i32,
+    user_id: i64,
+    /// The member's sign-in name ("guest" for the guests' board), shown by the page.
+    name: String,
 }
 
 /// No `ON DELETE CASCADE`: rows deleted by the database behind wyrmhole's back
 /// would never be published. Deleting a list that still has items is a
-/// `conflict`.
+/// `conflict`; its memberships go with it (`Route::on_delete`).
+///
+/// `todo_items.owner_id` of databases made by earlier versions of the
+/// example is left in place and no longer read: a list's members decide.
 const SCHEMA_SQLITE: &str = "
     CREATE TABLE IF NOT EXISTS todo_lists (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -109,10 +144,17 @@ const SCHEMA_SQLITE: &str = "
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         list_id INTEGER NOT NULL REFERENCES todo_lists (id),
         text TEXT NOT NULL,
-        done BOOLEAN NOT NULL DEFAULT 0,
-        owner_id INTEGER NOT NULL DEFAULT 0
+        done BOOLEAN NOT NULL DEFAULT 0
     );
     CREATE INDEX IF NOT EXISTS todo_items_list ON todo_items (list_id);
+    CREATE TABLE IF NOT EXISTS list_members (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        list_id INTEGER NOT NULL REFERENCES todo_lists (id),
+        user_id BIGINT NOT NULL,
+        name TEXT NOT NULL,
+        UNIQUE (list_id, user_id)
+    );
+    CREATE INDEX IF NOT EXISTS list_members_user ON list_members (user_id);
 ";
 
 /// The same tables in PostgreSQL's SQL.
@@ -126,12 +168,29 @@ const SCHEMA_POSTGRES: &str = "
         id SERIAL PRIMARY KEY,
         list_id INTEGER NOT NULL REFERENCES todo_lists (id),
         text TEXT NOT NULL,
-        done BOOLEAN NOT NULL DEFAULT false,
-        owner_id BIGINT NOT NULL DEFAULT 0
+        done BOOLEAN NOT NULL DEFAULT false
     );
     CREATE INDEX IF NOT EXISTS todo_items_list ON todo_items (list_id);
     ALTER TABLE todo_lists ADD COLUMN IF NOT EXISTS owner_id BIGINT NOT NULL DEFAULT 0;
-    ALTER TABLE todo_items ADD COLUMN IF NOT EXISTS owner_id BIGINT NOT NULL DEFAULT 0;
+    CREATE TABLE IF NOT EXISTS list_members (
+        id SERIAL PRIMARY KEY,
+        list_id INTEGER NOT NULL REFERENCES todo_lists (id),
+        user_id BIGINT NOT NULL,
+        name TEXT NOT NULL,
+        UNIQUE (list_id, user_id)
+    );
+    CREATE INDEX IF NOT EXISTS list_members_user ON list_members (user_id);
+";
+
+/// Lists of databases made before memberships existed get their owner as
+/// their member (the guests, for the lists of the oldest ones), so that
+/// nobody loses a list. Idempotent, so it runs at every start; `ON
+/// CONFLICT` (both databases) lets processes starting together race.
+const MEMBERS_OF_OLD_LISTS: &str = "
+    INSERT INTO list_members (list_id, user_id, name)
+    SELECT id, owner_id, CASE WHEN owner_id = 0 THEN 'guest' ELSE 'owner' END FROM todo_lists l
+    WHERE NOT EXISTS (SELECT 1 FROM list_members m WHERE m.list_id = l.id AND m.user_id = l.owner_id)
+    ON CONFLICT DO NOTHING;
 ";
 
 const MAX_TEXT: usize = 500;
@@ -159,14 +218,31 @@ fn check_list(list: &TodoList) -> Result<(), FieldErrors> {
     errors.into_result()
 }
 
-/// Demo sign-in: a token that is a plain name (letters, digits, `_`, `-`,
-/// `.`, at most 32) signs in as that name, with a user id derived from it;
-/// any other token is refused; no token is a guest. A real app looks the
-/// token up in its sessions here.
+/// A list's checks for a client's create or rename: the members it is
+/// shared with may edit its items, but only its owner renames it.
+fn validate_list(v: &wyrmhole::Validation<'_, TodoList>) -> Result<(), FieldErrors> {
+    check_list(v.new)?;
+    match v.old {
+        Some(old) if old.owner_id != uid(v.identity) => {
+            let mut errors = FieldErrors::new();
+            errors.add("name", "only the list's owner may rename it");
+            errors.into_result()
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Whether `name` can be a sign-in name: letters, digits, `_`, `-`, `.`, at most 32.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 32 && name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+}
+
+/// Demo sign-in: a token that is a plain name ([`valid_name`]) signs in as
+/// that name, with a user id derived from it; any other token is refused;
+/// no token is a guest. A real app looks the token up in its sessions here.
 fn sign_in(token: Option<&str>) -> Result<Identity, wyrmhole::AuthError> {
     let Some(name) = token.filter(|t| !t.is_empty()) else { return Ok(Identity::anonymous()) };
-    let valid = name.len() <= 32 && name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
-    if !valid {
+    if !valid_name(name) {
         return Err(wyrmhole::AuthError::new("unknown token: sign in again"));
     }
     Ok(Identity::user(user_id(name)).with_name(name))
@@ -176,9 +252,15 @@ fn authenticate(req: &wyrmhole::UpgradeRequest) -> Result<Identity, wyrmhole::Au
     sign_in(req.token())
 }
 
-/// Whose lists an identity sees: its own, or the guests' board (0).
-fn owner(identity: &Identity) -> i64 {
+/// Which user an identity is: its id, or 0 for every guest (so guests
+/// share the lists guests create: the guests' board).
+fn uid(identity: &Identity) -> i64 {
     identity.user_id().unwrap_or(0)
+}
+
+/// The name a member is shown under.
+fn member_name(identity: &Identity) -> String {
+    identity.name().unwrap_or("guest").to_owned()
 }
 
 /// A stable positive id for a name (FNV-1a), so a name is the same user across restarts.
@@ -189,26 +271,47 @@ fn user_id(name: &str) -> i64 {
 
 /// The routes' TypeScript declarations (`examples/todo/routes.d.ts`).
 fn typescript() -> wyrmhole::TypeScript {
-    wyrmhole::TypeScript::new().route::<TodoList>().route::<TodoItem>()
+    wyrmhole::TypeScript::new().route::<TodoList>().route::<TodoItem>().route::<ListMember>()
 }
 
 fn app(db: Db) -> Builder {
     Wyrmhole::builder(db)
         .route(
             Route::<TodoList>::new()
-                .scope(|who| Some(json!({ "owner_id": owner(who) })))
-                .initial(|who| json!({ "owner_id": owner(who) }))
-                .validate(|v| check_list(v.new))
+                // The lists the caller is a member of.
+                .scope(|who| Some(json!({ "members__user_id": uid(who) })))
+                .initial(|who| json!({ "owner_id": uid(who) }))
+                // The creator's membership, in the create's transaction:
+                // without it the new list would be outside their scope.
+                .on_create(|tx, who, list| add_member(tx, list.id, uid(who), &member_name(who)).map(drop))
+                .on_delete(|tx, who, list| {
+                    owner_only(list, who, "delete")?;
+                    remove_members(tx, list.id)
+                })
+                .validate(validate_list)
                 .verb("delete_with_items", delete_with_items)
-                // Guests may add and rename lists of their board, not delete them.
-                .login_required(&["delete", "delete_with_items"]),
+                .write_verb("share", share)
+                .write_verb("unshare", unshare)
+                // Guests may add and rename lists of their board, not delete
+                // or share them.
+                .login_required(&["delete", "delete_with_items", "share", "unshare"]),
         )
         .route(
             Route::<TodoItem>::new()
-                .scope(|who| Some(json!({ "owner_id": owner(who) })))
-                .initial(|who| json!({ "owner_id": owner(who) }))
+                .scope(|who| Some(json!({ "list__members__user_id": uid(who) })))
                 .validate(|v| check_item(v.new))
                 .verb("clear_done", clear_done),
+        )
+        .route(
+            Route::<ListMember>::new()
+                // The members of the caller's lists.
+                .scope(|who| Some(json!({ "list__members__user_id": uid(who) })))
+                .permission(|_who, verb| match verb {
+                    "create" | "update" | "delete" => {
+                        Err(Error::Forbidden("members change through todo-list's share and unshare".into()))
+                    }
+                    _ => Ok(()),
+                }),
         )
         // Anyone viewing a list may say so (and what they are editing)...
         .presence("todo-list:*", |_identity, _topic| true)
@@ -220,51 +323,9 @@ fn app(db: Db) -> Builder {
         .allow_anonymous()
 }
 
-/// `clear_done {list_id}`: deletes the list's done items in one transaction;
-/// each delete is published like any other.
-async fn clear_done(cx: wyrmhole::VerbContext, args: serde_json::Value) -> Result<serde_json::Value, Error> {
-    let list_id = match &args {
-        serde_json::Value::Object(o) if o.len() == 1 => o.get("list_id").and_then(|v| v.as_i64()),
-        _ => None,
-    };
-    let list_id = list_id.ok_or_else(|| Error::bad_arg("list_id", "is required (a list id), and nothing else"))?;
-    let owner = owner(&cx.identity);
-    cx.db
-        .write(move |tx| {
-            let done = tx.select::<TodoItem>(&json!({ "list_id": list_id, "done": true, "owner_id": owner }))?;
-            for item in &done {
-                tx.delete::<TodoItem>(item.id)?;
-            }
-            Ok::<_, Error>(json!({ "deleted": done.len() }))
-        })
-        .await
-}
-
-/// `delete_with_items {id}`: deletes one of the caller's lists and its items
-/// in one transaction (a plain `delete` of a list that has items is a
-/// `conflict`); every delete is published.
-async fn delete_with_items(cx: wyrmhole::VerbContext, args: serde_json::Value) -> Result<serde_json::Value, Error> {
-    let id = match &args {
-        serde_json::Value::Object(o) if o.len() == 1 => o.get("id").and_then(|v| v.as_i64()),
-        _ => None,
-    };
-    let id = id.ok_or_else(|| Error::bad_arg("id", "is required (a list id), and nothing else"))?;
-    let owner = owner(&cx.identity);
-    cx.db
-        .write(move |tx| {
-            let missing = || Error::NotFound { route: TodoList::ROUTE.into(), id: id.to_string() };
-            if tx.select::<TodoList>(&json!({ "id": id, "owner_id": owner }))?.is_empty() {
-                return Err(missing());
-            }
-            let items = tx.select::<TodoItem>(&json!({ "list_id": id }))?;
-            for item in &items {
-                tx.delete::<TodoItem>(item.id)?;
-            }
-            tx.delete::<TodoList>(id)?.ok_or_else(missing)?;
-            Ok::<_, Error>(json!({ "id": id, "items": items.len() }))
-        })
-        .await
-}
+#[path = "todo/verbs.rs"]
+mod verbs;
+use verbs::{add_member, clear_done, delete_with_items, owner_only, remove_members, share, unshare};
 
 #[path = "todo/http.rs"]
 mod http;
@@ -320,14 +381,13 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             // Databases of an earlier version of the example have no owners:
             // their lists become the guests' board. (SQLite has no `ADD
             // COLUMN IF NOT EXISTS`; the error says the column is there.)
-            for table in ["todo_lists", "todo_items"] {
-                let add = format!("ALTER TABLE {table} ADD COLUMN owner_id INTEGER NOT NULL DEFAULT 0");
-                if let Err(e) = db.execute_batch(&add).await {
-                    if !e.to_string().contains("duplicate column") {
-                        return Err(cannot_set_up(e));
-                    }
+            let add = "ALTER TABLE todo_lists ADD COLUMN owner_id INTEGER NOT NULL DEFAULT 0";
+            if let Err(e) = db.execute_batch(add).await {
+                if !e.to_string().contains("duplicate column") {
+                    return Err(cannot_set_up(e));
                 }
             }
+            db.execute_batch(MEMBERS_OF_OLD_LISTS).await.map_err(cannot_set_up)?;
         }
         wyrmhole::sql::Dialect::Postgres => {
             // Other processes of the app may be writing meanwhile, and
@@ -335,7 +395,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             // transient refusal, so try again.
             let mut attempt = 0;
             loop {
-                match db.execute_batch(SCHEMA_POSTGRES).await {
+                let setup = format!("{SCHEMA_POSTGRES}{MEMBERS_OF_OLD_LISTS}");
+                match db.execute_batch(&setup).await {
                     Ok(()) => break,
                     Err(e) if attempt < 10 && e.to_string().contains("deadlock detected") => attempt += 1,
                     Err(e) => return Err(cannot_set_up(e)),

@@ -118,18 +118,25 @@ fn route_declarations(model: &'static crate::relation::ModelInfo) -> String {
         "/** Every filter key of \"{route}\": `field__lookup`, `field__transform__lookup`, and through relations. */"
     );
     let _ = writeln!(w, "export type {name}Filter = {{");
+    let mut named = std::collections::HashSet::new();
     for (i, f) in fields.iter().enumerate() {
         if !f.published {
             continue;
         }
         for alias in aliases(fields, i) {
             filter_keys(w, &alias, f.ty, f.nullable);
+            named.insert(alias);
         }
     }
     for path in crate::relation::paths(model).all.iter().filter(|p| !p.hidden_key()) {
         let target = path.target();
         for f in target.fields.iter().filter(|f| f.published) {
-            filter_keys(w, &format!("{}__{}", path.name, f.name), f.ty, f.nullable);
+            // `list__id` is already the foreign key's own alias (same
+            // values): a second declaration would not compile.
+            let name = format!("{}__{}", path.name, f.name);
+            if !named.contains(&name) {
+                filter_keys(w, &name, f.ty, f.nullable);
+            }
         }
     }
     let _ = writeln!(w, "}};\n");
@@ -306,6 +313,7 @@ mod tests {
         assert!(ts.contains("  list__members__user_id__in?: readonly (number)[];"), "{ts}");
         assert!(!ts.contains("list__secret"), "unpublished fields of related models stay hidden");
         assert!(typescript::<List>().contains("  members__user_id?: number;"));
+        assert_eq!(ts.matches("  list__id?: number;").count(), 1, "the foreign key's alias, once: {ts}");
         // A relation keyed by an unpublished field is not a client's to follow.
         assert!(!typescript::<Secret>().contains("list__"), "{}", typescript::<Secret>());
     }

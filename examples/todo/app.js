@@ -1,10 +1,12 @@
 // The to-do page: plain DOM over two live collections, no framework.
 //
-// Lists and the selected list's items are LiveCollections: the page never
-// fetches after a write, it renders whatever the collections hold, and the
-// collections stay equal to the server's rows through reconnects. Presence
-// on `todo-list:<id>` shows who else views the list and which item they
-// are editing.
+// Lists, the selected list's items and its members are LiveCollections:
+// the page never fetches after a write, it renders whatever the collections
+// hold, and the collections stay equal to the server's rows through
+// reconnects. The server scopes all three to the lists you are a member
+// of, so a list shared with you (or unshared) arrives (or leaves) with its
+// items by itself. Presence on `todo-list:<id>` shows who else views the
+// list and which item they are editing.
 //
 // Rendering is batched: change events only mark what changed, and one
 // requestAnimationFrame callback renders a burst (hundreds of events) at
@@ -27,9 +29,11 @@ async function whoami(token) {
   try {
     const res = await fetch(`/whoami${token ? `?token=${encodeURIComponent(token)}` : ""}`);
     const body = await res.json();
-    return res.ok ? { name: body.name, refused: null } : { name: null, refused: body.error ?? "refused" };
+    // Guests are all user 0: the guests' board is theirs together.
+    if (res.ok) return { name: body.name, user: body.user ?? 0, refused: null };
+    return { name: null, user: 0, refused: body.error ?? "refused" };
   } catch {
-    return { name: null, refused: null }; // the server is down: connect and let the client retry
+    return { name: null, user: 0, refused: null }; // the server is down: connect and let the client retry
   }
 }
 
@@ -55,8 +59,9 @@ wsUrl.protocol = location.protocol === "https:" ? "wss:" : "ws:";
 const client = me.refused ? null : connect(wsUrl.href, { token });
 const lists = client?.route("todo-list");
 const items = client?.route("todo-item");
-// For tests and the console: the client and the open list's collection.
-window.todo = { client, items: () => current, me };
+const members = client?.route("list-member");
+// For tests and the console: the client and the open list's collections.
+window.todo = { client, items: () => current, members: () => people, me };
 
 // Connection state badge.
 const STATE_TEXT = {
@@ -108,6 +113,12 @@ client?.on("unauthorized", ({ reason }) => showError({ message: `sign-in refused
 const allLists = lists?.subscribe({}, { order: (a, b) => a.name.localeCompare(b.name) });
 allLists?.on("change", () => schedule({ lists: true }));
 allLists?.on("reset", () => schedule({ lists: true }));
+// Lists this page has shown: one of them missing now was unshared (or
+// deleted), which the page says instead of showing an empty list.
+const seenLists = new Set();
+
+/** Whether the signed-in user (or, for the guests' board, any guest) owns `list`. */
+const isOwner = (list) => list != null && list.owner_id === me.user;
 
 function selectedListId() {
   const id = Number(new URLSearchParams(location.hash.slice(1)).get("list"));
@@ -115,8 +126,14 @@ function selectedListId() {
 }
 
 function renderLists() {
-  if (!allLists) return;
   const selected = selectedListId();
+  for (const list of allLists?.items ?? []) seenLists.add(list.id);
+  const list = allLists?.get(selected);
+  const gone = selected != null && list == null && seenLists.has(selected);
+  $("empty").hidden = selected != null;
+  $("gone").hidden = !gone;
+  $("list-view").hidden = selected == null || gone;
+  if (!allLists) return;
   $("lists").replaceChildren(
     ...allLists.items.map((list) => {
       const a = document.createElement("a");
@@ -129,8 +146,14 @@ function renderLists() {
       return li;
     }),
   );
-  if (!$("list-name").querySelector("input")) $("list-name").textContent = allLists.get(selected)?.name ?? "";
-  $("delete-list").hidden = !me.name; // guests may not delete lists
+  if (!$("list-name").querySelector("input")) $("list-name").textContent = list?.name ?? "";
+  // Members edit items; the owner renames, shares and deletes (the server
+  // checks the same). Guests own the guests' board together, but may not
+  // delete or share its lists.
+  $("rename-list").hidden = !isOwner(list);
+  $("delete-list").hidden = !me.name || !isOwner(list);
+  $("share").hidden = !me.name || !isOwner(list);
+  renderMembers();
 }
 
 // Rename: the button (or Enter on the heading) swaps the name for an input;
@@ -211,19 +234,20 @@ $("new-list").addEventListener("submit", async (e) => {
 // ---- Items of the selected list ---------------------------------------------
 
 let current = null; // the LiveCollection of the selected list's items
+let people = null; // the LiveCollection of the selected list's members
 let here = null; // the Presence of the selected list: who else views it
 
 function openList() {
   current?.unsubscribe();
   current = null;
+  people?.unsubscribe();
+  people = null;
   here?.leave();
   here = null;
   renderViewers();
   resetDelete();
   const listId = selectedListId();
   renderLists();
-  $("empty").hidden = listId != null;
-  $("list-view").hidden = listId == null;
   $("items").replaceChildren();
   if (listId == null || !client) return;
   current = items.subscribe({ list_id: listId });
@@ -234,6 +258,10 @@ function openList() {
   });
   current.on("reset", () => schedule({ items: true }));
   current.on("error", showError);
+  people = members.subscribe({ list_id: listId }, { order: (a, b) => a.name.localeCompare(b.name) });
+  people.on("change", () => schedule({ members: true }));
+  people.on("reset", () => schedule({ members: true }));
+  people.on("error", showError);
   here = client.presence(`todo-list:${listId}`, { editing: null });
   here.on("change", () => {
     renderViewers();
@@ -272,6 +300,52 @@ function renderViewers() {
 function editorOf(id) {
   return here?.others.find((m) => m.meta?.editing === id);
 }
+// ---- Members of the selected list ---------------------------------------------
+
+/** The members as chips; the owner gets an "×" on everyone else's. */
+function renderMembers() {
+  const list = allLists?.get(selectedListId());
+  const mine = Boolean(me.name) && isOwner(list);
+  $("members").replaceChildren(
+    ...(people?.items ?? []).map((member) => {
+      const li = document.createElement("li");
+      const owner = list != null && member.user_id === list.owner_id;
+      li.className = owner ? "member owner" : "member";
+      li.dataset.name = member.name;
+      li.textContent = member.name;
+      li.title = owner ? `${member.name} (owner)` : member.name;
+      if (mine && !owner) {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.className = "unshare";
+        button.textContent = "×";
+        button.setAttribute("aria-label", `Stop sharing with ${member.name}`);
+        button.addEventListener("click", () => {
+          report(lists.write("unshare", { list_id: list.id, user: member.name }));
+        });
+        li.append(button);
+      }
+      return li;
+    }),
+  );
+}
+
+// Share by name: the list (and its items) shows up in their page at once.
+$("share").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const input = e.target.elements.user;
+  const user = input.value.trim();
+  const listId = selectedListId();
+  if (!user || listId == null || !lists) return;
+  input.value = "";
+  try {
+    await lists.write("share", { list_id: listId, user });
+  } catch (err) {
+    giveBack(input, user);
+    showError(err);
+  }
+});
+
 window.addEventListener("hashchange", openList);
 openList();
 
@@ -280,12 +354,14 @@ openList();
 let frame = 0; // the requested animation frame, 0 when none
 let dirtyLists = false;
 let dirtyItems = false;
+let dirtyMembers = false;
 const flashed = new Set(); // ids created or updated since the last frame
 const burst = { created: 0, updated: 0, deleted: 0 }; // for the live region
 
 /** Marks what changed; the next animation frame renders it all at once. */
-function schedule({ lists = false, items = false, change = null }) {
+function schedule({ lists = false, items = false, members = false, change = null }) {
   dirtyLists ||= lists;
+  dirtyMembers ||= members;
   dirtyItems ||= items || change != null;
   if (change) {
     // Announced once the server has it: an optimistic row (a pending write,
@@ -300,9 +376,10 @@ function schedule({ lists = false, items = false, change = null }) {
 
 function renderFrame() {
   frame = 0;
-  if (dirtyLists) renderLists();
+  if (dirtyLists) renderLists(); // members too
+  else if (dirtyMembers) renderMembers();
   if (dirtyItems) renderItems();
-  dirtyLists = dirtyItems = false;
+  dirtyLists = dirtyItems = dirtyMembers = false;
   if (flashed.size <= 20) flashRows([...flashed]); // a big burst is its own signal
   flashed.clear();
   announceSoon();
@@ -313,8 +390,31 @@ function renderItems() {
   if (!current) return;
   const ul = $("items");
   const existing = new Map([...ul.children].map((li) => [li.dataset.id, li]));
-  const rows = current.items.map((item) => {
-    const li = existing.get(String(item.id)) ?? itemElement(item);
+  const isTemp = (id) => String(id).startsWith("pending:");
+  // A create's own event may arrive before its reply: its stand-in (under
+  // a temporary id) steps aside for a new server row of the same text, so
+  // the item never shows twice.
+  const shadowed = new Set();
+  for (const item of current.items) {
+    if (isTemp(item.id) || existing.has(String(item.id))) continue;
+    const twin = current.items.find((t) => isTemp(t.id) && !shadowed.has(t.id) && t.text === item.text);
+    if (twin) shadowed.add(twin.id);
+  }
+  // A create the server confirmed keeps its element (focus, animation, a
+  // reference held meanwhile): the row shown under its temporary id
+  // becomes the server's row of the same text.
+  const unconfirmed = [...existing.keys()].filter((id) => isTemp(id) && (!current.get(id) || shadowed.has(id)));
+  const adopt = (item) => {
+    const i = unconfirmed.findIndex((id) => existing.get(id).querySelector(".text")?.textContent === item.text);
+    if (i < 0) return null;
+    const [id] = unconfirmed.splice(i, 1);
+    const li = existing.get(id);
+    existing.delete(id);
+    li.dataset.id = item.id;
+    return li;
+  };
+  const rows = current.items.filter((item) => !shadowed.has(item.id)).map((item) => {
+    const li = existing.get(String(item.id)) ?? adopt(item) ?? itemElement(item);
     fillItem(li, item);
     existing.delete(String(item.id));
     return li;
@@ -330,6 +430,12 @@ function renderItems() {
   $("clear-done").disabled = left === current.size;
 }
 
+/** The id of the row `li` shows now (a confirmed create's changes from its temporary one). */
+function rowId(li) {
+  const id = li.dataset.id;
+  return id.startsWith("pending:") ? id : Number(id);
+}
+
 function itemElement(item) {
   const li = document.createElement("li");
   li.className = "item";
@@ -339,15 +445,15 @@ function itemElement(item) {
     <span class="editor"></span>
     <button class="delete" title="Delete">×</button>`;
   li.querySelector(".toggle").addEventListener("change", (e) => {
-    report(items.update(item.id, { done: e.target.checked }));
+    report(items.update(rowId(li), { done: e.target.checked }));
   });
-  li.querySelector(".delete").addEventListener("click", () => report(items.delete(item.id)));
+  li.querySelector(".delete").addEventListener("click", () => report(items.delete(rowId(li))));
   const text = li.querySelector(".text");
-  text.addEventListener("click", () => startEditing(li, item.id));
+  text.addEventListener("click", () => startEditing(li, rowId(li)));
   text.addEventListener("keydown", (e) => {
     if (e.key === "Enter" || e.key === "F2") {
       e.preventDefault();
-      startEditing(li, item.id);
+      startEditing(li, rowId(li));
     }
   });
   return li;

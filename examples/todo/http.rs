@@ -9,7 +9,7 @@ use warp::reply::Response;
 use warp::{Filter, Reply};
 use wyrmhole::{Db, Error, Model, Wyrmhole};
 
-use super::{check_item, sign_in, TodoItem, TodoList};
+use super::{add_member, check_item, check_list, sign_in, TodoItem, TodoList};
 
 /// `GET /whoami?token=T`: who the token signs in as (`{"name": null}` for
 /// none), or 401 with the reason. The page asks before it connects, so a
@@ -32,18 +32,6 @@ pub(crate) fn whoami() -> warp::filters::BoxedFilter<(Response,)> {
         .boxed()
 }
 
-/// An item written by server code belongs to its list's owner; `owner_id`
-/// is not the admin's to choose.
-fn with_owner(tx: &mut wyrmhole::WriteTx<'_>, mut data: serde_json::Value) -> Result<serde_json::Value, Error> {
-    let list_id = data.get("list_id").cloned().unwrap_or_default();
-    let list = tx.select::<TodoList>(&json!({ "id": list_id }))?;
-    let owner = list.first().map(|l| l.owner_id).ok_or_else(|| Error::bad_arg("list_id", "no such list"))?;
-    if let Some(o) = data.as_object_mut() {
-        o.insert("owner_id".into(), json!(owner));
-    }
-    Ok(data)
-}
-
 /// `POST /admin/items/bulk {"list_id", "count", "text"}`: `count` items
 /// (at most 1000) in one transaction, so that every browser gets them as
 /// one burst of events (the browser test's render-time check).
@@ -61,7 +49,7 @@ fn bulk(db: Db) -> warp::filters::BoxedFilter<(Response,)> {
                     let text = data.get("text").and_then(|t| t.as_str()).unwrap_or("item").to_owned();
                     let list_id = data.get("list_id").cloned().unwrap_or_default();
                     db.write(move |tx| {
-                        let template = with_owner(tx, json!({ "list_id": list_id, "done": false }))?;
+                        let template = json!({ "list_id": list_id, "done": false });
                         for i in 1..=count {
                             let mut row = template.clone();
                             row["text"] = json!(format!("{text} {i}"));
@@ -107,18 +95,45 @@ pub(crate) fn assets() -> warp::filters::BoxedFilter<(Response,)> {
         .boxed()
 }
 
+/// `POST /admin/lists {"name"}`: a list on the guests' board (owner 0,
+/// guests its members), published like a guest's create.
+fn new_list(db: Db) -> warp::filters::BoxedFilter<(Response,)> {
+    let body = warp::body::content_length_limit(64 * 1024).and(warp::body::bytes());
+    warp::path!("admin" / "lists")
+        .and(warp::post())
+        .and(body)
+        .then(move |body: Bytes| {
+            let db = db.clone();
+            async move {
+                respond(parse(&body).map(|data| async move {
+                    let name = data.get("name").cloned().unwrap_or_default();
+                    db.write(move |tx| {
+                        let list = tx.insert::<TodoList>(&json!({ "name": name, "owner_id": 0 }))?;
+                        check_list(&list).map_err(Error::ValidationFailed)?;
+                        add_member(tx, list.id, 0, "guest")?;
+                        Ok(published(&list))
+                    })
+                    .await
+                }))
+                .await
+            }
+        })
+        .boxed()
+}
+
 /// `POST /admin/items` creates, `POST /admin/items/<id>` updates: server-side
-/// writes through the save API, published to subscribers like client writes.
-/// No authentication: the example listens on 127.0.0.1 only.
+/// writes through the save API, published to subscribers like client writes
+/// (an item is its list's, so its list's members see it). `POST
+/// /admin/lists` adds a guests' list. No authentication: the example
+/// listens on 127.0.0.1 only.
 pub(crate) fn admin(db: Db, app: Wyrmhole) -> warp::filters::BoxedFilter<(Response,)> {
-    let db_for_bulk = db.clone();
+    let (db_for_bulk, db_for_lists) = (db.clone(), db.clone());
     let with_db = warp::any().map(move || db.clone());
     let body = warp::body::content_length_limit(64 * 1024).and(warp::body::bytes());
     let create = warp::path!("admin" / "items").and(warp::post()).and(body).and(with_db.clone()).then(
         |body: Bytes, db: Db| async move {
             respond(parse(&body).map(|data| async move {
                 db.write(move |tx| {
-                    let data = with_owner(tx, data)?;
                     let item = tx.insert::<TodoItem>(&data)?;
                     check_item(&item).map_err(Error::ValidationFailed)?;
                     Ok(published(&item))
@@ -158,7 +173,8 @@ pub(crate) fn admin(db: Db, app: Wyrmhole) -> warp::filters::BoxedFilter<(Respon
             async move { respond(parse(&body).map(|data| async move { pushed(app.to_user(user, &data)) })).await }
         });
     let bulk = bulk(db_for_bulk);
-    bulk.or(create).unify().or(update).unify().or(to_channel).unify().or(to_user).unify().boxed()
+    let lists = new_list(db_for_lists);
+    bulk.or(lists).unify().or(create).unify().or(update).unify().or(to_channel).unify().or(to_user).unify().boxed()
 }
 
 fn pushed(outcome: Result<(), Error>) -> Result<serde_json::Value, Error> {

@@ -40,6 +40,7 @@ type ScopeFn = Arc<dyn Fn(&Identity) -> Option<serde_json::Value> + Send + Sync>
 type InitialFn = Arc<dyn Fn(&Identity) -> serde_json::Value + Send + Sync>;
 type ValidateFn<M> = Arc<dyn Fn(&Validation<'_, M>) -> Result<(), FieldErrors> + Send + Sync>;
 type OnCreateFn<M> = Arc<dyn Fn(&mut crate::store::WriteTx<'_>, &Identity, &M) -> Result<(), Error> + Send + Sync>;
+type OnDeleteFn<M> = OnCreateFn<M>;
 type PermissionFn = Arc<dyn Fn(&Identity, &str) -> Result<(), Error> + Send + Sync>;
 type VerbFn =
     Arc<dyn Fn(VerbContext, serde_json::Value) -> BoxFuture<'static, Result<serde_json::Value, Error>> + Send + Sync>;
@@ -137,6 +138,7 @@ pub struct Route<M: Model> {
     initial: Option<InitialFn>,
     validate: Option<ValidateFn<M>>,
     on_create: Option<OnCreateFn<M>>,
+    on_delete: Option<OnDeleteFn<M>>,
     permission: Option<PermissionFn>,
     login_required: Vec<String>,
     verbs: HashMap<String, VerbFn>,
@@ -155,6 +157,7 @@ impl<M: Model> Default for Route<M> {
             initial: None,
             validate: None,
             on_create: None,
+            on_delete: None,
             permission: None,
             login_required: Vec::new(),
             verbs: HashMap::new(),
@@ -207,6 +210,19 @@ impl<M: Persist> Route<M> {
         f: impl Fn(&mut crate::store::WriteTx<'_>, &Identity, &M) -> Result<(), Error> + Send + Sync + 'static,
     ) -> Self {
         self.on_create = Some(Arc::new(f));
+        self
+    }
+
+    /// Runs before a client's `delete` removes its row (found in the
+    /// caller's scope and locked), in the same transaction: the place to
+    /// refuse a delete by who is asking (a member who is not the owner) or
+    /// to delete what refers to the row (a list's memberships). An error
+    /// rolls the whole delete back and is the reply.
+    pub fn on_delete(
+        mut self,
+        f: impl Fn(&mut crate::store::WriteTx<'_>, &Identity, &M) -> Result<(), Error> + Send + Sync + 'static,
+    ) -> Self {
+        self.on_delete = Some(Arc::new(f));
         self
     }
 
@@ -348,7 +364,7 @@ impl<M: Persist> RouteHandler for Route<M> {
                 "get_list" => self.get_list(db, scope, &args).await?,
                 "create" => self.create(db, identity, scope, &args, key).await?,
                 "update" => self.update(db, identity, scope, &args, key).await?,
-                "delete" => self.delete(db, scope, &args, key).await?,
+                "delete" => self.delete(db, identity, scope, &args, key).await?,
                 custom => {
                     let handler = self.verbs[custom].clone();
                     let key = Arc::new(parking_lot::Mutex::new(key));

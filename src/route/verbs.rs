@@ -120,6 +120,7 @@ impl<M: Persist> Route<M> {
     pub(super) async fn delete(
         &self,
         db: &Db,
+        identity: &Identity,
         scope: Filter,
         args: &Args<'_>,
         key: Option<KeyClaim>,
@@ -127,11 +128,13 @@ impl<M: Persist> Route<M> {
         args.reject_others(&["id"])?;
         let id = args.id::<M>()?;
         let missing = not_found::<M>(args.raw("id"));
+        let (identity, on_delete) = (identity.clone(), self.on_delete.clone());
         keyed::write(db, key, move |tx| {
             // Locked on PostgreSQL, so the row cannot leave the scope between
             // this check and the delete.
-            if tx.get_in_scope::<M>(&id, &scope)?.is_none() {
-                return Err(missing);
+            let Some(found) = tx.get_in_scope::<M>(&id, &scope)? else { return Err(missing) };
+            if let Some(on_delete) = &on_delete {
+                on_delete(tx, &identity, &found)?;
             }
             let old: M = tx.delete(id)?.ok_or(missing)?;
             Ok(record::id_only(M::FIELDS, M::PRIMARY_KEY, &old.to_row()))
