@@ -86,9 +86,10 @@ diesel::table! {
 #[wyrm(
     route = "todo-list",
     // `siblings`: a membership reaches the other members of its list
-    // (list-member's scope, `list__members__user_id`).
-    has_many(members = ListMember, via = list_id, siblings),
-    has_many(items = TodoItem, via = list_id)
+    // (list-member's scope, `list__members__user_id`). No `has_many` of
+    // items: no filter here asks a list about its items, and one would make
+    // every item write carry (and read) its whole list in the list's change.
+    has_many(members = ListMember, via = list_id, siblings)
 )]
 struct TodoList {
     id: i32,
