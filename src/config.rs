@@ -84,6 +84,14 @@ pub struct ConnectionConfig {
     /// The write buffer (frame headers, small frames) a connection keeps
     /// between bursts; a burst may use more, which is freed once written.
     pub write_buffer_bytes: usize,
+    /// Write coalescing: a connection that took a burst of events at once
+    /// (8 or more: it is behind its stream) waits until this long after
+    /// that write before its next, so the events arriving meanwhile go out
+    /// in one write instead of many (fewer system calls and wake-ups for the
+    /// server and the client). A connection that keeps up is never held,
+    /// nor is a reply, nor a queue a quarter full. Zero: never hold.
+    /// Default 20 ms.
+    pub write_coalesce: Duration,
 }
 
 impl Default for ConnectionConfig {
@@ -113,6 +121,7 @@ impl Default for ConnectionConfig {
             max_message_bytes: 64 * 1024,
             read_buffer_bytes: 1024,
             write_buffer_bytes: 16 * 1024,
+            write_coalesce: Duration::from_millis(20),
         }
     }
 }

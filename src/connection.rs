@@ -27,6 +27,7 @@ pub use crate::config::ConnectionConfig;
 pub(crate) use crate::app_core::AppCore;
 use crate::auth::Identity;
 use crate::budget::{take_tokens, Admission, SessionBudget, TokenBucket};
+use crate::coalesce::Coalesce;
 use crate::error::Error;
 use crate::fanout::sink::{Outbound, Sink};
 use crate::metrics::Sent;
@@ -98,6 +99,7 @@ pub(crate) async fn serve(mut socket: Socket<Io>, app: Arc<AppCore>, identity: I
     // until the socket has taken them all.
     let mut batch = VecDeque::new();
     let mut batch_bytes = 0;
+    let mut coalesce = Coalesce::new(config.write_coalesce);
 
     loop {
         let step = std::future::poll_fn(|cx| {
@@ -116,11 +118,15 @@ pub(crate) async fn serve(mut socket: Socket<Io>, app: Arc<AppCore>, identity: I
             loop {
                 if socket.wire().is_empty() {
                     outbox.release(std::mem::take(&mut batch_bytes));
+                    if draining.is_none() && coalesce.hold(cx, &outbox) {
+                        break;
+                    }
                     outbox.take(&mut batch);
                     if batch.is_empty() {
                         flushed = true;
                         break;
                     }
+                    coalesce.took(batch.len());
                     sent.frames += batch.len() as u64;
                     for frame in batch.drain(..) {
                         batch_bytes += wire_size(&frame);
@@ -185,6 +191,8 @@ pub(crate) async fn serve(mut socket: Socket<Io>, app: Arc<AppCore>, identity: I
                 continue;
             }
             Step::Ping => {
+                outbox.shrink_idle(&mut batch);
+                coalesce.shrink_idle();
                 socket.wire().ping();
                 continue;
             }

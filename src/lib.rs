@@ -63,6 +63,7 @@ pub(crate) mod write_order;
 // 7. the transport
 pub(crate) mod app_core;
 pub(crate) mod builder;
+pub(crate) mod coalesce;
 pub(crate) mod config;
 pub(crate) mod connection;
 pub(crate) mod cors;

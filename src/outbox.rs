@@ -52,6 +52,9 @@ pub(crate) struct Outbox {
 #[derive(Debug, Default)]
 struct Queue {
     frames: VecDeque<Outbound>,
+    /// Of `frames`, those that are not events (replies, gaps, presence,
+    /// channel messages): a connection never holds its write back for them.
+    urgent: usize,
     /// Bytes queued or taken by the writer and not yet on the socket.
     bytes: usize,
     /// The most bytes this outbox held, folded into the shared peak when it grows.
@@ -121,22 +124,44 @@ impl Outbox {
     /// bytes stay counted until [`Outbox::release`].
     ///
     /// The two deques trade places, so a busy connection reuses both
-    /// buffers instead of growing a new one per batch; once the queue is
-    /// found empty, large buffers are freed (an idle connection holds none).
+    /// buffers instead of growing a new one per batch (freeing them whenever
+    /// the queue ran dry cost a busy socket 5% of the server's time in
+    /// regrowing them: issue 14's profile). [`Outbox::shrink_idle`] frees
+    /// them once the connection is quiet.
     pub(crate) fn take(&self, into: &mut VecDeque<Outbound>) {
+        let mut queue = self.queue.lock();
+        if !queue.frames.is_empty() {
+            std::mem::swap(&mut queue.frames, into);
+            queue.urgent = 0;
+        }
+    }
+
+    /// Whether the connection may hold back its next write to gather more
+    /// events (see `ConnectionConfig::write_coalesce`): only events are
+    /// queued, and less than a quarter of the queue's frames and bytes, so
+    /// holding never brings it near a slow-consumer close.
+    pub(crate) fn may_hold(&self) -> bool {
+        let queue = self.queue.lock();
+        !queue.frames.is_empty()
+            && queue.urgent == 0
+            && queue.frames.len() < self.capacity / 4
+            && queue.bytes < self.budget / 4
+    }
+
+    /// Frees the queue's buffer and `batch` (the connection's, empty) if
+    /// they grew beyond a few frames and nothing is queued: what the
+    /// connection calls at each ping, so a burst's buffers do not stay with
+    /// an idle connection for longer than a ping interval.
+    pub(crate) fn shrink_idle(&self, batch: &mut VecDeque<Outbound>) {
         const IDLE_CAPACITY: usize = 16;
         let mut queue = self.queue.lock();
-        if queue.frames.is_empty() {
-            if queue.frames.capacity() > IDLE_CAPACITY {
-                queue.frames = VecDeque::new();
-            }
-            drop(queue);
-            if into.capacity() > IDLE_CAPACITY {
-                *into = VecDeque::new();
-            }
-            return;
+        if queue.frames.is_empty() && queue.frames.capacity() > IDLE_CAPACITY {
+            queue.frames = VecDeque::new();
         }
-        std::mem::swap(&mut queue.frames, into);
+        drop(queue);
+        if batch.is_empty() && batch.capacity() > IDLE_CAPACITY {
+            *batch = VecDeque::new();
+        }
     }
 
     /// Drops every queued frame (a closing connection sends none of them).
@@ -144,6 +169,7 @@ impl Outbox {
         let mut queue = self.queue.lock();
         let dropped: usize = queue.frames.iter().map(wire_size).sum();
         queue.frames = VecDeque::new();
+        queue.urgent = 0;
         queue.bytes -= dropped;
     }
 
@@ -174,15 +200,19 @@ impl Outbox {
         if queue.frames.len() >= self.capacity {
             return Err((frame, false));
         }
+        let urgent = !matches!(frame, Outbound::Event { .. });
+        queue.urgent += usize::from(urgent);
         queue.frames.push_back(frame);
         queue.bytes += size;
-        let first = queue.frames.len() == 1;
+        // A task holding its write back (`crate::coalesce`) has frames
+        // queued already: a reply must wake it all the same.
+        let wake = urgent || queue.frames.len() == 1;
         if queue.bytes > queue.peak {
             queue.peak = queue.bytes;
             self.peak.fetch_max(queue.bytes, Ordering::Relaxed);
         }
         drop(queue);
-        if first {
+        if wake {
             self.task.wake();
         }
         Ok(())
@@ -381,5 +411,33 @@ mod tests {
         tokio::task::yield_now().await;
         outbox.close(CloseReason { code: CloseReason::NORMAL, reason: String::new() });
         assert!(!waiting.await.unwrap());
+    }
+
+    #[test]
+    fn a_busy_connection_keeps_its_buffers_until_it_is_idle() {
+        let outbox = outbox(1000, 1 << 20);
+        let mut batch = VecDeque::new();
+        for round in 0..3 {
+            for n in 0..40 {
+                assert!(outbox.push(frame(n)));
+            }
+            outbox.take(&mut batch);
+            assert_eq!(batch.len(), 40, "round {round}");
+            let taken: usize = batch.drain(..).map(|f| wire_size(&f)).sum();
+            outbox.release(taken);
+            // Empty, but neither buffer was given back: the next burst reuses them.
+            outbox.take(&mut batch);
+            assert!(batch.is_empty() && batch.capacity() >= 40);
+            assert!(outbox.queue.lock().frames.capacity() >= 40 || round == 0);
+        }
+        outbox.shrink_idle(&mut batch);
+        assert_eq!((batch.capacity(), outbox.queue.lock().frames.capacity()), (0, 0));
+        // A queue with frames in it keeps its buffer.
+        for n in 0..40 {
+            assert!(outbox.push(frame(n)));
+        }
+        outbox.shrink_idle(&mut batch);
+        outbox.take(&mut batch);
+        assert_eq!(batch.len(), 40);
     }
 }

@@ -165,3 +165,50 @@ async fn frames_over_the_hard_limit_close_with_1009() {
     // Other clients are unaffected.
     server.client().await.ok("todo-item", "get_list", json!({})).await;
 }
+
+/// Write coalescing (`ConnectionConfig::write_coalesce`) holds back the
+/// writes of a connection behind its stream of events, never a reply or a
+/// channel message: with a window of two seconds, after a burst, a channel
+/// message and a reply reach the client at once, and every event arrives,
+/// in order, within the window.
+#[tokio::test]
+async fn a_connection_behind_its_stream_never_holds_a_reply_or_a_message() {
+    let window = Duration::from_secs(2);
+    let config = ConnectionConfig { write_coalesce: window, ..test_config() };
+    let server = TestServer::start_with(config).await;
+    let mut c = server.client_as(1).await;
+    let mut speaker = server.client_as(1).await;
+    c.ok("todo-item", "subscribe", json!({})).await;
+    c.ok("$channel", "subscribe", json!({"channel": "news:1"})).await;
+    let mut seq = 0;
+    for round in 0..5 {
+        // A burst: 500 rows in one transaction, pushed faster than one
+        // socket writes them, so the connection takes them in batches.
+        server
+            .db
+            .write(move |tx| {
+                for n in 0..500 {
+                    tx.insert::<TodoItem>(&json!({"list_id": 1, "text": format!("{round} {n}"), "done": false}))?;
+                }
+                Ok::<_, wyrmhole::Error>(())
+            })
+            .await
+            .unwrap();
+        // And a single row after it: a write a held connection keeps back.
+        server.insert_item(json!({"list_id": 1, "text": format!("{round} after"), "done": false})).await;
+        let started = std::time::Instant::now();
+        speaker.ok("$channel", "publish", json!({"channel": "news:1", "data": {"round": round}})).await;
+        let message = tokio::time::timeout(window / 2, c.next_push()).await.expect("a message held back");
+        assert_eq!(message["data"]["round"], round, "{message}");
+        let reply = tokio::time::timeout(window / 2, c.call("todo-item", "get_list", json!({})))
+            .await
+            .expect("a reply held back");
+        assert_eq!(reply["ok"], true, "{reply}");
+        for n in 0..501 {
+            let e = tokio::time::timeout(window * 2, c.next_event()).await.expect("an event held past its window");
+            seq += 1;
+            assert_eq!(e["seq"].as_u64(), Some(seq), "round {round}, event {n}: {e}");
+        }
+        assert!(started.elapsed() < window * 2, "round {round}: {:?}", started.elapsed());
+    }
+}
