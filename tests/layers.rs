@@ -19,6 +19,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         &[
             "app_core",
             "outbox",
+            "coalesce",
             "wire",
             "socket",
             "stop",

@@ -36,6 +36,7 @@ mod keys;
 mod positions;
 mod query;
 mod related;
+mod statements;
 pub(crate) mod stats;
 mod write;
 

@@ -7,7 +7,10 @@ use diesel::RunQueryDsl;
 #[cfg(feature = "postgres")]
 use diesel::pg::Pg;
 
+use std::any::TypeId;
+
 use super::conn::{ByName, Conn, Persist};
+use super::statements::{self, Shape, Statement};
 use crate::error::Error;
 use crate::filter::{FieldAccess, Filter};
 use crate::model::{Model, Value};
@@ -51,6 +54,54 @@ pub(crate) fn load<T: ByName + 'static>(conn: &mut Conn, sql: &str, binds: &[Bin
     }
 }
 
+/// Runs one of the statements of [`statements`](super::statements): kept
+/// prepared by the connection when it is one of the bounded set.
+pub(crate) fn load_statement<T: ByName + 'static>(
+    conn: &mut Conn,
+    statement: &Statement,
+    binds: &[Bind],
+) -> Result<Vec<T>, Error> {
+    if !statement.keep {
+        return load(conn, &statement.sql, binds);
+    }
+    let sql = String::from(&*statement.sql);
+    match conn {
+        Conn::Sqlite(c) => Ok(Kept(bind_all(diesel::sql_query(sql).into_boxed::<Sqlite>(), binds)).load::<T>(c)?),
+        #[cfg(feature = "postgres")]
+        Conn::Pg(c) => Ok(Kept(bind_all(diesel::sql_query(sql).into_boxed::<Pg>(), binds)).load::<T>(c)?),
+    }
+}
+
+/// A query Diesel may keep prepared, cached by its text: `sql_query` says
+/// it may not, since its text could be anything; ours is one of a bounded
+/// set ([`statements`](super::statements)).
+struct Kept<Q>(Q);
+
+impl<Q> diesel::query_builder::QueryId for Kept<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q: diesel::query_builder::Query> diesel::query_builder::Query for Kept<Q> {
+    type SqlType = Q::SqlType;
+}
+
+impl<Q, DB> diesel::query_builder::QueryFragment<DB> for Kept<Q>
+where
+    DB: diesel::backend::Backend,
+    Q: diesel::query_builder::QueryFragment<DB>,
+{
+    fn walk_ast<'b>(&'b self, pass: diesel::query_builder::AstPass<'_, 'b, DB>) -> diesel::QueryResult<()> {
+        self.0.walk_ast(pass)
+    }
+
+    fn is_safe_to_cache_prepared(&self, _backend: &DB) -> diesel::QueryResult<bool> {
+        Ok(true)
+    }
+}
+
+impl<Q, C> RunQueryDsl<C> for Kept<Q> {}
+
 /// Whether a read inside a write transaction locks the rows it reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Lock {
@@ -75,14 +126,18 @@ pub(crate) fn get_by_id<M: Persist>(
         (Lock::ForUpdate, Dialect::Postgres) => " FOR UPDATE",
         _ => "",
     };
-    let sql = format!(
-        "SELECT {} FROM {} WHERE {} = ? AND ({}){lock}",
-        columns::<M>(),
-        quote_ident(M::TABLE),
-        quote_ident(pk.column),
-        scope.sql
-    );
+    // Without a scope the text is the model's; a scope's is not kept.
+    let shape = within.is_none().then_some(Shape::Get { lock: !lock.is_empty() });
+    let statement = statements::statement(TypeId::of::<M>(), dialect, shape, || {
+        format!(
+            "SELECT {} FROM {} WHERE {} = ? AND ({}){lock}",
+            columns::<M>(),
+            quote_ident(M::TABLE),
+            quote_ident(pk.column),
+            scope.sql
+        )
+    });
     let mut binds = vec![Bind { value: id.clone(), ty: pk.ty }];
     binds.extend(scope.binds);
-    Ok(load::<M>(conn, &sql, &binds)?.pop())
+    Ok(load_statement::<M>(conn, &statement, &binds)?.pop())
 }

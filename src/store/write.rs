@@ -1,13 +1,15 @@
 //! Write transactions: [`WriteTx`], the save API of verbs and server code
 //! alike, which records every row it changes so the commit can publish it.
 
+use std::any::TypeId;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::conn::{Conn, Persist};
 use super::keys::{self, KeyClaim};
 use super::positions;
-use super::query::{columns, get_by_id, load, select, server_filter_for, Lock};
+use super::query::{columns, get_by_id, load_statement, select, server_filter_for, Lock};
 use super::related::{self, Graph};
+use super::statements::{self, Shape};
 use crate::change::Change;
 use crate::error::Error;
 use crate::model::{Model, Value};
@@ -115,19 +117,21 @@ impl WriteTx<'_> {
     /// Inserts a row from checked values.
     pub fn insert_patch<M: Persist>(&mut self, patch: &Patch) -> Result<M, Error> {
         self.check_storable::<M>(patch)?;
-        let (names, binds) = bind_patch::<M>(patch);
-        let sql = if names.is_empty() {
-            format!("INSERT INTO {} DEFAULT VALUES RETURNING {}", quote_ident(M::TABLE), columns::<M>())
-        } else {
-            let marks = vec!["?"; names.len()].join(", ");
+        let binds = bind_patch::<M>(patch);
+        let shape = Shape::fields(patch.values().iter().map(|(i, _)| *i)).map(Shape::Insert);
+        let statement = statements::statement(TypeId::of::<M>(), self.dialect(), shape, || {
+            if binds.is_empty() {
+                return format!("INSERT INTO {} DEFAULT VALUES RETURNING {}", quote_ident(M::TABLE), columns::<M>());
+            }
+            let marks = vec!["?"; binds.len()].join(", ");
             format!(
                 "INSERT INTO {} ({}) VALUES ({marks}) RETURNING {}",
                 quote_ident(M::TABLE),
-                names.join(", "),
+                set_columns::<M>(patch).join(", "),
                 columns::<M>()
             )
-        };
-        let new = one::<M>(load(self.conn, &sql, &binds)?)?;
+        });
+        let new = one::<M>(load_statement(self.conn, &statement, &binds)?)?;
         self.record::<M>(None, Some(&new))?;
         Ok(new)
     }
@@ -162,17 +166,20 @@ impl WriteTx<'_> {
             let same = get_by_id::<M>(self.conn, &id, None, Lock::No)?.ok_or_else(vanished)?;
             return Ok((old, same));
         }
-        let (names, mut binds) = bind_patch::<M>(patch);
-        let sets = names.iter().map(|n| format!("{n} = ?")).collect::<Vec<_>>().join(", ");
+        let mut binds = bind_patch::<M>(patch);
         let pk = &M::FIELDS[M::PRIMARY_KEY];
         binds.push(Bind { value: id, ty: pk.ty });
-        let sql = format!(
-            "UPDATE {} SET {sets} WHERE {} = ? RETURNING {}",
-            quote_ident(M::TABLE),
-            quote_ident(pk.column),
-            columns::<M>()
-        );
-        let new = one::<M>(load(self.conn, &sql, &binds)?)?;
+        let shape = Shape::fields(patch.values().iter().map(|(i, _)| *i)).map(Shape::Update);
+        let statement = statements::statement(TypeId::of::<M>(), self.dialect(), shape, || {
+            let sets = set_columns::<M>(patch).iter().map(|n| format!("{n} = ?")).collect::<Vec<_>>().join(", ");
+            format!(
+                "UPDATE {} SET {sets} WHERE {} = ? RETURNING {}",
+                quote_ident(M::TABLE),
+                quote_ident(pk.column),
+                columns::<M>()
+            )
+        });
+        let new = one::<M>(load_statement(self.conn, &statement, &binds)?)?;
         self.record::<M>(Some(&old), Some(&new))?;
         Ok((old, new))
     }
@@ -180,13 +187,15 @@ impl WriteTx<'_> {
     /// Deletes a row by primary key; returns it, or `None` if there was none.
     pub fn delete<M: Persist>(&mut self, id: impl Into<Value>) -> Result<Option<M>, Error> {
         let pk = &M::FIELDS[M::PRIMARY_KEY];
-        let sql = format!(
-            "DELETE FROM {} WHERE {} = ? RETURNING {}",
-            quote_ident(M::TABLE),
-            quote_ident(pk.column),
-            columns::<M>()
-        );
-        let old = load::<M>(self.conn, &sql, &[Bind { value: id.into(), ty: pk.ty }])?.pop();
+        let statement = statements::statement(TypeId::of::<M>(), self.dialect(), Some(Shape::Delete), || {
+            format!(
+                "DELETE FROM {} WHERE {} = ? RETURNING {}",
+                quote_ident(M::TABLE),
+                quote_ident(pk.column),
+                columns::<M>()
+            )
+        });
+        let old = load_statement::<M>(self.conn, &statement, &[Bind { value: id.into(), ty: pk.ty }])?.pop();
         if let Some(old) = &old {
             self.record::<M>(Some(old), None)?;
         }
@@ -255,10 +264,12 @@ fn one<M>(mut rows: Vec<M>) -> Result<M, Error> {
     rows.pop().ok_or_else(vanished)
 }
 
-fn bind_patch<M: Model>(patch: &Patch) -> (Vec<String>, Vec<Bind>) {
-    patch
-        .values()
-        .iter()
-        .map(|(i, v)| (quote_ident(M::FIELDS[*i].column), Bind { value: v.clone(), ty: M::FIELDS[*i].ty }))
-        .unzip()
+/// The values a patch sets, bound in its order.
+fn bind_patch<M: Model>(patch: &Patch) -> Vec<Bind> {
+    patch.values().iter().map(|(i, v)| Bind { value: v.clone(), ty: M::FIELDS[*i].ty }).collect()
+}
+
+/// The columns a patch sets, in its order (that of [`bind_patch`]).
+fn set_columns<M: Model>(patch: &Patch) -> Vec<String> {
+    patch.values().iter().map(|(i, _)| quote_ident(M::FIELDS[*i].column)).collect()
 }
