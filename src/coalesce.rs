@@ -9,7 +9,7 @@
 //! comes would spend the CPU both sides need to catch up. Its next write
 //! waits until `window` after that burst's, so what arrives meanwhile goes
 //! out together (issue 14: at 1,000 subscribers in open loop, a 20 ms
-//! window cut the server's CPU per delivery by about a third). The wait
+//! window cut the server's CPU per delivery by a fifth to a third). The wait
 //! ends early, and is skipped, when anything but an event is queued (a
 //! reply is never held) or the queue passes a quarter of its limits (a held
 //! connection must never be closed as a slow consumer for it).
@@ -86,14 +86,7 @@ mod tests {
     use std::sync::Arc;
 
     fn event(n: u64) -> Outbound {
-        Outbound::Event {
-            sub: 1,
-            seq: n,
-            pos: n,
-            route: "item",
-            action: crate::change::Action::Updated,
-            data: Arc::from("{}"),
-        }
+        Outbound::test_event(n)
     }
 
     fn noop() -> Context<'static> {

@@ -205,8 +205,12 @@ impl Outbox {
         queue.frames.push_back(frame);
         queue.bytes += size;
         // A task holding its write back (`crate::coalesce`) has frames
-        // queued already: a reply must wake it all the same.
-        let wake = urgent || queue.frames.len() == 1;
+        // queued already: a reply must wake it all the same, and so must a
+        // queue reaching a quarter of its frames or bytes, where holding
+        // ends (see `may_hold`).
+        let quarter = queue.frames.len() == self.capacity / 4
+            || (queue.bytes >= self.budget / 4 && queue.bytes - size < self.budget / 4);
+        let wake = urgent || quarter || queue.frames.len() == 1;
         if queue.bytes > queue.peak {
             queue.peak = queue.bytes;
             self.peak.fetch_max(queue.bytes, Ordering::Relaxed);
@@ -357,6 +361,59 @@ mod tests {
         outbox.register(&waker);
         outbox.close(CloseReason { code: CloseReason::NORMAL, reason: String::new() });
         assert_eq!(count.0.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn a_held_task_is_woken_by_a_reply_and_by_a_queue_a_quarter_full() {
+        use std::sync::atomic::AtomicU32;
+        struct Count(AtomicU32);
+        impl std::task::Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let event = Outbound::test_event;
+        let count = Arc::new(Count(AtomicU32::new(0)));
+        let waker = Waker::from(count.clone());
+        let woken = || count.0.load(Ordering::SeqCst);
+        // 100 frames: a quarter is 25.
+        let outbox = outbox(100, 1 << 20);
+        outbox.register(&waker);
+        assert!(outbox.push(event(1)));
+        assert_eq!(woken(), 1, "the queue stopped being empty");
+        // The task holds (registered, queue not empty): events do not wake it...
+        outbox.register(&waker);
+        for n in 2..25 {
+            assert!(outbox.push(event(n)));
+        }
+        assert_eq!(woken(), 1);
+        assert!(outbox.may_hold());
+        // ...until the queue is a quarter full,
+        assert!(outbox.push(event(25)));
+        assert_eq!(woken(), 2);
+        assert!(!outbox.may_hold());
+        // and a reply does.
+        let mut taken = VecDeque::new();
+        outbox.take(&mut taken);
+        outbox.register(&waker);
+        assert!(outbox.push(event(26)));
+        assert_eq!(woken(), 3);
+        outbox.register(&waker);
+        assert!(outbox.push(Outbound::Frame("reply".into())));
+        assert_eq!(woken(), 4);
+        // Bytes count too: a quarter of a 1000-byte budget.
+        let outbox = Outbox::new(1000, 1000, Arc::default());
+        outbox.register(&waker);
+        assert!(outbox.push(event(1)));
+        outbox.register(&waker);
+        let before = woken();
+        let mut n = 1;
+        while outbox.queued_bytes() < 250 {
+            assert_eq!(woken(), before, "woken below a quarter of the bytes");
+            n += 1;
+            assert!(outbox.push(event(n)));
+        }
+        assert_eq!(woken(), before + 1);
     }
 
     #[tokio::test]

@@ -44,6 +44,14 @@ impl Outbound {
     }
 }
 
+#[cfg(test)]
+impl Outbound {
+    /// An `updated` event of subscription 1, numbered `n`, for tests.
+    pub(crate) fn test_event(n: u64) -> Outbound {
+        Outbound::Event { sub: 1, seq: n, pos: n, route: "item", action: Action::Updated, data: Arc::from("{}") }
+    }
+}
+
 /// One connection's outbound queue, as the fan-out sees it.
 pub(crate) trait Sink: Send + Sync + 'static {
     /// Queues a frame without waiting; the live fan-out uses this, so one
