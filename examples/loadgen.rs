@@ -636,12 +636,29 @@ fn subscribe_request(driver: Driver) -> &'static str {
     }
 }
 
+/// The client's send time for the `update` driver, strictly increasing: an
+/// `updated` event carries only the fields that changed, so two updates
+/// stamped in the same microsecond (back to back in the open loop) would
+/// send the second without its `sent_at_us`.
+fn stamp() -> u64 {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = now_us();
+    let mut last = LAST.load(SeqCst);
+    loop {
+        let next = now.max(last + 1);
+        match LAST.compare_exchange(last, next, SeqCst, SeqCst) {
+            Ok(_) => return next,
+            Err(seen) => last = seen,
+        }
+    }
+}
+
 fn write_request(driver: Driver, k: usize) -> String {
     match driver {
         Driver::Bump => format!(r#"{{"id":{k},"route":"item","verb":"bump","args":{{"id":1,"n":{k}}}}}"#),
         Driver::Update => format!(
             r#"{{"id":{k},"route":"item","verb":"update","args":{{"id":1,"data":{{"text":"update {k}","sent_at_us":{}}}}}}}"#,
-            now_us()
+            stamp()
         ),
         // A channel message has no sub or seq of its own: the publisher
         // numbers them (k + 1, as an update's event seq) so the loss and
