@@ -96,8 +96,8 @@ impl Deliveries {
                 bytes += wire_size(&frame);
                 match frame {
                     Outbound::Frame(text) => wire.text(text),
-                    Outbound::Event { sub, seq, pos, route, action, data } => {
-                        wire.event(sub, seq, pos, route, action, &data)
+                    Outbound::Event { sub, seq, event } => {
+                        wire.event(sub, seq, event.pos, event.route, event.action, &event.data)
                     }
                 }
             }

@@ -132,9 +132,9 @@ pub(crate) async fn serve(mut socket: Socket<Io>, app: Arc<AppCore>, identity: I
                         batch_bytes += wire_size(&frame);
                         match frame {
                             Outbound::Frame(text) => socket.wire().text(text),
-                            Outbound::Event { sub, seq, pos, route, action, data } => {
+                            Outbound::Event { sub, seq, event } => {
                                 sent.events += 1;
-                                socket.wire().event(sub, seq, pos, route, action, &data)
+                                socket.wire().event(sub, seq, event.pos, event.route, event.action, &event.data)
                             }
                         }
                     }

@@ -66,7 +66,7 @@ struct Queue {
 pub(crate) fn wire_size(frame: &Outbound) -> usize {
     match frame {
         Outbound::Frame(text) => text.len(),
-        Outbound::Event { route, data, .. } => crate::protocol::EVENT_HEAD_BYTES + route.len() + data.len(),
+        Outbound::Event { event, .. } => crate::protocol::EVENT_HEAD_BYTES + event.route.len() + event.data.len(),
     }
 }
 

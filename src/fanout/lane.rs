@@ -163,7 +163,7 @@ impl Lane {
                 }
                 let Some(action) = change.action_for(&self.filter) else { return };
                 let Some(data) = change.payload(action) else { return };
-                let delivery = Delivery { pos: change.pos, action, data };
+                let delivery = Arc::new(Delivery { pos: change.pos, route: change.route, action, data });
                 for member in members.iter() {
                     member.deliver(&delivery);
                 }

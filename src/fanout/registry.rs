@@ -181,7 +181,7 @@ impl Registry {
             }
             let Some(action) = change.action_for(&group.filter) else { return };
             let Some(data) = change.payload(action) else { return };
-            let delivery = Delivery { pos: change.pos, action, data };
+            let delivery = Arc::new(Delivery { pos: change.pos, route: change.route, action, data });
             for member in &group.members {
                 member.deliver(&delivery);
             }

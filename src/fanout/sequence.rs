@@ -102,14 +102,7 @@ async fn catch_up(fanout: &Fanout, sub: &Arc<Subscription>, mut catching: CatchU
         match catching.next(sub) {
             Action::Done => return Ok(()),
             Action::Send(seq, d) => {
-                let event = Outbound::Event {
-                    sub: sub.id,
-                    seq,
-                    pos: d.pos,
-                    route: sub.route(),
-                    action: d.action,
-                    data: d.data,
-                };
+                let event = Outbound::Event { sub: sub.id, seq, event: d };
                 if !sub.sink.send(event).await {
                     return Ok(());
                 }
@@ -144,7 +137,7 @@ pub(crate) struct CatchUp {
 }
 
 enum Queued {
-    Event(Delivery),
+    Event(Arc<Delivery>),
     Through(u64),
 }
 
@@ -152,7 +145,7 @@ enum Queued {
 #[derive(Debug)]
 pub(crate) enum Action {
     /// Queue this event (sequence number, change) with backpressure.
-    Send(u64, Delivery),
+    Send(u64, Arc<Delivery>),
     /// Ask the hub to start the route's stream after this position.
     StartStream(u64),
     /// Read history after this position and hand it to [`CatchUp::history`].
@@ -206,9 +199,10 @@ impl CatchUp {
             let change = catalog
                 .decode_body(sub.route(), body)
                 .map_err(|e| format!("history entry {pos} of {} is unreadable: {e}", sub.route()))?;
-            let delivery = change
-                .action_for(&self.filter)
-                .and_then(|action| Some(Delivery { pos: change.pos, action, data: change.payload(action)? }));
+            let delivery = change.action_for(&self.filter).and_then(|action| {
+                let data = change.payload(action)?;
+                Some(Arc::new(Delivery { pos: change.pos, route: change.route, action, data }))
+            });
             self.queue.push_back(match delivery {
                 Some(d) => Queued::Event(d),
                 None => Queued::Through(*pos),

@@ -97,9 +97,12 @@ struct SimSink(Mutex<Vec<Frame>>);
 impl Sink for SimSink {
     fn push(&self, frame: Outbound) -> bool {
         let frame = match frame {
-            Outbound::Event { seq, pos, action, data, .. } => {
-                Frame::Event { seq, pos, action, data: serde_json::from_str(&data).unwrap() }
-            }
+            Outbound::Event { seq, event, .. } => Frame::Event {
+                seq,
+                pos: event.pos,
+                action: event.action,
+                data: serde_json::from_str(&event.data).unwrap(),
+            },
             Outbound::Frame(text) if text.contains("\"gap\"") => Frame::Gap,
             Outbound::Frame(text) => Frame::Reply(text.parse().unwrap()),
         };
@@ -366,14 +369,7 @@ impl Sim {
             Phase::CatchingUp(catching) => match traced(trace, client.sub.id, catching.next(&client.sub)) {
                 Action::Done => client.phase = if client.sub.is_closed() { Phase::Gone } else { Phase::Live },
                 Action::Send(seq, d) => {
-                    let event = Outbound::Event {
-                        sub: client.sub.id,
-                        seq,
-                        pos: d.pos,
-                        route: Item::ROUTE,
-                        action: d.action,
-                        data: d.data,
-                    };
+                    let event = Outbound::Event { sub: client.sub.id, seq, event: d };
                     client.sink.push(event);
                 }
                 Action::StartStream(fence) => {

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 
+use super::subscription::Delivery;
+#[cfg(test)]
 use crate::change::Action;
 use crate::protocol;
 
@@ -15,20 +17,16 @@ pub(crate) enum Outbound {
     /// A finished frame (a reply, a `gap`).
     Frame(String),
     /// A change for one subscription; the frame is written by the
-    /// connection's own task around the shared `data`.
+    /// connection's own task around the shared payload.
     Event {
         /// The subscription.
         sub: u64,
         /// Its sequence number: 1, 2, 3, ... per subscription.
         seq: u64,
-        /// The change's commit position.
-        pos: u64,
-        /// The route.
-        route: &'static str,
-        /// What happened, relative to the subscription.
-        action: Action,
-        /// The serialized payload, shared with other subscribers.
-        data: Arc<str>,
+        /// The change's position, route, action relative to the
+        /// subscription and serialized payload, shared with the other
+        /// subscriptions of its group.
+        event: Arc<Delivery>,
     },
 }
 
@@ -37,8 +35,8 @@ impl Outbound {
     pub(crate) fn into_text(self) -> String {
         match self {
             Outbound::Frame(text) => text,
-            Outbound::Event { sub, seq, pos, route, action, data } => {
-                protocol::event_frame(sub, seq, pos, route, action, &data)
+            Outbound::Event { sub, seq, event } => {
+                protocol::event_frame(sub, seq, event.pos, event.route, event.action, &event.data)
             }
         }
     }
@@ -48,7 +46,8 @@ impl Outbound {
 impl Outbound {
     /// An `updated` event of subscription 1, numbered `n`, for tests.
     pub(crate) fn test_event(n: u64) -> Outbound {
-        Outbound::Event { sub: 1, seq: n, pos: n, route: "item", action: Action::Updated, data: Arc::from("{}") }
+        let event = Delivery { pos: n, route: "item", action: Action::Updated, data: Arc::from("{}") };
+        Outbound::Event { sub: 1, seq: n, event: Arc::new(event) }
     }
 }
 
@@ -84,5 +83,17 @@ impl Sink for Nowhere {
 
     fn send(&self, _frame: Outbound) -> BoxFuture<'_, bool> {
         Box::pin(std::future::ready(true))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_queued_for_a_subscriber_is_half_a_cache_line() {
+        // The fan-out thread writes one per subscriber and the connection's
+        // task reads it on another core: two to a line halves the misses.
+        assert_eq!(std::mem::size_of::<Outbound>(), 32);
     }
 }

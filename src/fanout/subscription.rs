@@ -48,10 +48,15 @@ impl std::fmt::Debug for Subscription {
     }
 }
 
-/// A change as one subscription is told it.
-#[derive(Debug, Clone)]
+/// A change as one subscription is told it: made once per change and
+/// group and shared, behind an `Arc`, by the event frames of every
+/// subscription in the group, so an event queued for one subscriber is its
+/// two numbers and a pointer (32 bytes: two to a cache line, where the
+/// fan-out thread writes and the connection's task reads them).
+#[derive(Debug)]
 pub(crate) struct Delivery {
     pub(crate) pos: u64,
+    pub(crate) route: &'static str,
     pub(crate) action: Action,
     pub(crate) data: Arc<str>,
 }
@@ -73,7 +78,7 @@ struct Start {
     /// The hub has buffered every change after this position that concerns
     /// the subscription; `None` while the route's stream has no start yet.
     feed: Option<u64>,
-    buffer: Vec<Delivery>,
+    buffer: Vec<Arc<Delivery>>,
     /// The buffer overflowed and was dropped.
     overflowed: bool,
 }
@@ -90,7 +95,7 @@ pub(crate) enum Step {
     /// stream: read them from history, up to its head.
     History,
     /// Send these buffered changes (all after `through`, in order), then ask again.
-    Send(Vec<Delivery>),
+    Send(Vec<Arc<Delivery>>),
     /// The subscription is live; everything it needed was sent.
     Live,
 }
@@ -180,7 +185,7 @@ impl Subscription {
     }
 
     /// A change, in position order, that concerns the subscription.
-    pub(crate) fn deliver(&self, delivery: &Delivery) {
+    pub(crate) fn deliver(&self, delivery: &Arc<Delivery>) {
         let mut state = self.state.lock();
         match &mut *state {
             State::Starting(start) if start.overflowed => {}
@@ -192,14 +197,7 @@ impl Subscription {
             State::Live { through, .. } if delivery.pos <= *through => {}
             State::Live { seq, .. } => {
                 *seq += 1;
-                let event = Outbound::Event {
-                    sub: self.id,
-                    seq: *seq,
-                    pos: delivery.pos,
-                    route: self.route,
-                    action: delivery.action,
-                    data: delivery.data.clone(),
-                };
+                let event = Outbound::Event { sub: self.id, seq: *seq, event: delivery.clone() };
                 if !self.sink.push(event) {
                     *state = State::Closed;
                 }
@@ -287,7 +285,7 @@ pub(crate) mod tests {
                 return false;
             }
             let text = match frame {
-                Outbound::Event { seq, pos, action, .. } => format!("pos {pos} seq {seq} {}", action.as_str()),
+                Outbound::Event { seq, event, .. } => format!("pos {} seq {seq} {}", event.pos, event.action.as_str()),
                 Outbound::Frame(text) if text.contains("\"gap\"") => "gap".into(),
                 Outbound::Frame(text) => text,
             };
@@ -301,8 +299,8 @@ pub(crate) mod tests {
         }
     }
 
-    fn delivery(pos: u64) -> Delivery {
-        Delivery { pos, action: Action::Created, data: Arc::from("{}") }
+    fn delivery(pos: u64) -> Arc<Delivery> {
+        Arc::new(Delivery { pos, route: "item", action: Action::Created, data: Arc::from("{}") })
     }
 
     fn subscription(sink: Arc<Recorder>) -> Subscription {
