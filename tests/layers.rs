@@ -56,11 +56,13 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The top-level module a file of `src/` belongs to (`None` for lib.rs).
+/// The top-level module a file of `src/` belongs to (`None` for lib.rs);
+/// `x_tests.rs` holds the unit tests of `x` (`#[path]`), so it is `x`'s.
 fn module_of(src: &Path, file: &Path) -> Option<String> {
     let rel = file.strip_prefix(src).unwrap();
     let first = rel.components().next()?.as_os_str().to_str()?.to_owned();
-    let name = first.strip_suffix(".rs").unwrap_or(&first).to_owned();
+    let name = first.strip_suffix(".rs").unwrap_or(&first);
+    let name = name.strip_suffix("_tests").unwrap_or(name).to_owned();
     (name != "lib").then_some(name)
 }
 
