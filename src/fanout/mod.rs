@@ -7,13 +7,16 @@
 //! - [`subscription`]: one subscription's state, and [`sequence`]: the one
 //!   way a subscription starts, for `subscribe` and `resume` alike;
 //! - [`sink`]: what events are delivered to (the transport's outbox);
-//! - [`window`]: ordered, limited subscriptions, refreshed per route.
+//! - [`window`]: ordered, limited subscriptions, refreshed per route;
+//! - [`catalog`]: the routes served here, and how a change from history or
+//!   another process is decoded.
 //!
 //! The fan-out sits on the store (it reads history through [`History`],
 //! which [`Db`] implements) and under the brokers, which carry changes
 //! between processes through the [`Broker`] trait defined here and feed the
 //! hub through an [`Upstream`].
 
+pub(crate) mod catalog;
 pub(crate) mod hub;
 pub(crate) mod hubs;
 pub(crate) mod index;
@@ -38,13 +41,13 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::change::Change;
 use crate::error::Error;
-use crate::model::Model;
 use crate::store::history::Page;
 use crate::store::{CommitSink, Db};
 use hub::Command;
 use hubs::Hubs;
 use subscription::Subscription;
 
+pub(crate) use catalog::{Catalog, RouteInfo};
 pub use registry::RouteStats;
 
 /// Carries committed changes between processes serving one database.
@@ -149,52 +152,6 @@ impl History for Db {
     }
 }
 
-/// What the fan-out knows of a route's model.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct RouteInfo {
-    pub(crate) route: &'static str,
-    pub(crate) model: &'static crate::relation::ModelInfo,
-    /// The fields of each relation path's target, in path order: how the
-    /// rows of a change's context are decoded.
-    pub(crate) related: &'static [&'static [crate::model::FieldDef]],
-}
-
-impl RouteInfo {
-    pub(crate) fn of<M: Model>() -> Self {
-        RouteInfo { route: M::ROUTE, model: M::info(), related: &crate::relation::paths(M::info()).targets }
-    }
-}
-
-/// The routes served here: what a change from history or another process
-/// is decoded with.
-#[derive(Debug, Default)]
-pub(crate) struct Catalog(HashMap<&'static str, RouteInfo>);
-
-impl Catalog {
-    pub(crate) fn insert(&mut self, info: RouteInfo) {
-        self.0.insert(info.route, info);
-    }
-
-    /// The routes served here.
-    pub(crate) fn routes(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.0.keys().copied()
-    }
-
-    /// Decodes a change in its wire form (`Change::to_wire`); `None` for a
-    /// route not served here.
-    pub(crate) fn decode(&self, wire: &serde_json::Value) -> Option<Result<Change, String>> {
-        let info = wire["route"].as_str().and_then(|r| self.0.get(r))?;
-        Some(Change::from_wire_of(wire, info.model, info.related))
-    }
-
-    /// Decodes a history entry of `route`.
-    pub(crate) fn decode_body(&self, route: &str, body: &str) -> Result<Change, String> {
-        let info = self.0.get(route).ok_or_else(|| format!("route {route} is not served here"))?;
-        let wire: serde_json::Value = serde_json::from_str(body).map_err(|e| e.to_string())?;
-        Change::from_wire_of(&wire, info.model, info.related)
-    }
-}
-
 /// Subscription counts per route, published by the hub for everyone else
 /// (the broker releasing channels nobody watches, the app's stats), and
 /// the hubs' repairs, for metrics.
@@ -290,7 +247,7 @@ struct Shared {
 
 impl std::fmt::Debug for Fanout {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Fanout").field("routes", &self.shared.catalog.0.len()).finish()
+        f.debug_struct("Fanout").field("routes", &self.shared.catalog.routes().count()).finish()
     }
 }
 
@@ -433,101 +390,4 @@ impl Fanout {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    pub(super) struct Quiet;
-
-    impl Broker for Quiet {
-        fn publish(&self, _changes: &[Change]) {}
-
-        fn listen(&self, _route: &'static str) -> BoxFuture<'static, ()> {
-            Box::pin(std::future::ready(()))
-        }
-    }
-
-    pub(super) struct NoHistory;
-
-    impl History for NoHistory {
-        fn page(&self, _route: &'static str, _after: u64, _limit: usize) -> Result<Page, Error> {
-            Err(Error::Internal("no history here".into()))
-        }
-    }
-
-    #[allow(dead_code)]
-    #[derive(crate::Model)]
-    #[wyrm(route = "item")]
-    struct Item {
-        id: i32,
-    }
-
-    #[allow(dead_code)]
-    #[derive(crate::Model)]
-    #[wyrm(route = "other")]
-    struct Other {
-        id: i32,
-    }
-
-    fn change<M: Model>() -> Change {
-        let row: crate::model::Row = vec![crate::model::Value::Int(1)].into();
-        Change::new(M::ROUTE, M::FIELDS, 0, None, Some(row))
-    }
-
-    #[test]
-    fn changes_from_another_process_are_dropped_not_waited_for_when_the_hub_queue_is_full() {
-        let (hub, mut commands) = mpsc::channel(1);
-        let upstream =
-            Upstream { hubs: Hubs::of([(Item::ROUTE, hub)]), catalog: Arc::default(), watch: Arc::default() };
-        upstream.offer(vec![change::<Item>()]);
-        upstream.offer(vec![change::<Item>()]); // full: dropped at once (history fills the hole later)
-        assert!(matches!(commands.try_recv(), Ok(Command::Changes(_))));
-        assert!(commands.try_recv().is_err(), "the second batch was dropped");
-    }
-
-    #[test]
-    fn each_route_s_changes_go_to_its_own_hub_in_commit_order() {
-        let (item_hub, mut items) = mpsc::channel(8);
-        let (other_hub, mut others) = mpsc::channel(8);
-        let hubs = Hubs::of([(Item::ROUTE, item_hub), (Other::ROUTE, other_hub)]);
-        let mut commit = Vec::new();
-        for (n, mut c) in [change::<Item>(), change::<Other>(), change::<Item>()].into_iter().enumerate() {
-            c.pos = n as u64 + 1;
-            commit.push(c);
-        }
-        let upstream = Upstream { hubs, catalog: Arc::default(), watch: Arc::default() };
-        upstream.offer(commit);
-        let positions = |command| match command {
-            Ok(Command::Changes(changes)) => changes.iter().map(|c| (c.route, c.pos)).collect::<Vec<_>>(),
-            _ => panic!("expected changes"),
-        };
-        assert_eq!(positions(items.try_recv()), [(Item::ROUTE, 1), (Item::ROUTE, 3)]);
-        assert_eq!(positions(others.try_recv()), [(Other::ROUTE, 2)]);
-    }
-
-    #[test]
-    fn a_commit_waits_for_room_in_the_hub_queue() {
-        let (hub, mut commands) = mpsc::channel(1);
-        let fanout = Fanout {
-            shared: Arc::new(Shared {
-                hubs: Hubs::of([(Item::ROUTE, hub)]),
-                broker: Arc::new(Quiet),
-                catalog: Arc::default(),
-                watch: Arc::default(),
-                history: Arc::new(NoHistory),
-                epoch: 1,
-                next_id: AtomicU64::new(1),
-            }),
-        };
-        fanout.committed(vec![change::<Item>()]);
-        let (done_tx, done) = std::sync::mpsc::channel();
-        let writer = std::thread::spawn(move || {
-            fanout.committed(vec![change::<Item>()]); // the queue is full: waits
-            done_tx.send(()).unwrap();
-        });
-        assert!(done.recv_timeout(Duration::from_millis(200)).is_err(), "the second commit waits for room");
-        assert!(matches!(commands.blocking_recv(), Some(Command::Changes(_))));
-        done.recv_timeout(Duration::from_secs(5)).expect("room made: the commit goes through");
-        writer.join().unwrap();
-        assert!(matches!(commands.blocking_recv(), Some(Command::Changes(_))));
-    }
-}
+mod tests;
