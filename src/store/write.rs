@@ -5,10 +5,11 @@ use std::any::TypeId;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::conn::{Conn, Persist};
+use super::graph::Graph;
 use super::keys::{self, KeyClaim};
 use super::positions;
 use super::query::{columns, get_by_id, load_statement, select, server_filter_for, Lock};
-use super::related::{self, Graph};
+use super::related;
 use super::statements::{self, Shape};
 use crate::change::Change;
 use crate::error::Error;
