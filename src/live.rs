@@ -1,7 +1,7 @@
 //! The presence and channel verbs clients send (`$presence` and `$channel`
 //! requests), the app's hooks that authorize them per topic or channel
 //! pattern and identity, and server code's publishing. The registries they
-//! drive are in [`crate::presence`]; this module decides who may do what.
+//! drive are in `crate::presence`; this module decides who may do what.
 
 use std::sync::Arc;
 

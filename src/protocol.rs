@@ -123,7 +123,7 @@ pub fn error_reply(id: &serde_json::Value, error: &Error) -> String {
 
 /// `{"type":"event","sub":..,"seq":..,"pos":..,"route":..,"action":..,"data":..}`.
 /// `data` is already-serialized JSON shared between subscribers; only the
-/// small head ([`event_head`]) is written per subscriber.
+/// small head (`event_head`) is written per subscriber.
 pub fn event_frame(sub: u64, seq: u64, pos: u64, route: &str, action: Action, data: &str) -> String {
     let mut frame = Vec::with_capacity(EVENT_HEAD_BYTES + route.len() + data.len());
     event_head(&mut frame, sub, seq, pos, route, action);

@@ -34,7 +34,7 @@ pub(crate) const SETUP_LOCK: i64 = 2004448621;
 /// The SQL dialect a filter is rendered for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Dialect {
-    /// SQLite 3.35 or later, with [`register_sqlite_functions`](super::fold::register_sqlite_functions)
+    /// SQLite 3.35 or later, with [`register_sqlite_functions`](crate::sql::fold::register_sqlite_functions)
     /// applied to the connection.
     Sqlite,
     /// PostgreSQL 11 or later, in a UTF8 database where wyrmhole has

@@ -9,7 +9,7 @@
 //! succeeds on one database succeeds on the other.
 //!
 //! The store knows nothing of subscriptions, hubs or brokers: the changes a
-//! write transaction makes are numbered inside it (see [`positions`]) and,
+//! write transaction makes are numbered inside it (see `positions`) and,
 //! once `COMMIT` succeeded, handed to a [`CommitSink`] (the fan-out, set by
 //! [`crate::Wyrmhole`]), still inside the write queue, so this process hands
 //! them on in commit order. A rolled-back write hands on nothing.
