@@ -22,9 +22,10 @@
 //! refused (HTTP 401), and no token is the shared guest board. A list is
 //! seen by its members: its creator, and whoever the creator shares it with
 //! by name (`share {"list_id": 1, "user": "bob"}` on `todo-list`, undone by
-//! `unshare`); every guest is one user (0), so guests share the lists guests
-//! create. Sharing shows the list and its items in the other user's page at
-//! once, unsharing takes them away. A real app checks a session in `sign_in`.
+//! `unshare`, or by the member with `leave {"list_id": 1}`); every guest is
+//! one user (0), so guests share the lists guests create. Sharing shows the
+//! list and its items in the other user's page at once, unsharing or leaving
+//! takes them away. A real app checks a session in `sign_in`.
 //!
 //! It serves the page (`examples/todo/`), the JS client (served by wyrmhole at
 //! `/wyrmhole.js` and `/wyrmhole/*.js`), the WebSocket at `/ws`, and a tiny "admin" HTTP API that
@@ -293,9 +294,10 @@ fn app(db: Db) -> Builder {
                 .verb("delete_with_items", delete_with_items)
                 .write_verb("share", share)
                 .write_verb("unshare", unshare)
-                // Guests may add and rename lists of their board, not delete
-                // or share them.
-                .login_required(&["delete", "delete_with_items", "share", "unshare"]),
+                .write_verb("leave", leave)
+                // Guests may add and rename lists of their board, not delete,
+                // share or leave them.
+                .login_required(&["delete", "delete_with_items", "share", "unshare", "leave"]),
         )
         .route(
             Route::<TodoItem>::new()
@@ -326,7 +328,7 @@ fn app(db: Db) -> Builder {
 
 #[path = "todo/verbs.rs"]
 mod verbs;
-use verbs::{add_member, clear_done, delete_with_items, owner_only, remove_members, share, unshare};
+use verbs::{add_member, clear_done, delete_with_items, leave, owner_only, remove_members, share, unshare};
 
 #[path = "todo/http.rs"]
 mod http;

@@ -153,6 +153,8 @@ function renderLists() {
   $("rename-list").hidden = !isOwner(list);
   $("delete-list").hidden = !me.name || !isOwner(list);
   $("share").hidden = !me.name || !isOwner(list);
+  // A member leaves a list shared with them; the owner deletes theirs.
+  $("leave-list").hidden = !me.name || list == null || isOwner(list);
   renderMembers();
 }
 
@@ -209,6 +211,13 @@ $("delete-list").addEventListener("click", async () => {
     showError(err);
   }
 });
+// Leave: the list (and its items) leaves this page when the server says so.
+$("leave-list").addEventListener("click", () => {
+  const listId = selectedListId();
+  if (listId == null || !lists) return;
+  report(lists.write("leave", { list_id: listId }));
+});
+
 function resetDelete() {
   clearTimeout(confirmTimer);
   delete $("delete-list").dataset.confirm;

@@ -1,6 +1,6 @@
 //! The to-do example's custom verbs and the membership rules they share
 //! with its routes' hooks: a list is its members'; its owner (creator)
-//! alone shares, unshares, renames and deletes it.
+//! alone shares, unshares, renames and deletes it; a member may leave it.
 
 use serde_json::json;
 use wyrmhole::{Error, Identity, Model};
@@ -28,6 +28,20 @@ pub(crate) fn remove_members(tx: &mut wyrmhole::WriteTx<'_>, list_id: i32) -> Re
         tx.delete::<ListMember>(member.id)?;
     }
     Ok(())
+}
+
+/// Deletes `user_id`'s membership of list `list_id` (`missing()` if there
+/// is none); replies with the membership's id.
+fn remove_member(
+    tx: &mut wyrmhole::WriteTx<'_>,
+    list_id: i32,
+    user_id: i64,
+    missing: impl FnOnce() -> Error,
+) -> Result<serde_json::Value, Error> {
+    let member = tx.select::<ListMember>(&json!({ "list_id": list_id, "user_id": user_id }))?;
+    let member = member.into_iter().next().ok_or_else(missing)?;
+    tx.delete::<ListMember>(member.id)?;
+    Ok(json!({ "id": member.id }))
 }
 
 /// Members may edit a list's items; sharing, renaming and deleting it are
@@ -90,13 +104,34 @@ pub(crate) async fn unshare(cx: wyrmhole::VerbContext, args: serde_json::Value) 
         if target == list.owner_id {
             return Err(Error::bad_arg("user", "is the list's owner, who stays a member"));
         }
-        let member = tx.select::<ListMember>(&json!({ "list_id": list.id, "user_id": target }))?;
-        let member = member
-            .into_iter()
-            .next()
-            .ok_or_else(|| Error::NotFound { route: ListMember::ROUTE.into(), id: user.clone() })?;
-        tx.delete::<ListMember>(member.id)?;
-        Ok(json!({ "id": member.id }))
+        remove_member(tx, list.id, target, || Error::NotFound { route: ListMember::ROUTE.into(), id: user.clone() })
+    })
+    .await
+}
+
+/// The argument `{"list_id": N}` of `leave` and `clear_done`, and nothing else.
+fn list_id_arg(args: &serde_json::Value) -> Result<i64, Error> {
+    let list_id = match args {
+        serde_json::Value::Object(o) if o.len() == 1 => o.get("list_id").and_then(|v| v.as_i64()),
+        _ => None,
+    };
+    list_id.ok_or_else(|| Error::bad_arg("list_id", "is required (a list id), and nothing else"))
+}
+
+/// `leave {list_id}`: a member (not the owner) stops being one; the list
+/// and its items leave their page, and the other members see them go.
+pub(crate) async fn leave(cx: wyrmhole::VerbContext, args: serde_json::Value) -> Result<serde_json::Value, Error> {
+    let list_id = list_id_arg(&args)?;
+    let who = cx.identity.clone();
+    cx.write(move |tx| {
+        let list = member_list(tx, list_id, &who)?;
+        if list.owner_id == uid(&who) {
+            return Err(Error::bad_arg("list_id", "is your own list: delete it instead"));
+        }
+        remove_member(tx, list.id, uid(&who), || Error::NotFound {
+            route: TodoList::ROUTE.into(),
+            id: list_id.to_string(),
+        })
     })
     .await
 }
@@ -104,11 +139,7 @@ pub(crate) async fn unshare(cx: wyrmhole::VerbContext, args: serde_json::Value) 
 /// `clear_done {list_id}`: deletes the done items of one of the caller's
 /// lists in one transaction; each delete is published like any other.
 pub(crate) async fn clear_done(cx: wyrmhole::VerbContext, args: serde_json::Value) -> Result<serde_json::Value, Error> {
-    let list_id = match &args {
-        serde_json::Value::Object(o) if o.len() == 1 => o.get("list_id").and_then(|v| v.as_i64()),
-        _ => None,
-    };
-    let list_id = list_id.ok_or_else(|| Error::bad_arg("list_id", "is required (a list id), and nothing else"))?;
+    let list_id = list_id_arg(&args)?;
     let me = uid(&cx.identity);
     cx.db
         .write(move |tx| {

@@ -2,7 +2,8 @@
 // shares a list with bob by name and it appears in bob's open page with its
 // items, live; bob's edits reach alice; when alice unshares, the list leaves
 // bob's page and nothing alice does to it afterwards reaches bob; a guest
-// sees none of it. No page is ever reloaded.
+// sees none of it; bob leaves a list shared with him. No page is ever
+// reloaded.
 //
 // Its own server and browser, apart from the other browser tests.
 
@@ -230,6 +231,36 @@ test("unsharing takes the list from bob's page, and nothing of it reaches him af
   assert.deepEqual(await listNames(bob), ["Later"]);
 
   for (const page of [alice, bob, guest]) assert.equal(await page.evaluate(() => window.sameDocument), true);
+  assert.deepEqual(pageErrors, []);
+});
+
+test("a member leaves a shared list: it leaves their page, and the owner sees them go", TEST, async () => {
+  const later = await alice.evaluate(() => Number(new URL(location.href).hash.split("=")[1]));
+  await go(bob, later);
+  await bob.waitForSelector("#list-name:text('Later')", WAIT);
+  // Members may leave; the owner deletes instead.
+  await bob.waitForSelector("#leave-list:not([hidden])", WAIT);
+  assert.equal(await alice.isVisible("#leave-list"), false);
+  const code = (page, id) =>
+    page.evaluate(
+      (id) => window.todo.client.route("todo-list").call("leave", { list_id: id }).then(() => "ok", (e) => e.code),
+      id,
+    );
+  assert.equal(await code(alice, later), "bad_args", "the owner cannot leave her own list");
+  assert.equal(await code(guest, later), "login_required");
+
+  await bob.click("#leave-list");
+  await bob.waitForFunction((id) => !document.querySelector(`#lists a[data-id="${id}"]`), later, WAIT);
+  await bob.waitForSelector("#gone:not([hidden])", WAIT);
+  await bob.waitForFunction(() => window.allItems.size === 0, null, WAIT);
+  await alice.waitForFunction(() => !document.querySelector('#members li[data-name="bob"]'), null, WAIT);
+  assert.deepEqual(await memberNames(alice), ["alice"]);
+  assert.deepEqual(await listNames(bob), []);
+  // Gone means gone: leaving again, or anything else on it, is not_found.
+  assert.equal(await code(bob, later), "not_found");
+  await addItem(alice, "after bob left");
+  assert.deepEqual(await bob.evaluate(() => window.allItems.items.map((i) => i.text)), []);
+  for (const page of [alice, bob]) assert.equal(await page.evaluate(() => window.sameDocument), true);
   assert.deepEqual(pageErrors, []);
 });
 
