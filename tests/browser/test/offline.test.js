@@ -12,11 +12,10 @@
 
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { chromium } from "playwright-core";
+import { launchChromium } from "../chromium.js";
 
 import { startServer, tempDb } from "../../../js-client/test-support/server.js";
 
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const WAIT = { timeout: 20_000 };
 
 let server, db, browser;
@@ -24,7 +23,7 @@ let server, db, browser;
 before(async () => {
   db = tempDb();
   server = await startServer({ db: db.path });
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox", "--disable-gpu"] });
+  browser = await launchChromium();
 });
 
 after(async () => {

@@ -9,11 +9,10 @@
 
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { chromium } from "playwright-core";
+import { launchChromium } from "../chromium.js";
 
 import { startServer, tempDb } from "../../../js-client/test-support/server.js";
 
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const WAIT = { timeout: 10_000 };
 const TEST = { timeout: 60_000 };
 
@@ -24,11 +23,7 @@ const pageErrors = [];
 before(async () => {
   db = tempDb();
   server = await startServer({ db: db.path });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {

@@ -11,11 +11,10 @@ import { execFile } from "node:child_process";
 import { createServer } from "node:http";
 import { after, before, test } from "node:test";
 import { promisify } from "node:util";
-import { chromium } from "playwright-core";
+import { launchChromium } from "../chromium.js";
 
 import { BINARY, startServer, tempDb } from "../../../js-client/test-support/server.js";
 
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const WAIT = { timeout: 10_000 };
 const TEST = { timeout: 60_000 };
 /** The bar for a burst: 300 events shown within 300 ms. */
@@ -60,11 +59,7 @@ before(async () => {
   allowed = await originServer(crossOriginPage);
   foreign = await originServer(crossOriginPage);
   server = await startServer({ db: db.path, env: { WYRM_ORIGINS: allowed.url } });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {

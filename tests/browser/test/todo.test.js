@@ -9,11 +9,10 @@ import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { launchChromium } from "../chromium.js";
 
 import { startServer, tempDb } from "../../../js-client/test-support/server.js";
 
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const ARTIFACTS = fileURLToPath(new URL("../../../test-artifacts/", import.meta.url));
 const WAIT = { timeout: 10_000 }; // one wait for the page
 const TEST = { timeout: 45_000 }; // one test: several waits
@@ -25,18 +24,7 @@ before(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
   db = tempDb();
   server = await startServer({ db: db.path });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-    ],
-  });
+  browser = await launchChromium();
   alice = await openPage("alice");
   bob = await openPage("bob");
 });
