@@ -35,34 +35,21 @@ pub(crate) fn whoami() -> warp::filters::BoxedFilter<(Response,)> {
 /// `POST /admin/items/bulk {"list_id", "count", "text"}`: `count` items
 /// (at most 1000) in one transaction, so that every browser gets them as
 /// one burst of events (the browser test's render-time check).
-fn bulk(db: Db) -> warp::filters::BoxedFilter<(Response,)> {
-    let body = warp::body::content_length_limit(64 * 1024).and(warp::body::bytes());
-    warp::path!("admin" / "items" / "bulk")
-        .and(warp::post())
-        .and(body)
-        .then(move |body: Bytes| {
-            let db = db.clone();
-            async move {
-                respond(parse(&body).map(|data| async move {
-                    let count = data.get("count").and_then(|c| c.as_u64()).filter(|c| (1..=1000).contains(c));
-                    let count = count.ok_or_else(|| Error::bad_arg("count", "must be 1 to 1000"))?;
-                    let text = data.get("text").and_then(|t| t.as_str()).unwrap_or("item").to_owned();
-                    let list_id = data.get("list_id").cloned().unwrap_or_default();
-                    db.write(move |tx| {
-                        let template = json!({ "list_id": list_id, "done": false });
-                        for i in 1..=count {
-                            let mut row = template.clone();
-                            row["text"] = json!(format!("{text} {i}"));
-                            tx.insert::<TodoItem>(&row)?;
-                        }
-                        Ok(json!({ "created": count }))
-                    })
-                    .await
-                }))
-                .await
-            }
-        })
-        .boxed()
+async fn bulk_items(db: Db, data: serde_json::Value) -> Result<serde_json::Value, Error> {
+    let count = data.get("count").and_then(|c| c.as_u64()).filter(|c| (1..=1000).contains(c));
+    let count = count.ok_or_else(|| Error::bad_arg("count", "must be 1 to 1000"))?;
+    let text = data.get("text").and_then(|t| t.as_str()).unwrap_or("item").to_owned();
+    let list_id = data.get("list_id").cloned().unwrap_or_default();
+    db.write(move |tx| {
+        let template = json!({ "list_id": list_id, "done": false });
+        for i in 1..=count {
+            let mut row = template.clone();
+            row["text"] = json!(format!("{text} {i}"));
+            tx.insert::<TodoItem>(&row)?;
+        }
+        Ok(json!({ "created": count }))
+    })
+    .await
 }
 
 /// Static files, embedded so the binary runs from anywhere.
@@ -97,28 +84,15 @@ pub(crate) fn assets() -> warp::filters::BoxedFilter<(Response,)> {
 
 /// `POST /admin/lists {"name"}`: a list on the guests' board (owner 0,
 /// guests its members), published like a guest's create.
-fn new_list(db: Db) -> warp::filters::BoxedFilter<(Response,)> {
-    let body = warp::body::content_length_limit(64 * 1024).and(warp::body::bytes());
-    warp::path!("admin" / "lists")
-        .and(warp::post())
-        .and(body)
-        .then(move |body: Bytes| {
-            let db = db.clone();
-            async move {
-                respond(parse(&body).map(|data| async move {
-                    let name = data.get("name").cloned().unwrap_or_default();
-                    db.write(move |tx| {
-                        let list = tx.insert::<TodoList>(&json!({ "name": name, "owner_id": 0 }))?;
-                        check_list(&list).map_err(Error::ValidationFailed)?;
-                        add_member(tx, list.id, 0, "guest")?;
-                        Ok(published(&list))
-                    })
-                    .await
-                }))
-                .await
-            }
-        })
-        .boxed()
+async fn guest_list(db: Db, data: serde_json::Value) -> Result<serde_json::Value, Error> {
+    let name = data.get("name").cloned().unwrap_or_default();
+    db.write(move |tx| {
+        let list = tx.insert::<TodoList>(&json!({ "name": name, "owner_id": 0 }))?;
+        check_list(&list).map_err(Error::ValidationFailed)?;
+        add_member(tx, list.id, 0, "guest")?;
+        Ok(published(&list))
+    })
+    .await
 }
 
 /// `POST /admin/items` creates, `POST /admin/items/<id>` updates: server-side
@@ -127,9 +101,18 @@ fn new_list(db: Db) -> warp::filters::BoxedFilter<(Response,)> {
 /// /admin/lists` adds a guests' list. No authentication: the example
 /// listens on 127.0.0.1 only.
 pub(crate) fn admin(db: Db, app: Wyrmhole) -> warp::filters::BoxedFilter<(Response,)> {
-    let (db_for_bulk, db_for_lists) = (db.clone(), db.clone());
     let with_db = warp::any().map(move || db.clone());
     let body = warp::body::content_length_limit(64 * 1024).and(warp::body::bytes());
+    let bulk = warp::path!("admin" / "items" / "bulk")
+        .and(warp::post())
+        .and(body)
+        .and(with_db.clone())
+        .then(|body: Bytes, db: Db| async move { respond(parse(&body).map(|data| bulk_items(db, data))).await });
+    let lists = warp::path!("admin" / "lists")
+        .and(warp::post())
+        .and(body)
+        .and(with_db.clone())
+        .then(|body: Bytes, db: Db| async move { respond(parse(&body).map(|data| guest_list(db, data))).await });
     let create = warp::path!("admin" / "items").and(warp::post()).and(body).and(with_db.clone()).then(
         |body: Bytes, db: Db| async move {
             respond(parse(&body).map(|data| async move {
@@ -172,8 +155,6 @@ pub(crate) fn admin(db: Db, app: Wyrmhole) -> warp::filters::BoxedFilter<(Respon
             let app = app.clone();
             async move { respond(parse(&body).map(|data| async move { pushed(app.to_user(user, &data)) })).await }
         });
-    let bulk = bulk(db_for_bulk);
-    let lists = new_list(db_for_lists);
     bulk.or(lists).unify().or(create).unify().or(update).unify().or(to_channel).unify().or(to_user).unify().boxed()
 }
 
